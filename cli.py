@@ -1,0 +1,149 @@
+"""dreamvideo command line: ``dreamvideo image|video|zoom|plan|layers ...``.
+
+Flags are generated from the settings dataclasses (the single source of defaults); the parsed
+arguments never leave this module: they are turned into those dataclasses first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from dreamvideo import __version__  # noqa: E402
+from dreamvideo.errors import DreamError  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_settings(parser, cls, skip=(), title=None):
+    """Add one flag per field of dataclass ``cls`` (bools as --x/--no-x), help and defaults from it."""
+    group = parser.add_argument_group(title or cls.__doc__.splitlines()[0] if cls.__doc__ else None)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        meta = f.metadata
+        kw = dict(dest=f"{cls.__name__}.{f.name}", default=f.default, help=meta.get("help", ""))
+        if isinstance(f.default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = meta.get("parse", type(f.default) if f.default is not None else str)
+            kw["help"] += " (default: %(default)s)"
+            if "choices" in meta:
+                kw["choices"] = meta["choices"]
+            kw["metavar"] = meta.get("metavar", f.name.split("_")[-1].upper())
+        group.add_argument(_flag(f.name), **kw)
+
+
+def settings_from(ns, cls, **fixed):
+    values = {f.name: getattr(ns, f"{cls.__name__}.{f.name}") for f in dataclasses.fields(cls)
+              if hasattr(ns, f"{cls.__name__}.{f.name}")}
+    values.update(fixed)
+    return cls(**values)
+
+
+def _positive_int(text):
+    v = int(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+    return v
+
+
+def _common(p):
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed and inputs give the same output bytes")
+    p.add_argument("--max-side", type=_positive_int, default=None, metavar="PX",
+                   help="downscale the input so its longer side is at most PX pixels")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dreamvideo.engine import DreamSettings
+    from dreamvideo.models import MODELS
+    from dreamvideo.pipeline import ModelSettings
+
+    parser = _Parser(prog="dreamvideo", description="DeepDream for moving pictures.")
+    parser.add_argument("--version", action="version", version=f"dreamvideo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("image", help="dream a still image", description="Dream a still image.")
+    p.add_argument("input", help="image file (jpg, png, webp, bmp, tiff)")
+    p.add_argument("-o", "--output", required=True, help="output image (png, jpg, webp, ...)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default: %(default)s)")
+    _common(p)
+    add_settings(p, ModelSettings, title="model and objective")
+    add_settings(p, DreamSettings, title="dream engine")
+
+    p = sub.add_parser("layers", help="list a model's dreamable layers",
+                       description=f"List dreamable layers and their channels. Models: {', '.join(MODELS)}.")
+    p.add_argument("--model", default=ModelSettings.model, help="model name or model file (default: %(default)s)")
+    p.add_argument("--weights", default="random",
+                   help="weights to load (layer names do not depend on them; default: %(default)s)")
+    p.add_argument("--filter", default="", help="only layers whose name contains this text")
+    return parser
+
+
+def _cmd_image(ns) -> int:
+    from dreamvideo.engine import DreamSettings
+    from dreamvideo.pipeline import ModelSettings, dream_image
+
+    out = dream_image(ns.input, ns.output, settings_from(ns, ModelSettings), settings_from(ns, DreamSettings),
+                      seed=ns.seed, max_side=ns.max_side, quality=ns.quality)
+    if not ns.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def _cmd_layers(ns) -> int:
+    from dreamvideo.pipeline import ModelSettings, load_feature_model
+
+    model = load_feature_model(ModelSettings(model=ns.model, weights=ns.weights, precision="float32"))
+    print(f"# {model.name}: default layers {model.default_layers}")
+    print(f"{'layer':48s} {'kind':22s} channels")
+    for info in model.layers:
+        if ns.filter in info.name:
+            print(f"{info.name:48s} {info.kind:22s} {info.channels}")
+    return 0
+
+
+COMMANDS = {"image": _cmd_image, "layers": _cmd_layers}
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage mistake, 130 interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        ns = build_parser().parse_args(argv)
+        return COMMANDS[ns.command](ns)
+    except SystemExit as e:  # --help / --version
+        return int(e.code or 0)
+    except _UsageError as e:
+        print(f"dreamvideo: error: {e}", file=sys.stderr)
+        return 2
+    except DreamError as e:
+        print(f"dreamvideo: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("dreamvideo: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("dreamvideo: error: out of memory; lower --tile-size or --max-side", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""Models to dream with: keras.applications CNNs by name, saved Keras models, and the classic
+GoogLeNet ``inception5h`` frozen graph of the original DeepDream.
+
+Convention: a :class:`FeatureModel` takes a batch of images in *unit space* — float32 RGB in
+[-1, 1] (``pixel / 127.5 - 1``), shape ``(1, H, W, 3)`` — applies the network's own preprocessing
+inside the graph, and returns a dict ``{layer_name: activation (1, h, w, C)}`` for the requested
+layers only. Working in one space for every model makes ``--step-size`` mean the same thing for
+all of them (0.01 is the keras-io DeepDream default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import sys
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DreamFailure, UserError
+
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) that ignores
+    TF_CPP_MIN_LOG_LEVEL in recent releases; DREAMVIDEO_DEBUG=1 keeps it."""
+    if os.environ.get("DREAMVIDEO_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+with _quiet_native_stderr():
+    import tensorflow as tf  # noqa: E402
+    import keras  # noqa: E402
+
+    tf.config.list_physical_devices("GPU")  # the CUDA probe prints once, here
+
+# Preprocessing from unit space [-1, 1] to what each network was trained on.
+_PREPROCESS = {
+    "tf": lambda x: x,  # Inception, MobileNet: already [-1, 1]
+    "caffe": lambda x: (x[..., ::-1] + 1.0) * 127.5 - tf.constant([103.939, 116.779, 123.68]),  # VGG, ResNet: BGR, mean
+    "raw": lambda x: (x + 1.0) * 127.5,  # EfficientNet rescales inside the model
+    "inception5h": lambda x: (x + 1.0) * 127.5 - 117.0,  # the original DeepDream graph
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named network: how to build it, its preprocessing, default layers and smallest input side."""
+
+    name: str
+    builder: str
+    preprocess: str
+    default_layers: str
+    min_side: int = 32
+
+
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        # The classic keras-io DeepDream settings.
+        ModelSpec("inception_v3", "InceptionV3", "tf", "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5", 75),
+        ModelSpec("inception_resnet_v2", "InceptionResNetV2", "tf", "mixed_5b:1.0,mixed_6a:1.5,block17_5_ac:2.0", 75),
+        ModelSpec("vgg16", "VGG16", "caffe", "block4_conv3:1.0,block5_conv2:1.0"),
+        ModelSpec("vgg19", "VGG19", "caffe", "block4_conv4:1.0,block5_conv2:1.0"),
+        ModelSpec("resnet50", "ResNet50", "caffe", "conv3_block4_out:1.0,conv4_block3_out:1.5"),
+        ModelSpec("mobilenet_v2", "MobileNetV2", "tf", "block_10_expand_relu:1.0,block_13_expand_relu:1.0"),
+        ModelSpec("efficientnet_b0", "EfficientNetB0", "raw", "block4a_expand_activation:1.0,block5a_expand_activation:1.0"),
+        ModelSpec("inception5h", "", "inception5h", "mixed4c:1.0", 32),
+    )
+}
+DEFAULT_MODEL = "inception_v3"
+INCEPTION5H_URL = "https://storage.googleapis.com/download.tensorflow.org/models/inception5h.zip"
+INCEPTION5H_PB = "tensorflow_inception_graph.pb"
+
+
+def suggest(name: str, choices) -> str:
+    """``"; did you mean a, b?"`` for the nearest valid names, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    kind: str
+    channels: int
+
+
+@dataclass
+class FeatureModel:
+    """A callable ``unit-space image batch -> {layer: activation}`` plus what the engine needs to know.
+
+    ``layers`` lists every dreamable layer (name, kind, channels); ``select(names)`` returns a model
+    that computes only up to the deepest requested layer.
+    """
+
+    name: str
+    preprocess: str
+    min_side: int
+    layers: list[LayerInfo]
+    default_layers: str
+    precision: str = "float32"
+    _keras: object = None
+    _graph_def: object = None
+    _selected: tuple = ()
+    _fn: object = field(default=None, repr=False)
+
+    def layer(self, name: str) -> LayerInfo:
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise UserError(
+            f"model {self.name} has no layer {name!r}{suggest(name, [i.name for i in self.layers])}"
+            f" (list them with: dreamvideo layers --model {self.name})"
+        )
+
+    def select(self, names) -> "FeatureModel":
+        """A copy that outputs exactly ``names`` and stops computing at the deepest of them."""
+        names = tuple(dict.fromkeys(names))
+        for n in names:
+            self.layer(n)
+        out = FeatureModel(self.name, self.preprocess, self.min_side, self.layers, self.default_layers,
+                           self.precision, self._keras, self._graph_def, names)
+        if self._keras is not None:
+            # A functional sub-model is pruned to the ops its outputs need: nothing past the deepest layer.
+            sub = keras.Model(self._keras.input, [self._keras.get_layer(n).output for n in names])
+            out._fn = lambda x: dict(zip(names, _as_list(sub(x, training=False))))
+            out._sub = sub
+        else:
+            out._fn = _graph_function(self._graph_def, names)
+        return out
+
+    def __call__(self, x):
+        """``x``: (1, H, W, 3) float32 in [-1, 1]. Returns {layer: (1, h, w, C)} in the compute dtype."""
+        if self._fn is None:
+            raise RuntimeError("call select(layers) first")
+        return self._fn(_PREPROCESS[self.preprocess](x))
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _dreamable(model) -> list[LayerInfo]:
+    out = []
+    for layer in model.layers:
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            continue
+        if len(shape) == 4 and shape[-1] and not isinstance(layer, keras.layers.InputLayer):
+            out.append(LayerInfo(layer.name, type(layer).__name__, int(shape[-1])))
+    return out
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` -> bfloat16 on a GPU or a CPU with native bf16 (AMX / AVX512-BF16), else float32."""
+    if precision not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(f"unknown precision {precision!r}; use auto, float32, bfloat16 or float16")
+    if precision != "auto":
+        return precision
+    if tf.config.list_physical_devices("GPU"):
+        return "bfloat16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    return "bfloat16" if re.search(r"\b(amx_bf16|avx512_bf16)\b", flags) else "float32"
+
+
+_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def load_model(name: str = DEFAULT_MODEL, weights: str | None = "imagenet", model_file: str | None = None,
+               precision: str = "auto") -> FeatureModel:
+    """Build a :class:`FeatureModel`.
+
+    ``name``: a key of :data:`MODELS`. ``weights``: ``"imagenet"`` (Keras download and cache),
+    ``"random"``/``None`` (untrained, for tests and speed runs), or a ``.weights.h5`` / ``.h5`` file.
+    ``model_file``: a whole ``.keras`` / ``.h5`` model (then ``name`` is only a label, preprocessing "tf"),
+    or a ``.pb`` frozen graph for inception5h.
+    """
+    precision = resolve_precision(precision)
+    if model_file is not None:
+        return _load_model_file(model_file, precision)
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}{suggest(name, MODELS)}; choose one of {', '.join(MODELS)}")
+    spec = MODELS[name]
+    if spec.name == "inception5h":
+        pb = weights if weights not in (None, "imagenet", "random") else _download_inception5h()
+        return _load_frozen_graph(pb, spec)
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(_POLICY[precision])
+    try:
+        net = _build_keras(spec, weights)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    return FeatureModel(spec.name, spec.preprocess, spec.min_side, _dreamable(net), spec.default_layers,
+                        precision, _keras=net)
+
+
+def _build_keras(spec: ModelSpec, weights):
+    build = getattr(keras.applications, spec.builder)
+    kw = dict(include_top=False, input_shape=(None, None, 3))
+    if weights in (None, "random", "none"):
+        return build(weights=None, **kw)
+    if weights == "imagenet":
+        try:
+            return build(weights="imagenet", **kw)
+        except Exception as e:  # Keras raises a bare Exception on a failed fetch
+            m = re.search(r"(https?://\S+?)(?::|\s|$)", str(e))
+            fname = m.group(1).rsplit("/", 1)[-1] if m else f"the {spec.builder} notop weights"
+            raise DreamFailure(
+                f"could not download ImageNet weights for {spec.name} (offline?): put {fname} in "
+                f"{Path(os.environ.get('KERAS_HOME', Path.home() / '.keras')) / 'models'}/ or pass --weights FILE"
+            ) from None
+    path = Path(weights)
+    if not path.is_file():
+        raise UserError(f"weights file {weights} not found; pass an existing .weights.h5/.h5 file or --weights imagenet")
+    net = build(weights=None, **kw)
+    try:
+        net.load_weights(str(path))
+        return net
+    except Exception:
+        pass
+    # A file saved from the full classifier: load it there, then copy layer by layer by name.
+    try:
+        full = build(weights=None, include_top=True)
+        full.load_weights(str(path))
+    except Exception as e:
+        raise UserError(f"cannot load weights {weights} into {spec.name}: {_first_line(e)}; "
+                        f"pass a weights file saved from keras.applications.{spec.builder}") from None
+    for layer in net.layers:
+        if layer.weights:
+            layer.set_weights(full.get_layer(layer.name).get_weights())
+    return net
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+def _load_model_file(path: str, precision: str) -> FeatureModel:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"model file {path} not found; pass a .keras, .h5 or .pb file")
+    if p.suffix == ".pb":
+        return _load_frozen_graph(str(p), MODELS["inception5h"])
+    try:
+        net = keras.saving.load_model(str(p), compile=False)
+    except Exception as e:
+        raise UserError(f"cannot load model {path}: {_first_line(e)}; pass a Keras .keras or .h5 model file") from None
+    # Any input size: rebuild the graph on a (None, None, C) input when the saved one is fixed.
+    if tuple(net.input_shape[1:3]) != (None, None):
+        try:
+            net = _resize_input(net)
+        except Exception:
+            pass
+    layers = _dreamable(net)
+    if not layers:
+        raise UserError(f"model {path} has no layer with a 4-D (image-like) output to dream on")
+    default = f"{layers[len(layers) // 2].name}:1.0"
+    return FeatureModel(p.stem, "tf", 16, layers, default, "float32", _keras=net)
+
+
+def _resize_input(net):
+    config = net.get_config()
+    config["layers"][0]["config"]["batch_shape"] = (None, None, None, net.input_shape[-1])
+    new = net.__class__.from_config(config)
+    new.set_weights(net.get_weights())
+    return new
+
+
+# ---- the original DeepDream GoogLeNet (inception5h frozen graph) ----
+
+_GRAPH_KINDS = {"Conv2D", "BiasAdd", "Relu", "Concat", "ConcatV2", "MaxPool", "AvgPool", "LRN"}
+
+
+def _download_inception5h() -> str:
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / "inception5h"
+    pb = home / INCEPTION5H_PB
+    if pb.is_file():
+        return str(pb)
+    try:
+        zpath = keras.utils.get_file("inception5h.zip", INCEPTION5H_URL, cache_dir=str(home.parent.parent),
+                                     cache_subdir="models/inception5h")
+        with zipfile.ZipFile(zpath) as z:
+            z.extract(INCEPTION5H_PB, home)
+    except Exception:
+        raise DreamFailure(f"could not download inception5h (offline?): put {INCEPTION5H_PB} in {home}/ "
+                           f"or pass --weights PATH/{INCEPTION5H_PB}") from None
+    return str(pb)
+
+
+def _read_graph_def(pb: str):
+    p = Path(pb)
+    if not p.is_file():
+        raise UserError(f"frozen graph {pb} not found; pass the path of {INCEPTION5H_PB}")
+    gd = tf.compat.v1.GraphDef()
+    try:
+        gd.ParseFromString(p.read_bytes())
+    except Exception:
+        raise UserError(f"{pb} is not a TensorFlow frozen graph (.pb); pass {INCEPTION5H_PB}") from None
+    return gd
+
+
+def _input_name(gd) -> str:
+    for node in gd.node:
+        if node.op == "Placeholder":
+            return node.name
+    raise UserError("the frozen graph has no input placeholder")
+
+
+def _graph_function(gd, names):
+    inp = _input_name(gd)
+
+    def imports(x):
+        tf.compat.v1.import_graph_def(gd, input_map={inp: x}, name="g")
+
+    wrapped = tf.compat.v1.wrap_function(imports, [tf.TensorSpec([None, None, None, 3], tf.float32)])
+    g = wrapped.graph
+    fn = wrapped.prune(feeds=g.inputs[0] if g.inputs else wrapped.inputs[0],
+                       fetches=[g.get_tensor_by_name(f"g/{n}:0") for n in names])
+    return lambda x: dict(zip(names, _as_list(fn(x))))
+
+
+def _load_frozen_graph(pb: str, spec: ModelSpec) -> FeatureModel:
+    gd = _read_graph_def(pb)
+    inp = _input_name(gd)
+    with tf.Graph().as_default() as g:
+        x = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3])
+        tf.compat.v1.import_graph_def(gd, input_map={inp: x}, name="g")
+        layers = []
+        for op in g.get_operations():
+            if op.type in _GRAPH_KINDS and op.name.startswith("g/") and op.outputs:
+                shape = op.outputs[0].shape
+                if shape.rank == 4 and shape[-1] is not None:
+                    layers.append(LayerInfo(op.name[2:], op.type, int(shape[-1])))
+    if not layers:
+        raise UserError(f"frozen graph {pb} has no convolutional layers to dream on")
+    names = {i.name for i in layers}
+    default = spec.default_layers if all(t.split(":")[0] in names for t in spec.default_layers.split(",")) \
+        else f"{layers[len(layers) // 2].name}:1.0"
+    return FeatureModel(spec.name, spec.preprocess, spec.min_side, layers, default, "float32", _graph_def=gd)

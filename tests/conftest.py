@@ -1,0 +1,44 @@
+"""Shared fixtures: small synthetic clips made once per session with the bundled ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg(*args) -> str:
+    """Run the bundled ffmpeg; return its stderr (it lists streams and progress there)."""
+    r = subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-y", *map(str, args)], capture_output=True, text=True)
+    return r.stderr
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Synthetic media: 'clip' 160x120 @12 fps 2 s with a 440 Hz tone, 'silent' the same without audio,
+    'odd' 161x121 @12 fps 1 s, 'tone' 3 s of audio only (.m4a)."""
+    d = tmp_path_factory.mktemp("clips")
+
+    def video(size):
+        return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=12"]
+
+    def sine(freq):
+        return ["-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate=44100"]
+
+    h264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    specs = {
+        "clip.mp4": [*video("160x120"), *sine(440), "-t", "2", *h264, "-c:a", "aac", "-shortest"],
+        "silent.mp4": [*video("160x120"), "-t", "2", *h264],
+        "odd.mp4": [*video("161x121"), "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv444p"],
+        "tone.m4a": [*sine(660), "-t", "3", "-c:a", "aac"],
+    }
+    out = {}
+    for name, args in specs.items():
+        path = out[name.split(".")[0]] = d / name
+        ffmpeg(*args, path)
+        assert path.stat().st_size > 0, f"could not make test clip {name}"
+    return out

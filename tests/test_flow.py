@@ -1,0 +1,83 @@
+"""Optical flow on pans with a known motion: warping, flow accuracy, occlusion masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dreamvideo import flow
+from dreamvideo.errors import UserError
+from helpers import photo
+
+H, W = 120, 160
+DX, DY = 3, 2
+INNER = (slice(12, -12), slice(12, -12))
+
+
+# Textured crops: in flat areas (sky) any small flow explains the frames, so no method can recover a pan there.
+CROPS = {"astronaut": (60, 160), "chelsea": (80, 150), "coffee": (150, 200)}
+
+
+def pan(name="astronaut"):
+    """(prev, cur): a crop window moved by (DX, DY) px, so cur[y, x] == prev[y + DY, x + DX]."""
+    img, (y, x) = photo(name), CROPS[name]
+    return (np.ascontiguousarray(img[y:y + H, x:x + W]),
+            np.ascontiguousarray(img[y + DY:y + DY + H, x + DX:x + DX + W]))
+
+
+def mad(a, b):
+    return np.abs(a.astype(np.float64) - b.astype(np.float64)).mean()
+
+
+def test_warp_with_the_true_shift_aligns_prev_onto_cur():
+    prev, cur = pan()
+    f = np.zeros((H, W, 2), np.float32)
+    f[..., 0], f[..., 1] = DX, DY
+    warped = flow.warp(prev, f)
+    assert warped.dtype == np.uint8 and warped.shape == prev.shape
+    assert np.array_equal(warped[:-DY, :-DX], cur[:-DY, :-DX])  # integer shifts are exact
+    feats = np.random.default_rng(0).random((H, W, 7), dtype=np.float32)  # > 4 channels
+    out = flow.warp(feats, f)
+    assert out.dtype == np.float32 and np.array_equal(out[:-DY, :-DX], feats[DY:, DX:])
+    assert flow.warp(prev[..., 0], f).shape == (H, W)
+
+
+@pytest.mark.parametrize("method", flow.METHODS)
+@pytest.mark.parametrize("name", CROPS)
+def test_flow_recovers_a_known_pan(method, name):
+    prev, cur = pan(name)
+    f = flow.compute_flow(cur, prev, method)
+    assert f.shape == (H, W, 2) and f.dtype == np.float32
+    inner = f[INNER]
+    assert abs(np.median(inner[..., 0]) - DX) < 0.5 and abs(np.median(inner[..., 1]) - DY) < 0.5
+    warped = flow.warp(prev, f)
+    assert mad(warped[INNER], cur[INNER]) < 0.25 * mad(prev[INNER], cur[INNER])
+
+
+def test_flow_accepts_float_frames():
+    prev, cur = pan()
+    f = flow.compute_flow(cur.astype(np.float32) / 255, prev.astype(np.float32), "dis")
+    assert abs(np.median(f[INNER][..., 0]) - DX) < 0.5
+
+
+def test_mask_zeroes_the_disoccluded_strip():
+    prev, cur = pan()
+    fw, mask = flow.FlowEstimator("dis").pair(prev, cur)
+    assert mask.shape == (H, W) and mask.dtype == np.float32 and set(np.unique(mask)) <= {0.0, 1.0}
+    assert mask[:, -DX:].max() == 0 and mask[-DY:, :].max() == 0  # content that was outside prev
+    assert mask[INNER].mean() > 0.95
+    assert abs(np.median(fw[INNER][..., 0]) - DX) < 0.5
+
+
+def test_mask_flags_inconsistent_flow():
+    fw = np.zeros((H, W, 2), np.float32)
+    fw[..., 0] = 2
+    assert flow.consistency_mask(fw, -fw)[:, :-2].min() == 1
+    assert flow.consistency_mask(fw, fw).max() == 0  # going there and "back" drifts 4 px
+
+
+def test_unknown_method_is_a_user_error():
+    with pytest.raises(UserError, match="dis, farneback"):
+        flow.FlowEstimator("raft")
+    with pytest.raises(UserError, match="unknown optical flow method"):
+        flow.compute_flow(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), "lk")
