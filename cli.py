@@ -38,7 +38,9 @@ def add_settings(parser, cls, skip=(), title=None):
             continue
         meta = f.metadata
         kw = dict(dest=f"{cls.__name__}.{f.name}", default=f.default, help=meta.get("help", ""))
-        if isinstance(f.default, bool):
+        if isinstance(f.default, bool) and f.name.startswith("no_"):
+            kw["action"] = "store_true"
+        elif isinstance(f.default, bool):
             kw["action"] = argparse.BooleanOptionalAction
         else:
             kw["type"] = meta.get("parse", type(f.default) if f.default is not None else str)
@@ -54,6 +56,15 @@ def settings_from(ns, cls, **fixed):
               if hasattr(ns, f"{cls.__name__}.{f.name}")}
     values.update(fixed)
     return cls(**values)
+
+
+_SCHED_HELP = ("a number, keyframes '0:(1.0), 48:(1.05), 96:(1.0)', or an expression of t (seconds), f (frame), "
+               "fps and the audio features rms onset beat low mid high (0..1), e.g. --zoom '1.0 + 0.04*beat'.")
+
+
+def _resume(p):
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted render of the same output with the same arguments")
 
 
 def _positive_int(text):
@@ -88,6 +99,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p, ModelSettings, title="model and objective")
     add_settings(p, DreamSettings, title="dream engine")
 
+    from dreamvideo.pipeline import Schedules, VideoSettings, ZoomSettings
+
+    moving = ("step_size", "steps")
+    p = sub.add_parser("video", help="dream over a video clip",
+                       description="Dream over a video clip or image sequence, coherent from frame to frame, "
+                                   "keeping the audio. Schedules: " + _SCHED_HELP)
+    p.add_argument("input", help="video file (mp4, mov, mkv, webm, avi, gif...) or image folder / glob")
+    p.add_argument("-o", "--output", required=True, help="output: .mp4 .webm .gif .mov .mkv, or a folder for PNG frames")
+    _common(p)
+    _resume(p)
+    add_settings(p, VideoSettings, title="video")
+    add_settings(p, ModelSettings, title="model and objective")
+    add_settings(p, DreamSettings, skip=moving, title="dream engine")
+    add_settings(p, Schedules, skip=("zoom", "angle", "dx", "dy"), title="schedules (per-frame values)")
+
+    p = sub.add_parser("zoom", help="grow an infinite-zoom animation from an image",
+                       description="Infinite zoom: each frame is the previous dream zoomed, rotated and shifted, "
+                                   "then dreamed. Schedules: " + _SCHED_HELP)
+    p.add_argument("input", nargs="?", help="start image (or use --from-noise WxH)")
+    p.add_argument("-o", "--output", required=True, help="output: .mp4 .webm .gif .mov .mkv, or a folder for PNG frames")
+    _common(p)
+    _resume(p)
+    add_settings(p, ZoomSettings, title="zoom")
+    add_settings(p, ModelSettings, title="model and objective")
+    add_settings(p, DreamSettings, skip=moving, title="dream engine")
+    add_settings(p, Schedules, skip=("blend",), title="schedules (per-frame values)")
+
     p = sub.add_parser("layers", help="list a model's dreamable layers",
                        description=f"List dreamable layers and their channels. Models: {', '.join(MODELS)}.")
     p.add_argument("--model", default=ModelSettings.model, help="model name or model file (default: %(default)s)")
@@ -120,7 +158,37 @@ def _cmd_layers(ns) -> int:
     return 0
 
 
-COMMANDS = {"image": _cmd_image, "layers": _cmd_layers}
+def _render_options(ns, *classes) -> dict:
+    out = {}
+    for cls in classes:
+        out.update(dataclasses.asdict(settings_from(ns, cls)))
+    return out
+
+
+def _cmd_video(ns) -> int:
+    from dreamvideo.engine import DreamSettings
+    from dreamvideo.pipeline import ModelSettings, Schedules, VideoSettings, dream_video
+
+    opts = _render_options(ns, ModelSettings, DreamSettings, VideoSettings, Schedules)
+    out = dream_video(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume, quiet=ns.quiet,
+                      **opts)
+    if not ns.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def _cmd_zoom(ns) -> int:
+    from dreamvideo.engine import DreamSettings
+    from dreamvideo.pipeline import ModelSettings, Schedules, ZoomSettings, zoom
+
+    opts = _render_options(ns, ModelSettings, DreamSettings, ZoomSettings, Schedules)
+    out = zoom(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume, quiet=ns.quiet, **opts)
+    if not ns.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "layers": _cmd_layers}
 
 
 def main(argv=None) -> int:
@@ -135,7 +203,15 @@ def main(argv=None) -> int:
         print(f"dreamvideo: error: {e}", file=sys.stderr)
         return 2
     except DreamError as e:
-        print(f"dreamvideo: error: {e}", file=sys.stderr)
+        from dreamvideo.pipeline import Interrupted
+
+        if isinstance(e, Interrupted):
+            import shlex
+
+            again = argv if "--resume" in argv else argv + ["--resume"]
+            print(f"dreamvideo: {e}; resume with: {shlex.join(['dreamvideo', *again])}", file=sys.stderr)
+        else:
+            print(f"dreamvideo: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("dreamvideo: interrupted", file=sys.stderr)

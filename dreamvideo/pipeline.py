@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
 from . import io as dio
+from .engine import DreamSettings
+from .errors import DreamError, UserError
 
 
 def _opt(default, help, **extra):
@@ -84,14 +85,613 @@ def fit_max_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
 def dream_image(input, output, model: ModelSettings = ModelSettings(), settings=None, seed: int = 0,
                 max_side: int | None = None, quality: int = 95) -> Path:
     """Dream one still image file into ``output`` (png/jpg/webp...). Returns the output path."""
-    from .engine import DreamSettings
-
     settings = (settings or DreamSettings()).check()
     dio.check_not_same(input, output)
-    if Path(output).suffix.lower() not in dio.WRITE_IMAGE_EXTS:
-        raise UserError(f"cannot write {output}: use an image extension ({', '.join(dio.WRITE_IMAGE_EXTS)})")
+    if Path(output).suffix.lower() not in dio.IMAGE_EXTS:
+        raise UserError(f"cannot write {output}: use an image extension ({', '.join(dio.IMAGE_EXTS)})")
     img = fit_max_side(dio.read_image(input), max_side)
     dreamer = build_dreamer(model)
     out = dreamer.dream(img, settings=settings, seed=seed)
     dio.write_image(output, out, quality=quality)
     return Path(output)
+
+
+# ---------------------------------------------------------------- video and zoom
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How a clip is read, kept coherent from frame to frame, and written."""
+
+    coherence: str = _opt("flow", "temporal coherence: flow (warp the previous dream by optical flow), "
+                          "blend (cross-fade it, the older tools' way) or none", choices=("flow", "blend", "none"))
+    flow: str = _opt("dis", "optical flow method", choices=("dis", "farneback"))
+    first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
+    start: float = _opt(0.0, "start at this time in the source, in seconds")
+    end: float = _opt(0.0, "stop at this time in the source, in seconds (0 = the end)")
+    frames: int = _opt(0, "render at most this many frames (0 = all)")
+    fps: float = _opt(0.0, "output frame rate (0 = keep the source's)")
+    quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger")
+    audio: str = _opt("", "soundtrack file for the output (and audio features) instead of the source's audio")
+    no_audio: bool = _opt(False, "write no audio track")
+
+
+@dataclass(frozen=True)
+class ZoomSettings:
+    """Infinite zoom: each frame is the previous dream moved, then dreamed again."""
+
+    frames: int = _opt(100, "number of frames to render")
+    fps: float = _opt(25.0, "output frame rate")
+    first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
+    color_match: bool = _opt(True, "keep every frame's colour statistics matched to the first frame's (stops drift)")
+    from_noise: str = _opt("", "start from smoothed noise of this size, WxH (e.g. 640x360), instead of an image")
+    quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger")
+    audio: str = _opt("", "soundtrack to mux into the output and to drive audio-reactive schedules")
+
+
+_SCHED = "a number, keyframes '0:(1.0), 48:(1.05)' or an expression of t, f, fps, rms, onset, beat, low, mid, high"
+
+
+@dataclass(frozen=True)
+class Schedules:
+    """Values that may change per frame (schedules)."""
+
+    step_size: str = _opt(repr(DreamSettings.step_size), f"step size per step: {_SCHED}", metavar="SCHEDULE")
+    steps: str = _opt(str(DreamSettings.steps), "steps per octave (rounded)", metavar="SCHEDULE")
+    blend: str = _opt("0.8", "video: how much of the previous dream carries into the next frame, 0..1",
+                      metavar="SCHEDULE")
+    zoom: str = _opt("1.05", "zoom: scale per frame (>1 zooms in)", metavar="SCHEDULE")
+    angle: str = _opt("0", "zoom: rotation per frame, degrees counter-clockwise", metavar="SCHEDULE")
+    dx: str = _opt("0", "zoom: shift per frame, pixels to the right", metavar="SCHEDULE")
+    dy: str = _opt("0", "zoom: shift per frame, pixels down", metavar="SCHEDULE")
+    layer_weights: str = _opt("", "per-layer weight schedules, 'LAYER=SCHEDULE;LAYER=SCHEDULE'", metavar="SPEC")
+    interp: str = _opt("linear", "keyframe interpolation", choices=("linear", "cubic", "step"))
+    smoothing: float = _opt(0.0, "smooth the audio features over this many seconds")
+
+
+class Interrupted(DreamError):
+    """Ctrl-C during a render: what was done is finalized and can be resumed."""
+
+    exit_code = 130
+
+    def __init__(self, done: int, total: int, output, workdir):
+        self.done, self.total, self.output, self.workdir = done, total, output, workdir
+        super().__init__(f"interrupted after {done}/{total} frames; {output} holds them, "
+                         f"and {workdir} keeps the state to resume")
+
+
+class Timeline:
+    """Per-frame values of the schedules, with the audio features they read.
+
+    ``value(name, f)`` for ``name`` in step_size, steps, blend, zoom, angle, dx, dy; ``weights(f)``
+    gives the objective's term weights (scheduled ones replaced).
+    """
+
+    NAMES = ("step_size", "steps", "blend", "zoom", "angle", "dx", "dy")
+
+    def __init__(self, schedules: Schedules, fps: float, nframes: int, terms=(), audio_path=None,
+                 audio_start: float = 0.0, use=NAMES):
+        from .schedule import Schedule
+
+        self.fps, self.n = float(fps), max(1, int(nframes))
+        self.sched = {k: Schedule.parse(getattr(schedules, k), k, schedules.interp) for k in use}
+        self.term_weights = [t.weight for t in terms]
+        self.term_sched = {}
+        for item in filter(str.strip, schedules.layer_weights.split(";")):
+            name, eq, text = item.partition("=")
+            idx = [i for i, t in enumerate(terms) if t.layer == name.strip()]
+            if not eq or not idx:
+                layers = ", ".join(dict.fromkeys(t.layer for t in terms)) or "none"
+                raise UserError(f"--layer-weights item {item.strip()!r} must be LAYER=SCHEDULE with a layer "
+                                f"of --layers ({layers})")
+            for i in idx:
+                self.term_sched[i] = Schedule.parse(text.strip(), f"weight of {name.strip()}", schedules.interp)
+        all_sched = list(self.sched.values()) + list(self.term_sched.values())
+        self.features = None
+        needed = set().union(*(s.names for s in all_sched)) & {"rms", "onset", "beat", "low", "mid", "high"}
+        if needed:
+            if not audio_path:
+                raise UserError("a schedule uses audio features but there is no soundtrack; pass --audio FILE")
+            from .audio import features_for
+
+            self.features = features_for(audio_path, self.fps, self.n, start=audio_start,
+                                         smoothing=schedules.smoothing, needed=sorted(needed))
+        self._cache = {k: s.values(self.n, self.fps, self.features) for k, s in self.sched.items()}
+        self._cache.update({i: s.values(self.n, self.fps, self.features) for i, s in self.term_sched.items()})
+
+    def _get(self, key, sched, f):
+        c = self._cache[key]
+        return float(c[f]) if f < len(c) else sched.at(f, self.fps, self.features)
+
+    def value(self, name: str, f: int) -> float:
+        return self._get(name, self.sched[name], f)
+
+    def weights(self, f: int) -> list[float]:
+        return [self._get(i, self.term_sched[i], f) if i in self.term_sched else w
+                for i, w in enumerate(self.term_weights)]
+
+    def settings(self, base: DreamSettings, f: int) -> DreamSettings:
+        from dataclasses import replace
+
+        return replace(base, step_size=max(0.0, self.value("step_size", f)),
+                       steps=max(0, int(round(self.value("steps", f)))))
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """Every scheduled curve and audio feature over the timeline (for plots)."""
+        out = {k: v for k, v in self._cache.items() if isinstance(k, str)}
+        out.update({s.name: self._cache[i] for i, s in self.term_sched.items()})
+        out.update({f"audio {k}": np.asarray(v) for k, v in (self.features or {}).items()})
+        return out
+
+
+def frame_seed(seed: int, frame: int) -> int:
+    """A 31-bit seed for one frame, so any frame can be re-rendered alone (exact resume)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(frame)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+# ---- background threads: decode/flow ahead of the dream, encode behind it ----
+
+class _Background:
+    """Iterate ``make()`` in a thread through a bounded queue; its errors re-raise in the consumer."""
+
+    _END = object()
+
+    def __init__(self, make, maxsize: int = 4):
+        import queue
+        import threading
+
+        self._q, self._stop = queue.Queue(maxsize), threading.Event()
+        self._t = threading.Thread(target=self._run, args=(make,), daemon=True)
+        self._t.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _run(self, make):
+        it = make()
+        try:
+            for item in it:
+                if not self._put((item, None)):
+                    break
+            self._put((self._END, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            self._put((self._END, e))
+        finally:
+            close = getattr(it, "close", None)
+            if close:
+                close()  # ends the generator, which closes its reader and so ffmpeg
+
+    def __iter__(self):
+        while True:
+            item, err = self._q.get()
+            if err is not None:
+                raise err
+            if item is self._END:
+                return
+            yield item
+
+    def close(self):
+        import queue
+
+        self._stop.set()
+        try:
+            while True:
+                self._q.get_nowait()
+        except queue.Empty:
+            pass
+        self._t.join()
+
+
+class _Sink:
+    """Call ``fn(item)`` in a thread for each ``put``; an error re-raises on the next put or close."""
+
+    def __init__(self, fn, maxsize: int = 4):
+        import queue
+        import threading
+
+        self._q, self._fn, self._err = queue.Queue(maxsize), fn, None
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if self._err is None:
+                try:
+                    self._fn(item)
+                except BaseException as e:  # noqa: BLE001 - handed to the producer
+                    self._err = e
+
+    def put(self, item):
+        if self._err is not None:
+            raise self._err
+        self._q.put(item)
+
+    def close(self):
+        """Wait until everything put so far is done; re-raise a failure."""
+        self._q.put(None)
+        self._t.join()
+        if self._err is not None:
+            raise self._err
+
+
+# ---- the work directory that makes a render resumable ----
+
+class WorkDir:
+    """``.<output>.dreamwork/``: the settings fingerprint and every finished frame as a PNG.
+
+    A frame's dream depends only on its source frame, the previous source and dream frames and a
+    per-frame seed, so the saved frames are the whole temporal state: a resumed render re-encodes
+    them and continues with output identical to an uninterrupted one.
+    """
+
+    def __init__(self, output, fingerprint: dict, resume: bool):
+        import json
+        import shutil
+
+        out = Path(output)
+        self.path = out.with_name(f".{out.name.rstrip('/')}.dreamwork")
+        self.frames = self.path / "frames"
+        meta = self.path / "settings.json"
+        text = json.dumps(fingerprint, sort_keys=True, default=str)
+        if resume:
+            if not meta.is_file():
+                raise UserError(f"nothing to resume for {output}: no work directory {self.path}; "
+                                f"run without --resume to start")
+            if meta.read_text() != text:
+                raise UserError(f"cannot resume: {self.path} was made with other settings or input; "
+                                f"use the same arguments, or run without --resume to start over")
+        elif self.path.exists():
+            shutil.rmtree(self.path)
+        self.frames.mkdir(parents=True, exist_ok=True)
+        meta.write_text(text)
+        self.done = 0
+        while (self.frames / f"{self.done:06d}.png").is_file():
+            self.done += 1
+
+    def save(self, i: int, frame: np.ndarray) -> None:
+        import cv2
+
+        tmp = self.frames / f"{i:06d}.tmp.png"
+        cv2.imwrite(str(tmp), frame[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        tmp.replace(self.frames / f"{i:06d}.png")  # a killed render never leaves a half-written frame
+
+    def load(self, i: int) -> np.ndarray:
+        import cv2
+
+        return np.ascontiguousarray(cv2.imread(str(self.frames / f"{i:06d}.png"), cv2.IMREAD_COLOR)[..., ::-1])
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _fingerprint(kind, input, **parts) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    from . import __version__
+
+    src = Path(str(input))
+    fp = {"kind": kind, "version": __version__, "input": str(src.resolve()) if src.exists() else str(input)}
+    if src.is_file():
+        st = src.stat()
+        fp["input_stat"] = [st.st_size, int(st.st_mtime)]
+    for k, v in parts.items():
+        fp[k] = asdict(v) if is_dataclass(v) else v
+    return fp
+
+
+# ---- per-frame steps, shared by the renders and the frame generators ----
+
+def coherent_start(coherence: str, src, prev_src, prev_dream, blend: float, flow=None, mask=None):
+    """Where frame ``src``'s ascent starts, from the previous frame's dream.
+
+    flow: the previous dream's residual (dream - source), warped onto this frame by ``flow``
+    (this frame -> previous) and zeroed where ``mask`` says the pixel was occluded, times ``blend``,
+    added to this frame. Carrying only the residual keeps the source's own brightness and motion
+    exact, so nothing accumulates but the dream itself. blend: the old cross-fade. Returns float32
+    0..255 or None (start from the frame itself).
+    """
+    if coherence == "none" or prev_dream is None or blend <= 0:
+        return None
+    src_f = src.astype(np.float32)
+    if coherence == "blend":
+        return blend * prev_dream.astype(np.float32) + (1.0 - blend) * src_f
+    from .flow import warp
+
+    residual = warp(prev_dream.astype(np.float32) - prev_src.astype(np.float32), flow)
+    return np.clip(src_f + blend * mask[..., None] * residual, 0, 255)
+
+
+def _check_video_output(input, output):
+    dio.check_not_same(input, output)
+    p = str(output)
+    if not (p.endswith("/") or Path(p).suffix.lower() in dio.WRITE_VIDEO_EXTS or not Path(p).suffix):
+        raise UserError(f"cannot write {output}: use {', '.join(dio.WRITE_VIDEO_EXTS)} or a folder for PNG frames")
+
+
+def _progress(total, initial, quiet, desc):
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, initial=initial, unit="frame", desc=desc, disable=quiet, dynamic_ncols=True,
+                smoothing=0.1)
+
+
+def _render(frames_source, step, output, total, fps, size, quality, audio, audio_start, work: WorkDir, quiet,
+            desc):
+    """The loop both renders share: dream (or reload) each frame, save it, encode it behind.
+
+    ``frames_source()`` makes an iterator of per-frame inputs; ``step(i, item, state)`` returns the
+    dream of frame ``i``. On Ctrl-C the frames done so far are finalized as a playable file.
+    """
+    writer = dio.VideoWriter(output, fps, size, quality=quality, audio=audio or None, audio_start=audio_start)
+    sink = _Sink(writer.write)
+    frames = _Background(frames_source)
+    bar = _progress(total, work.done, quiet, desc)
+    done = 0
+    try:
+        try:
+            for i, item in enumerate(frames):
+                out = work.load(i) if i < work.done else step(i, item)
+                if i >= work.done:
+                    work.save(i, out)
+                    bar.update(1)
+                step.keep(i, item, out)
+                sink.put(out)
+                done = i + 1
+        finally:
+            frames.close()
+            bar.close()
+        sink.close()
+    except KeyboardInterrupt:
+        try:
+            sink.close()
+            if writer.count:
+                writer.finish()
+            else:
+                writer.abort()
+        except Exception:
+            writer.abort()
+        raise Interrupted(done, total or done, output, work.path) from None
+    except BaseException:
+        try:
+            sink.close()
+        except BaseException:
+            pass
+        writer.abort()
+        raise
+    if done == 0:
+        writer.abort()
+        raise UserError("the input has no frames to render")
+    path = writer.finish()
+    work.remove()
+    return path
+
+
+class VideoStepper:
+    """Dreams video frames in order, carrying the previous frame's dream (see :func:`coherent_start`)."""
+
+    def __init__(self, dreamer, dream: DreamSettings, video: VideoSettings, timeline: Timeline, seed: int):
+        self.dreamer, self.dream, self.video, self.tl, self.seed = dreamer, dream, video, timeline, seed
+        self.prev_src = self.prev_dream = None
+
+    def __call__(self, i: int, item) -> np.ndarray:
+        src, flow, mask = item
+        start = coherent_start(self.video.coherence, src, self.prev_src, self.prev_dream,
+                               self.tl.value("blend", i), flow, mask)
+        return self.dreamer.dream(src, start, self.tl.settings(self.dream, i), seed=frame_seed(self.seed, i),
+                                  weights=self.tl.weights(i),
+                                  steps=self.video.first_steps if i == 0 and self.video.first_steps else None)
+
+    def keep(self, i: int, item, out: np.ndarray) -> None:
+        self.prev_src, self.prev_dream = item[0], out
+
+
+def move(img: np.ndarray, zoom: float, angle: float, dx: float, dy: float) -> np.ndarray:
+    """Zoom about the centre by ``zoom``, rotate ``angle`` degrees, shift (dx, dy) pixels."""
+    import cv2
+
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, zoom)
+    m[:, 2] += (dx, dy)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def color_stats(img: np.ndarray):
+    import cv2
+
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
+    return lab.mean(0), lab.std(0) + 1e-3
+
+
+def match_color(img: np.ndarray, stats) -> np.ndarray:
+    """Match ``img``'s per-channel Lab mean and spread to ``stats`` (from :func:`color_stats`)."""
+    import cv2
+
+    mean, std = color_stats(img)
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab = (lab - mean) / std * stats[1] + stats[0]
+    return cv2.cvtColor(np.clip(np.rint(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+class ZoomStepper:
+    """Dreams an infinite zoom: frame i is frame i-1 moved by the schedules, colour-matched, dreamed."""
+
+    def __init__(self, dreamer, dream: DreamSettings, zs: ZoomSettings, timeline: Timeline, seed: int, init):
+        self.dreamer, self.dream, self.zs, self.tl, self.seed, self.init = dreamer, dream, zs, timeline, seed, init
+        self.prev = self.ref = None
+
+    def base(self, i: int) -> np.ndarray:
+        if i == 0:
+            return self.init
+        v = self.tl.value
+        img = move(self.prev, v("zoom", i), v("angle", i), v("dx", i), v("dy", i))
+        return match_color(img, self.ref) if self.zs.color_match else img
+
+    def __call__(self, i: int, item=None) -> np.ndarray:
+        return self.dreamer.dream(self.base(i), None, self.tl.settings(self.dream, i), seed=frame_seed(self.seed, i),
+                                  weights=self.tl.weights(i),
+                                  steps=self.zs.first_steps if i == 0 and self.zs.first_steps else None)
+
+    def keep(self, i: int, item, out: np.ndarray) -> None:
+        self.prev = out
+        if i == 0:
+            self.ref = color_stats(out)
+
+
+def noise_image(spec: str, seed: int = 0) -> np.ndarray:
+    """Smooth colour noise of size ``WxH`` (a soft start that dreams into structure quickly)."""
+    import re
+
+    import cv2
+
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", spec)
+    if not m or not (16 <= int(m[1]) <= 16384 and 16 <= int(m[2]) <= 16384):
+        raise UserError(f"--from-noise {spec!r}: give a size WxH between 16 and 16384, e.g. 640x360")
+    w, h = int(m[1]), int(m[2])
+    rng = np.random.default_rng(seed)
+    coarse = rng.normal(128, 48, (max(2, h // 8), max(2, w // 8), 3)).astype(np.float32)
+    img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC) + rng.normal(0, 12, (h, w, 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _split(kwargs: dict, *classes):
+    """Flat keyword arguments (``steps=10, coherence="flow"``) into the settings dataclasses; a name
+    that two classes share goes to the first (Schedules before DreamSettings: steps may be scheduled)."""
+    from dataclasses import fields
+
+    out, left = [], dict(kwargs)
+    for cls in classes:
+        names = {f.name for f in fields(cls)}
+        out.append(cls(**{k: left.pop(k) for k in list(left) if k in names}))
+    if left:
+        raise TypeError(f"unknown option(s): {', '.join(left)}")
+    return out
+
+
+def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False,
+                quiet: bool = False, **options) -> Path:
+    """Dream over a video clip (or image sequence) into ``output`` (mp4/webm/gif/mov/mkv or a folder).
+
+    ``options`` are the fields of :class:`ModelSettings`, :class:`~dreamvideo.engine.DreamSettings`,
+    :class:`VideoSettings` and :class:`Schedules` (e.g. ``layers="mixed4", steps="10", coherence="flow"``).
+    Returns the output path; raises :class:`Interrupted` on Ctrl-C after finalizing the frames done.
+    """
+    model, sched, dream, video = _split(options, ModelSettings, Schedules, DreamSettings, VideoSettings)
+    dream = dream.check()
+    _check_video_output(input, output)
+    if video.first_steps < 0 or video.quality < 0:
+        raise UserError("--first-steps and --quality must be 0 or more")
+    if video.audio:
+        dio.probe_video(video.audio) if dio.is_video_path(video.audio) else None
+    reader = dio.VideoReader(input, start=video.start or None, end=video.end or None, frames=video.frames or None,
+                             max_side=max_side, fps=video.fps or None)
+    info = reader.info
+    if video.frames and info.nframes and video.frames > info.nframes + 1:
+        reader.close()
+        raise UserError(f"--frames {video.frames} is more than the {info.nframes} frames of {input} in that range; "
+                        f"use --frames {info.nframes} or fewer")
+    audio = "" if video.no_audio else (video.audio or (str(input) if info.has_audio else ""))
+    audio_start = video.start if audio and not video.audio else 0.0
+    dreamer = build_dreamer(model)
+    timeline = Timeline(sched, info.fps, info.nframes, dreamer.objective.terms, audio or None, audio_start,
+                        use=("step_size", "steps", "blend"))
+    work = WorkDir(output, _fingerprint("video", input, model=model, dream=dream, video=video, sched=sched, seed=seed,
+                                        max_side=max_side), resume)
+    stepper = VideoStepper(dreamer, dream, video, timeline, seed)
+    skip = work.done
+
+    def source():
+        from .flow import FlowEstimator
+
+        est = FlowEstimator(video.flow) if video.coherence == "flow" else None
+        prev = None
+        with reader:
+            for i, frame in enumerate(reader):
+                flow = mask = None
+                if est is not None and prev is not None and i >= skip:
+                    flow, mask = est.pair(prev, frame)
+                yield frame, flow, mask
+                prev = frame
+
+    return _render(source, stepper, output, info.nframes, info.fps, (info.width, info.height), video.quality or None,
+                   audio, audio_start, work, quiet, "dreaming")
+
+
+def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False, quiet: bool = False,
+         **options) -> Path:
+    """Grow an infinite-zoom animation from an image (or ``from_noise="WxH"``; ``input`` may then be None).
+
+    ``options``: fields of :class:`ModelSettings`, :class:`~dreamvideo.engine.DreamSettings`,
+    :class:`ZoomSettings` and :class:`Schedules` (``zoom="1.0 + 0.04*beat"``, ``frames=240``...).
+    """
+    model, sched, dream, zs = _split(options, ModelSettings, Schedules, DreamSettings, ZoomSettings)
+    dream = dream.check()
+    if zs.frames < 1 or zs.fps <= 0:
+        raise UserError("--frames must be at least 1 and --fps above 0")
+    if input and zs.from_noise:
+        raise UserError("give either an input image or --from-noise WxH, not both")
+    if not input and not zs.from_noise:
+        raise UserError("give an input image, or --from-noise WxH to start from noise")
+    if input:
+        _check_video_output(input, output)
+        init = fit_max_side(dio.read_image(input), max_side)
+    else:
+        _check_video_output("", output)
+        init = noise_image(zs.from_noise, seed)
+    # Even sides: H.264 in yuv420p needs them, and resizing each frame later would blur the zoom.
+    init = np.ascontiguousarray(init[: init.shape[0] // 2 * 2 or 1, : init.shape[1] // 2 * 2 or 1])
+    dreamer = build_dreamer(model)
+    timeline = Timeline(sched, zs.fps, zs.frames, dreamer.objective.terms, zs.audio or None, 0.0,
+                        use=("step_size", "steps", "zoom", "angle", "dx", "dy"))
+    work = WorkDir(output, _fingerprint("zoom", input or zs.from_noise, model=model, dream=dream, zoom=zs,
+                                        sched=sched, seed=seed, max_side=max_side), resume)
+    stepper = ZoomStepper(dreamer, dream, zs, timeline, seed, init)
+    return _render(lambda: iter(range(zs.frames)), stepper, output, zs.frames, zs.fps,
+                   (init.shape[1], init.shape[0]), zs.quality or None, zs.audio, 0.0, work, quiet, "zooming")
+
+
+def dream_frames(frames, *, seed: int = 0, dreamer=None, fps: float = 25.0, **options):
+    """Generator: dream an iterable of uint8 RGB frames coherently, yielding each dream as it is made.
+
+    For plugging in your own source and sink. ``options`` as :func:`dream_video` (model, engine,
+    coherence and schedules; audio-reactive schedules need ``audio=FILE``).
+    """
+    from .flow import FlowEstimator
+
+    model, sched, dream, video = _split(options, ModelSettings, Schedules, DreamSettings, VideoSettings)
+    dreamer = dreamer or build_dreamer(model)
+    timeline = Timeline(sched, fps, video.frames or 1, dreamer.objective.terms, video.audio or None,
+                        use=("step_size", "steps", "blend"))
+    stepper = VideoStepper(dreamer, dream.check(), video, timeline, seed)
+    est = FlowEstimator(video.flow) if video.coherence == "flow" else None
+    for i, frame in enumerate(frames):
+        flow = mask = None
+        if est is not None and stepper.prev_src is not None:
+            flow, mask = est.pair(stepper.prev_src, frame)
+        out = stepper(i, (frame, flow, mask))
+        stepper.keep(i, (frame,), out)
+        yield out
+
+
+def zoom_frames(image, nframes: int, *, seed: int = 0, dreamer=None, **options):
+    """Generator: the frames of an infinite zoom from ``image`` (uint8 RGB), one at a time."""
+    model, sched, dream, zs = _split(options, ModelSettings, Schedules, DreamSettings, ZoomSettings)
+    dreamer = dreamer or build_dreamer(model)
+    timeline = Timeline(sched, zs.fps, nframes, dreamer.objective.terms, zs.audio or None,
+                        use=("step_size", "steps", "zoom", "angle", "dx", "dy"))
+    stepper = ZoomStepper(dreamer, dream.check(), zs, timeline, seed, np.asarray(image, np.uint8))
+    for i in range(nframes):
+        out = stepper(i)
+        stepper.keep(i, None, out)
+        yield out

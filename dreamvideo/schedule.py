@@ -52,6 +52,9 @@ class ScheduleError(UserError):
         label = f"{name} schedule" if name else "schedule"
         super().__init__(f'bad {label} "{shown}" at column {pos + 1}: {problem}')
 
+    def __reduce__(self):  # keeps it picklable across worker processes
+        return type(self), (self.text, self.pos, self.problem, self.name)
+
     def caret(self):
         """The schedule and a ``^`` under the offending character, on two lines."""
         shown, col = _excerpt(self.text, self.pos)
@@ -171,7 +174,7 @@ class _Op(_Node):
             i = int(np.argmax(bad.ravel()))
             kind = str(np.ravel(v)[i])  # nan, inf or -inf
             f = env.get("f")
-            at = f" at frame {np.ravel(f)[i]:g}" if np.ndim(v) and f is not None and np.shape(f) == np.shape(v) else ""
+            at = f" at frame {int(np.ravel(f)[i])}" if np.ndim(v) and f is not None and np.shape(f) == np.shape(v) else ""
             raise _EvalError(self.pos, f"{self.what} gives {kind}{at}; keep its inputs in range (clamp() helps)")
         return v
 
@@ -411,7 +414,11 @@ def _interpolate(kind, x, y, q):
 
 
 class Schedule:
-    """A per-frame value parsed from a number, keyframes or an expression (see the module doc)."""
+    """A per-frame value parsed from a number, keyframes or an expression (see the module doc).
+
+    Attributes: ``text``, ``name`` (for messages), ``interp``, ``names`` (variables used),
+    ``needs_audio`` and ``is_constant``.
+    """
 
     def __init__(self, text, name, interp, expr=None, keys=None):
         self.text, self.name, self.interp = text, name, interp

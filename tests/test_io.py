@@ -209,8 +209,11 @@ def test_finish_on_ctrl_c_keeps_a_playable_partial_video(clips, tmp_path):
 
 def test_reader_ends_ffmpeg_on_early_exit_and_on_exceptions(clips):
     with io.VideoReader(clips["clip"]) as r:
-        next(iter(r))
+        frames = iter(r)
+        next(frames)
         assert ffmpeg_children()
+    assert ffmpeg_children() == []
+    next(iter(io.VideoReader(clips["clip"])))  # an abandoned iterator ends its ffmpeg too
     assert ffmpeg_children() == []
     with pytest.raises(ZeroDivisionError):
         with io.VideoReader(clips["clip"]) as r:
