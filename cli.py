@@ -98,33 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     add_settings(p, ModelSettings, title="model and objective")
     add_settings(p, DreamSettings, title="dream engine")
+    _preset_args(p)
 
-    from dreamvideo.pipeline import Schedules, VideoSettings, ZoomSettings
-
-    moving = ("step_size", "steps")
     p = sub.add_parser("video", help="dream over a video clip",
                        description="Dream over a video clip or image sequence, coherent from frame to frame, "
                                    "keeping the audio. Schedules: " + _SCHED_HELP)
-    p.add_argument("input", help="video file (mp4, mov, mkv, webm, avi, gif...) or image folder / glob")
-    p.add_argument("-o", "--output", required=True, help="output: .mp4 .webm .gif .mov .mkv, or a folder for PNG frames")
-    _common(p)
-    _resume(p)
-    add_settings(p, VideoSettings, title="video")
-    add_settings(p, ModelSettings, title="model and objective")
-    add_settings(p, DreamSettings, skip=moving, title="dream engine")
-    add_settings(p, Schedules, skip=("zoom", "angle", "dx", "dy"), title="schedules (per-frame values)")
+    _video_args(p)
 
     p = sub.add_parser("zoom", help="grow an infinite-zoom animation from an image",
                        description="Infinite zoom: each frame is the previous dream zoomed, rotated and shifted, "
                                    "then dreamed. Schedules: " + _SCHED_HELP)
-    p.add_argument("input", nargs="?", help="start image (or use --from-noise WxH)")
-    p.add_argument("-o", "--output", required=True, help="output: .mp4 .webm .gif .mov .mkv, or a folder for PNG frames")
-    _common(p)
-    _resume(p)
-    add_settings(p, ZoomSettings, title="zoom")
-    add_settings(p, ModelSettings, title="model and objective")
-    add_settings(p, DreamSettings, skip=moving, title="dream engine")
-    add_settings(p, Schedules, skip=("blend",), title="schedules (per-frame values)")
+    _zoom_args(p)
+    _plan_parser(sub)
+    sub.add_parser("presets", help="list the built-in presets",
+                   description="List the built-in presets (--preset NAME).")
 
     p = sub.add_parser("layers", help="list a model's dreamable layers",
                        description=f"List dreamable layers and their channels. Models: {', '.join(MODELS)}.")
@@ -195,7 +182,7 @@ def main(argv=None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage mistake, 130 interrupted)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        ns = build_parser().parse_args(argv)
+        ns = _parse_args(argv)
         return COMMANDS[ns.command](ns)
     except SystemExit as e:  # --help / --version
         return int(e.code or 0)
@@ -220,6 +207,137 @@ def main(argv=None) -> int:
         print("dreamvideo: error: out of memory; lower --tile-size or --max-side", file=sys.stderr)
         return 1
 
+
+# ---------------------------------------------------------------- shared render arguments, presets, plan
+
+_VIDEO_OUT = "output: .mp4 .webm .gif .mov .mkv, or a folder for PNG frames"
+_PLAN_OUT = "the plot: .png .svg .pdf (a video name such as out.mp4 becomes out.plan.png)"
+_MOVING = ("step_size", "steps")  # scheduled in video and zoom, so not engine flags there
+
+
+def _video_args(p, output_help=_VIDEO_OUT):
+    """The arguments of `dreamvideo video` (also those of `dreamvideo plan video`)."""
+    from dreamvideo.engine import DreamSettings
+    from dreamvideo.pipeline import ModelSettings, Schedules, VideoSettings
+
+    p.add_argument("input", help="video file (mp4, mov, mkv, webm, avi, gif...) or image folder / glob")
+    p.add_argument("-o", "--output", required=True, help=output_help)
+    _common(p)
+    _resume(p)
+    add_settings(p, VideoSettings, title="video")
+    add_settings(p, ModelSettings, title="model and objective")
+    add_settings(p, DreamSettings, skip=_MOVING, title="dream engine")
+    add_settings(p, Schedules, skip=("zoom", "angle", "dx", "dy"), title="schedules (per-frame values)")
+    _preset_args(p)
+
+
+def _zoom_args(p, output_help=_VIDEO_OUT):
+    """The arguments of `dreamvideo zoom` (also those of `dreamvideo plan zoom`)."""
+    from dreamvideo.engine import DreamSettings
+    from dreamvideo.pipeline import ModelSettings, Schedules, ZoomSettings
+
+    p.add_argument("input", nargs="?", help="start image (or use --from-noise WxH)")
+    p.add_argument("-o", "--output", required=True, help=output_help)
+    _common(p)
+    _resume(p)
+    add_settings(p, ZoomSettings, title="zoom")
+    add_settings(p, ModelSettings, title="model and objective")
+    add_settings(p, DreamSettings, skip=_MOVING, title="dream engine")
+    add_settings(p, Schedules, skip=("blend",), title="schedules (per-frame values)")
+    _preset_args(p)
+
+
+def _preset_args(p):
+    g = p.add_argument_group("presets")
+    g.add_argument("--preset", default=None, metavar="NAME|FILE",
+                   help="start from a named look (see `dreamvideo presets`) or a .toml file; flags given "
+                        "on the command line override it")
+    g.add_argument("--save-preset", default=None, metavar="FILE",
+                   help="write the effective settings that differ from the defaults to FILE (.toml), then go on")
+    p.set_defaults(_settings_parser=p)
+
+
+def _parse_args(argv):
+    """Parse ``argv``; with --preset the preset's values become the defaults, and the command line is
+    parsed again, so the precedence is defaults < preset < flags given. --save-preset is written here."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if getattr(ns, "preset", None):
+        from dreamvideo.pipeline import preset_defaults
+
+        sub = ns._settings_parser
+        sub.set_defaults(**preset_defaults(ns.preset, {a.dest for a in sub._actions}))
+        ns = parser.parse_args(argv)
+    if getattr(ns, "save_preset", None):
+        import shlex
+
+        from dreamvideo import presets
+        from dreamvideo.pipeline import preset_sections
+
+        values = {k: v for k, v in vars(ns).items() if "." in k or k in ("seed", "max_side")}
+        header = (f"dreamvideo preset (dreamvideo {__version__}), saved from:\n"
+                  f"  {shlex.join(['dreamvideo', *argv])}")
+        path = presets.write(ns.save_preset, preset_sections(values), header=header)
+        if not getattr(ns, "quiet", False):
+            print(f"saved preset {path}")
+    return ns
+
+
+def _plan_parser(sub):
+    p = sub.add_parser(
+        "plan", help="plot a render's per-frame curves and preview a few frames, before rendering",
+        description="Look before a long render: `dreamvideo plan video|zoom ARGS...` takes exactly the "
+                    "arguments of that render and writes a plot of every scheduled curve, layer weight and "
+                    "audio feature over the timeline to -o; --preview also dreams a few frames small into a "
+                    "contact sheet. Nothing is rendered otherwise.")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    kinds.required = True
+    for kind, args in (("video", _video_args), ("zoom", _zoom_args)):
+        q = kinds.add_parser(kind, help=f"plan a `dreamvideo {kind}` render",
+                             description=f"Plot the curves of a `dreamvideo {kind}` render (same arguments; -o is "
+                                         f"the plot). Schedules: " + _SCHED_HELP)
+        args(q, _PLAN_OUT)
+        g = q.add_argument_group("preview")
+        g.add_argument("--preview", nargs="?", const=True, default=None, metavar="FILE",
+                       help="also dream a few frames small into a contact sheet (default file: the plot's "
+                            "name with .preview.png); put it after the input or write --preview=FILE")
+        g.add_argument("--preview-frames", type=_positive_int, default=6, metavar="N",
+                       help="frames in the preview, evenly spaced over the timeline (default: %(default)s)")
+        g.add_argument("--preview-size", type=_positive_int, default=256, metavar="PX",
+                       help="longer side of the preview frames (default: %(default)s)")
+        g.add_argument("--preview-steps", type=int, default=0, metavar="N",
+                       help="steps per octave in the preview (default: 0 = half the render's)")
+
+
+def _cmd_plan(ns) -> int:
+    from dreamvideo.engine import DreamSettings
+    from dreamvideo.pipeline import ModelSettings, Schedules, VideoSettings, ZoomSettings, plan_render
+
+    kind_cls = VideoSettings if ns.kind == "video" else ZoomSettings
+    opts = _render_options(ns, ModelSettings, DreamSettings, kind_cls, Schedules)
+    res = plan_render(ns.kind, ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, preview=ns.preview,
+                      preview_frames=ns.preview_frames, preview_size=ns.preview_size,
+                      preview_steps=ns.preview_steps, quiet=ns.quiet, **opts)
+    if not ns.quiet:
+        from dreamvideo.plan import describe
+
+        print(f"wrote {res['plot']}: {res['frames']} frames, {res['frames'] / res['fps']:.2f} s at {res['fps']:g} fps")
+        for name in res["panels"]:
+            print(f"  {describe(name, res['curves'][name])}")
+        if res["preview"]:
+            print(f"wrote {res['preview']}")
+    return 0
+
+
+def _cmd_presets(ns) -> int:
+    from dreamvideo import presets
+
+    for name, path in presets.builtin().items():
+        print(f"{name:20s} {presets.description(path)}")
+    return 0
+
+
+COMMANDS.update(plan=_cmd_plan, presets=_cmd_presets)
 
 if __name__ == "__main__":
     sys.exit(main())

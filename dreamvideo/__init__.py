@@ -15,7 +15,7 @@ The heavy modules (TensorFlow) load on first use.
 __version__ = "0.1.0"
 
 _API = {"dream_video": "pipeline", "zoom": "pipeline", "dream_frames": "pipeline", "zoom_frames": "pipeline",
-        "build_dreamer": "pipeline", "load_model": "models",
+        "build_dreamer": "pipeline", "load_model": "models", "plan_render": "pipeline", "preset_options": "pipeline",
         "Dreamer": "engine", "DreamSettings": "engine", "layer": "objectives", "channel": "objectives",
         "guide": "objectives", "parse_objective": "objectives"}
 

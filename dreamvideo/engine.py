@@ -122,6 +122,7 @@ class Dreamer:
             tf.TensorSpec([2], tf.int32),  # stateless seed
             tf.TensorSpec([None], tf.float32),  # term weights
             tf.TensorSpec([], tf.float32),  # max loss (inf = never stop early)
+            tf.TensorSpec([None, None], tf.float32),  # per-pixel step scale
         ]
         self._ascend = tf.function(self._ascend_graph, input_signature=spec)
         self._grad = tf.function(self._tiled_gradient, input_signature=[spec[0], spec[3], spec[6], tf.TensorSpec([2], tf.int32)])
@@ -172,7 +173,7 @@ class Dreamer:
                 loss += l * frac
         return tf.roll(grads, -shift, axis=[0, 1]), loss
 
-    def _ascend_graph(self, img, steps, step_size, tile, jitter, seed, weights, max_loss):
+    def _ascend_graph(self, img, steps, step_size, tile, jitter, seed, weights, max_loss, step_map):
         self.trace_count += 1  # runs only while tracing
         h, w = tf.shape(img)[0], tf.shape(img)[1]
         tiled = tf.logical_or(h > tile, w > tile)
@@ -185,7 +186,7 @@ class Dreamer:
             off = tf.random.stateless_uniform([2], s + 1, minval=0, maxval=tf.int32.max, dtype=tf.int32) % span
             g, loss = self._tiled_gradient(img, tile, weights, jit + off)
             g /= tf.maximum(tf.reduce_mean(tf.abs(g)), 1e-6)
-            return i + 1, tf.clip_by_value(img + step_size * g, -1.0, 1.0), loss
+            return i + 1, tf.clip_by_value(img + step_size * step_map[..., None] * g, -1.0, 1.0), loss
 
         _, img, loss = tf.while_loop(lambda i, _, loss: tf.logical_and(i < steps, loss <= max_loss),
                                      body, [tf.constant(0), img, tf.constant(-np.inf)])
@@ -206,24 +207,32 @@ class Dreamer:
         return g.numpy(), float(loss)
 
     def ascend(self, img_unit: np.ndarray, steps: int, step_size: float, tile_size: int = 512, jitter: int = 32,
-               seed=(0, 0), weights=None, max_loss: float = 0.0):
-        """Run ``steps`` ascent steps at one size; returns (image in unit space, last loss)."""
+               seed=(0, 0), weights=None, max_loss: float = 0.0, step_map=None):
+        """Run ``steps`` ascent steps at one size; returns (image in unit space, last loss).
+
+        ``step_map`` (H, W) scales the step per pixel (default 1 everywhere).
+        """
+        if step_map is None:
+            step_map = np.ones(img_unit.shape[:2], np.float32)
         out, loss = self._ascend(
             tf.constant(img_unit, tf.float32), tf.constant(int(steps)), tf.constant(float(step_size)),
             tf.constant(int(tile_size)), tf.constant(int(jitter)),
             tf.constant(np.asarray(seed, np.int64).astype(np.int32)), tf.constant(self.weights_vector(weights)),
-            tf.constant(float(max_loss) if max_loss and max_loss > 0 else np.inf, tf.float32))
+            tf.constant(float(max_loss) if max_loss and max_loss > 0 else np.inf, tf.float32),
+            tf.constant(step_map, tf.float32))
         return out.numpy(), float(loss)
 
     def dream(self, base: np.ndarray, start: np.ndarray | None = None, settings: DreamSettings = DreamSettings(),
-              seed: int = 0, weights=None, steps: int | None = None) -> np.ndarray:
+              seed: int = 0, weights=None, steps: int | None = None, step_map=None) -> np.ndarray:
         """Dream over ``base`` (H, W, 3, 0..255), the ascent starting from ``start`` (default: ``base``).
 
         In video, ``base`` is the source frame and ``start`` the previous dream warped onto it. The
         octave pyramid is built from ``start``, and the detail re-injected between octaves is
         ``start``'s own, so the fine patterns a warped dream carries survive the coarse octaves
         instead of being re-invented (which would flicker). ``steps`` overrides the settings' steps
-        (e.g. more for a video's first frame). Returns uint8 (H, W, 3); the same inputs and seed give
+        (e.g. more for a video's first frame); ``step_map`` (H, W) scales the step size per pixel
+        (video: small where the warped dream is carried, full where the frame shows new content).
+        Returns uint8 (H, W, 3); the same inputs and seed give
         the same bytes on the same machine.
         """
         steps = settings.steps if steps is None else steps
@@ -233,6 +242,7 @@ class Dreamer:
         h0, w0 = img.shape[:2]
         grow = max(1.0, self.model.min_side / min(h0, w0))  # tiny images dream at the model's smallest size
         full = resize(img, (max(1, round(h0 * grow)), max(1, round(w0 * grow))))
+        full_map = None if step_map is None else resize(np.asarray(step_map, np.float32), full.shape[:2])
         shapes = octave_shapes(full.shape[:2], settings.octaves, settings.octave_scale, self.model.min_side)
         img = resize(full, shapes[0])
         for i, shape in enumerate(shapes):
@@ -241,5 +251,6 @@ class Dreamer:
                 if settings.reinject:
                     img += resize(full, shape) - resize(resize(full, shapes[i - 1]), shape)
             img, _ = self.ascend(img, steps, settings.step_size, settings.tile_size, settings.jitter,
-                                 (seed, i), weights, settings.max_loss)
+                                 (seed, i), weights, settings.max_loss,
+                                 None if full_map is None else resize(full_map, shape))
         return from_unit(resize(img, (h0, w0)))

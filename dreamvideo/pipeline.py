@@ -106,6 +106,8 @@ class VideoSettings:
                           "blend (cross-fade it, the older tools' way) or none", choices=("flow", "blend", "none"))
     flow: str = _opt("dis", "optical flow method", choices=("dis", "farneback"))
     first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
+    carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
+                             "upkeep); new content (disoccluded or entering the frame) gets the full step")
     start: float = _opt(0.0, "start at this time in the source, in seconds")
     end: float = _opt(0.0, "stop at this time in the source, in seconds (0 = the end)")
     frames: int = _opt(0, "render at most this many frames (0 = all)")
@@ -128,6 +130,10 @@ class ZoomSettings:
     audio: str = _opt("", "soundtrack to mux into the output and to drive audio-reactive schedules")
 
 
+# Flow carries the dream's residual almost whole (a slow decay bounds it over hundreds of frames);
+# a cross-fade must let the new frame in, or it ghosts. Measured in bench/bench_video.py.
+BLEND_DEFAULT = {"flow": 0.995, "blend": 0.5, "none": 0.0}
+
 _SCHED = "a number, keyframes '0:(1.0), 48:(1.05)' or an expression of t, f, fps, rms, onset, beat, low, mid, high"
 
 
@@ -137,7 +143,8 @@ class Schedules:
 
     step_size: str = _opt(repr(DreamSettings.step_size), f"step size per step: {_SCHED}", metavar="SCHEDULE")
     steps: str = _opt(str(DreamSettings.steps), "steps per octave (rounded)", metavar="SCHEDULE")
-    blend: str = _opt("0.8", "video: how much of the previous dream carries into the next frame, 0..1",
+    blend: str = _opt("", "video: how much of the previous dream carries into the next frame, 0..1 "
+                      f"(default: {BLEND_DEFAULT['flow']} for flow, {BLEND_DEFAULT['blend']} for blend)",
                       metavar="SCHEDULE")
     zoom: str = _opt("1.05", "zoom: scale per frame (>1 zooms in)", metavar="SCHEDULE")
     angle: str = _opt("0", "zoom: rotation per frame, degrees counter-clockwise", metavar="SCHEDULE")
@@ -413,11 +420,21 @@ def coherent_start(coherence: str, src, prev_src, prev_dream, blend: float, flow
     return np.clip(src_f + blend * mask[..., None] * residual, 0, 255)
 
 
+def with_blend_default(sched: Schedules, coherence: str) -> Schedules:
+    """Fill an empty ``blend`` schedule with the coherence mode's default."""
+    from dataclasses import replace
+
+    return sched if sched.blend.strip() else replace(sched, blend=repr(BLEND_DEFAULT[coherence]))
+
+
 def _check_video_output(input, output):
     dio.check_not_same(input, output)
     p = str(output)
     if not (p.endswith("/") or Path(p).suffix.lower() in dio.WRITE_VIDEO_EXTS or not Path(p).suffix):
         raise UserError(f"cannot write {output}: use {', '.join(dio.WRITE_VIDEO_EXTS)} or a folder for PNG frames")
+    parent = Path(p).absolute().parent  # checked before the work folder is made there (which would create it)
+    if not parent.is_dir():
+        raise UserError(f"output folder {parent} does not exist; create it or choose another output path")
 
 
 def _progress(total, initial, quiet, desc):
@@ -460,7 +477,7 @@ def _render(frames_source, step, output, total, fps, size, quality, audio, audio
                 writer.finish()
             else:
                 writer.abort()
-        except Exception:
+        except BaseException:  # a second Ctrl-C while finishing too: leave no temporaries (the frames are kept)
             writer.abort()
         raise Interrupted(done, total or done, output, work.path) from None
     except BaseException:
@@ -473,7 +490,11 @@ def _render(frames_source, step, output, total, fps, size, quality, audio, audio
     if done == 0:
         writer.abort()
         raise UserError("the input has no frames to render")
-    path = writer.finish()
+    try:
+        path = writer.finish()
+    except BaseException:  # e.g. Ctrl-C while ffmpeg finalizes: no temporaries left; the work folder can resume
+        writer.abort()
+        raise
     work.remove()
     return path
 
@@ -489,8 +510,12 @@ class VideoStepper:
         src, flow, mask = item
         start = coherent_start(self.video.coherence, src, self.prev_src, self.prev_dream,
                                self.tl.value("blend", i), flow, mask)
+        step_map = None
+        if start is not None and mask is not None:
+            # The carried dream only needs upkeep; pixels the previous frame did not show dream afresh.
+            step_map = self.video.carry_step + (1.0 - self.video.carry_step) * (1.0 - mask)
         return self.dreamer.dream(src, start, self.tl.settings(self.dream, i), seed=frame_seed(self.seed, i),
-                                  weights=self.tl.weights(i),
+                                  weights=self.tl.weights(i), step_map=step_map,
                                   steps=self.video.first_steps if i == 0 and self.video.first_steps else None)
 
     def keep(self, i: int, item, out: np.ndarray) -> None:
@@ -588,6 +613,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
     Returns the output path; raises :class:`Interrupted` on Ctrl-C after finalizing the frames done.
     """
     model, sched, dream, video = _split(options, ModelSettings, Schedules, DreamSettings, VideoSettings)
+    sched = with_blend_default(sched, video.coherence)
     dream = dream.check()
     _check_video_output(input, output)
     if video.first_steps < 0 or video.quality < 0:
@@ -624,8 +650,10 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
                 yield frame, flow, mask
                 prev = frame
 
+    # The source's own audio goes only where it can (not GIF / PNG frames: no warning for what was never asked).
+    carries = video.audio or Path(str(output)).suffix.lower() in (".mp4", ".mov", ".mkv", ".webm")
     return _render(source, stepper, output, info.nframes, info.fps, (info.width, info.height), video.quality or None,
-                   audio, audio_start, work, quiet, "dreaming")
+                   audio if carries else "", audio_start, work, quiet, "dreaming")
 
 
 def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False, quiet: bool = False,
@@ -670,6 +698,7 @@ def dream_frames(frames, *, seed: int = 0, dreamer=None, fps: float = 25.0, **op
     from .flow import FlowEstimator
 
     model, sched, dream, video = _split(options, ModelSettings, Schedules, DreamSettings, VideoSettings)
+    sched = with_blend_default(sched, video.coherence)
     dreamer = dreamer or build_dreamer(model)
     timeline = Timeline(sched, fps, video.frames or 1, dreamer.objective.terms, video.audio or None,
                         use=("step_size", "steps", "blend"))
@@ -695,3 +724,301 @@ def zoom_frames(image, nframes: int, *, seed: int = 0, dreamer=None, **options):
         out = stepper(i)
         stepper.keep(i, None, out)
         yield out
+
+
+# ---------------------------------------------------------------- presets
+
+PRESET_SECTIONS = {"model": ModelSettings, "dream": DreamSettings, "video": VideoSettings, "zoom": ZoomSettings,
+                   "schedules": Schedules}
+_PRESET_TOP = ("seed", "max_side")  # top-level keys besides the settings fields
+_KIND_CLASSES = {"image": (ModelSettings, DreamSettings),
+                 "video": (ModelSettings, DreamSettings, VideoSettings, Schedules),
+                 "zoom": (ModelSettings, DreamSettings, ZoomSettings, Schedules)}
+
+
+def _preset_value(f, value, label, key):
+    """``value`` from a preset converted to field ``f``'s type; raises ValueError if it does not fit."""
+    default = f.default if f is not None else 0
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{label}: {key} must be true or false, not {value!r}")
+        return value
+    if isinstance(value, bool):
+        raise UserError(f"{label}: {key} must be a {type(default).__name__}, not {str(value).lower()}")
+    parse = (f.metadata.get("parse") if f is not None else None) or type(default)
+    out = parse(value if isinstance(value, str) else repr(value))  # 10.5 is no int; 0.01 is the schedule "0.01"
+    choices = f.metadata.get("choices") if f is not None else None
+    if choices and out not in choices:
+        raise UserError(f"{label}: {key} = {value!r} is not one of {', '.join(choices)}")
+    return out
+
+
+def preset_defaults(name_or_path, dests) -> dict:
+    """A preset's values for the settings ``dests`` (``"Schedules.zoom"``, ``"DreamSettings.octaves"``,
+    ``"seed"``...) that a command has: ``{dest: typed value}``.
+
+    A key applies to the dests with its field name in its section's class (any class when it is at the
+    top level); ``steps``/``step_size`` cross between ``[dream]`` and ``[schedules]`` when a command has
+    only one of them (a still image has no schedules). Keys of settings the command does not have are
+    left out, so one preset serves every command. Unknown keys and values of the wrong type are
+    one-line :class:`UserError`\\ s.
+    """
+    from dataclasses import fields
+
+    from . import presets
+
+    path, data = presets.read(name_or_path)
+    label = f"preset {path.stem if path.parent == presets.BUILTIN_DIR else path}"
+    schema = {s: {f.name for f in fields(c)} for s, c in PRESET_SECTIONS.items()}
+    dests = set(dests)
+    out = {}
+    for section, key, value in presets.entries(data, schema, set(_PRESET_TOP), label):
+        if section is None and key in _PRESET_TOP:
+            if key in dests:
+                v = _preset_value(None, value, label, key)
+                if key == "max_side" and v <= 0:
+                    raise UserError(f"{label}: max_side must be a positive whole number")
+                out[key] = v
+            continue
+        own = [PRESET_SECTIONS[section]] if section else list(PRESET_SECTIONS.values())
+        home = [c for c in own if key in {x.name for x in fields(c)}]
+        converted, problem = {}, None
+        for cls in home:  # checked in its own settings even where this command does not use it
+            f = {x.name: x for x in fields(cls)}[key]
+            try:
+                converted[cls] = _preset_value(f, value, label, key)
+            except UserError as e:
+                problem = problem or e
+            except (ValueError, TypeError):
+                want = {"int": "a whole number", "float": "a number"}.get(type(f.default).__name__, "valid")
+                problem = problem or UserError(f"{label}: {key} = {value!r} is not {want}")
+        if problem and (section or not converted):  # top level: fine if some settings group takes it
+            raise problem
+        cross = {DreamSettings: Schedules, Schedules: DreamSettings}
+        targets = [c for c in converted if f"{c.__name__}.{key}" in dests]
+        if not targets and section and own[0] in cross and f"{cross[own[0]].__name__}.{key}" in dests:
+            other = cross[own[0]]
+            try:
+                converted[other] = _preset_value({x.name: x for x in fields(other)}[key], value, label, key)
+                targets = [other]
+            except (ValueError, TypeError):  # a schedule expression has no meaning for a still image
+                pass
+        for cls in targets:
+            out[f"{cls.__name__}.{key}"] = converted[cls]
+    return out
+
+
+def preset_options(name_or_path, kind: str = "zoom") -> dict:
+    """A preset as keyword options for :func:`dream_video` (``kind="video"``), :func:`zoom` or
+    ``dream_image`` (``"image"``): ``dreamvideo.zoom("cat.jpg", "z.mp4", **preset_options("pulse"))``."""
+    from dataclasses import fields
+
+    if kind not in _KIND_CLASSES:
+        raise UserError(f"preset kind must be one of {', '.join(_KIND_CLASSES)}, not {kind!r}")
+    classes = _KIND_CLASSES[kind]
+    dests = {f"{c.__name__}.{f.name}" for c in classes for f in fields(c)}
+    if kind != "image":  # as on the command line, the scheduled steps and step size win
+        dests -= {"DreamSettings.steps", "DreamSettings.step_size"}
+    return {d.split(".")[-1]: v for d, v in preset_defaults(name_or_path, dests | set(_PRESET_TOP)).items()}
+
+
+def preset_sections(values: dict, only_changed: bool = True) -> dict:
+    """``{dest: value}`` (dests as in :func:`preset_defaults`) grouped into preset sections,
+    ``{None: {...top-level}, "model": {...}, ...}``; with ``only_changed`` the defaults are left out."""
+    from dataclasses import MISSING, fields
+
+    by_class = {c.__name__: (s, {f.name: f for f in fields(c)}) for s, c in PRESET_SECTIONS.items()}
+    out = {None: {}, **{s: {} for s in PRESET_SECTIONS}}
+    for dest, value in values.items():
+        cls, _, name = dest.rpartition(".")
+        if not cls:
+            if name in _PRESET_TOP and value is not None and not (only_changed and name == "seed" and value == 0):
+                out[None][name] = value
+            continue
+        if cls not in by_class or name not in by_class[cls][1] or value is None:
+            continue
+        default = by_class[cls][1][name].default
+        if only_changed and default is not MISSING and value == default:
+            continue
+        if name in ("model", "weights", "guide", "audio") and value and Path(str(value)).is_file():
+            value = str(Path(str(value)).resolve())  # a preset may be used from another folder
+        out[by_class[cls][0]][name] = value
+    return {k: v for k, v in out.items() if v}
+
+
+# ---------------------------------------------------------------- plan and preview
+
+def plan_output(output) -> Path:
+    """Where a plan's plot goes: ``output`` if it names a plot (png/svg/pdf/jpg/webp), else
+    ``<output without its suffix>.plan.png`` (so a render's ``-o clip.mp4`` gives ``clip.plan.png``)."""
+    from .plan import PLOT_EXTS
+
+    p = Path(str(output))
+    return p if p.suffix.lower() in PLOT_EXTS else p.with_name(p.name.rstrip("/").rsplit(".", 1)[0] + ".plan.png")
+
+
+def preview_output(plot) -> Path:
+    """The default contact sheet next to a plot: ``plan.png`` -> ``plan.preview.png``."""
+    p = Path(str(plot))
+    return p.with_name(f"{p.stem}.preview.png")
+
+
+def _preview_steps(steps: int, preview_steps: int) -> int:
+    if preview_steps > 0:
+        return preview_steps if steps > 0 else 0
+    return max(1, steps // 2) if steps > 0 else 0
+
+
+class _PreviewTimeline:
+    """A timeline for a smaller preview: pixel shifts scaled, steps per octave reduced."""
+
+    def __init__(self, timeline: Timeline, scale: float, preview_steps: int):
+        self.tl, self.scale, self.preview_steps = timeline, scale, preview_steps
+
+    def value(self, name, f):
+        v = self.tl.value(name, f)
+        return v * self.scale if name in ("dx", "dy") else v
+
+    def weights(self, f):
+        return self.tl.weights(f)
+
+    def settings(self, base, f):
+        from dataclasses import replace
+
+        s = self.tl.settings(base, f)
+        return replace(s, steps=_preview_steps(s.steps, self.preview_steps))
+
+
+def _plan_terms(model: ModelSettings, sched: Schedules):
+    """The objective's terms, for --layer-weights; loads the model only when it has to."""
+    from .models import MODELS
+    from .objectives import parse_objective
+
+    if not sched.layer_weights.strip():
+        return ()
+    if model.layers or model.model in MODELS:
+        return parse_objective(model.layers or MODELS[model.model].default_layers, mode=model.objective).terms
+    return build_dreamer(model).objective.terms
+
+
+def _all_audio_features(timeline: Timeline, audio, fps, n, start, smoothing) -> dict:
+    """Every audio feature (the timeline's, plus the rest), without onset/beat if librosa is missing."""
+    from .audio import features_for
+    from .schedule import AUDIO_FEATURES
+
+    have = dict(timeline.features or {})
+    missing = [k for k in AUDIO_FEATURES if k not in have]
+    if not audio or not missing:
+        return have
+    try:
+        have.update(features_for(audio, fps, n, start=start, smoothing=smoothing, needed=missing))
+    except UserError:
+        rest = [k for k in missing if k not in ("onset", "beat")]
+        if rest:
+            have.update(features_for(audio, fps, n, start=start, smoothing=smoothing, needed=rest))
+    return have
+
+
+def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None = None, preview=None,
+         preview_frames: int = 6, preview_size: int = 256, preview_steps: int = 0, quiet: bool = False,
+         **options) -> dict:
+    """Look before a long render: plot the per-frame curves of a ``kind`` ("video" or "zoom") render.
+
+    ``input`` and ``options`` are those of :func:`dream_video` / :func:`zoom`. Writes a plot of every
+    scheduled curve and audio feature over the timeline to ``output`` (see :func:`plan_output`); with
+    ``preview`` (a path, or True for :func:`preview_output`) it also dreams ``preview_frames`` evenly
+    spaced frames at ``preview_size`` px (longer side) with ``preview_steps`` steps per octave (0 =
+    half the render's) into a contact sheet. A video's preview frames are dreamed one by one, without
+    the previous frame's dream; a zoom's preview renders every frame up to the last shown, small.
+
+    Returns ``{"plot", "preview" (Path or None), "curves" {name: per-frame values}, "panels",
+    "titles", "fps", "frames"}``.
+    """
+    from dataclasses import replace
+
+    from .plan import contact_sheet, evenly_spaced, plot_curves
+
+    if kind not in ("video", "zoom"):
+        raise UserError(f"plan kind must be video or zoom, not {kind!r}")
+    if preview_frames < 1 or preview_size < 16 or preview_steps < 0:
+        raise UserError("--preview-frames must be at least 1, --preview-size at least 16 and --preview-steps >= 0")
+    plot_path = plan_output(output)
+    if input:
+        dio.check_not_same(input, plot_path)
+    classes = (ModelSettings, Schedules, DreamSettings, VideoSettings if kind == "video" else ZoomSettings)
+    model, sched, dream, ks = _split(options, *classes)
+    dream = dream.check()
+    if kind == "video":
+        reader = dio.VideoReader(input, start=ks.start or None, end=ks.end or None, frames=ks.frames or None,
+                                 max_side=max_side, fps=ks.fps or None)
+        reader.close()
+        info = reader.info
+        fps, n = info.fps, info.nframes
+        if n < 1:
+            raise UserError(f"cannot tell how many frames {input} has; pass --frames N")
+        audio = "" if ks.no_audio else (ks.audio or (str(input) if info.has_audio else ""))
+        audio_start = ks.start if audio and not ks.audio else 0.0
+        use = ("step_size", "steps", "blend")
+        sched = with_blend_default(sched, ks.coherence)
+    else:
+        if ks.frames < 1 or ks.fps <= 0:
+            raise UserError("--frames must be at least 1 and --fps above 0")
+        if input and ks.from_noise:
+            raise UserError("give either an input image or --from-noise WxH, not both")
+        if not input and not ks.from_noise:
+            raise UserError("give an input image, or --from-noise WxH to start from noise")
+        init = fit_max_side(dio.read_image(input), max_side) if input else noise_image(ks.from_noise, seed)
+        fps, n, audio, audio_start = ks.fps, ks.frames, ks.audio, 0.0
+        use = ("step_size", "steps", "zoom", "angle", "dx", "dy")
+    dreamer = build_dreamer(model) if preview else None
+    terms = dreamer.objective.terms if dreamer else _plan_terms(model, sched)
+    timeline = Timeline(sched, fps, n, terms, audio or None, audio_start, use=use)
+    curves = {k: np.asarray(v, np.float64) for k, v in timeline.curves().items()}
+    for k, v in _all_audio_features(timeline, audio, fps, n, audio_start, sched.smoothing).items():
+        curves.setdefault(f"audio {k}", np.asarray(v, np.float64))
+    title = f"dreamvideo plan {kind}: {Path(str(input)).name if input else ks.from_noise}"
+    drawn = plot_curves(curves, fps, plot_path, title=title)
+    result = {"plot": drawn["path"], "preview": None, "curves": curves, "panels": drawn["panels"],
+              "titles": drawn["titles"], "fps": float(fps), "frames": int(n)}
+    if not preview:
+        return result
+    sheet = preview_output(plot_path) if preview is True or preview == "" else Path(str(preview))
+    if input:
+        dio.check_not_same(input, sheet)
+    want = evenly_spaced(n, preview_frames)
+    tiles = []
+    side = min(preview_size, max_side) if max_side else preview_size
+    if kind == "video":
+        pt = _PreviewTimeline(timeline, 1.0, preview_steps)
+        first = _preview_steps(ks.first_steps, preview_steps) if ks.first_steps else None
+        reader = dio.VideoReader(input, start=ks.start or None, end=ks.end or None, frames=want[-1] + 1,
+                                 max_side=side, fps=ks.fps or None)
+        bar = _progress(len(want), 0, quiet, "preview")
+        with reader:
+            for i, frame in enumerate(reader):
+                if i in want:
+                    out = dreamer.dream(frame, None, pt.settings(dream, i), seed=frame_seed(seed, i),
+                                        weights=pt.weights(i), steps=first if i == 0 else None)
+                    tiles.append((f"#{i} {i / fps:.2f}s", out))
+                    bar.update(1)
+        bar.close()
+    else:
+        import cv2
+
+        s = min(1.0, side / max(init.shape[:2]))
+        size = (max(2, round(init.shape[1] * s / 2) * 2), max(2, round(init.shape[0] * s / 2) * 2))
+        small = cv2.resize(init, size, interpolation=cv2.INTER_AREA) if s < 1 else \
+            np.ascontiguousarray(init[: init.shape[0] // 2 * 2, : init.shape[1] // 2 * 2])
+        zs = replace(ks, first_steps=_preview_steps(ks.first_steps, preview_steps) if ks.first_steps else 0)
+        stepper = ZoomStepper(dreamer, dream, zs, _PreviewTimeline(timeline, small.shape[1] / init.shape[1],
+                                                                    preview_steps), seed, small)
+        bar = _progress(want[-1] + 1, 0, quiet, "preview")
+        for i in range(want[-1] + 1):
+            out = stepper(i)
+            stepper.keep(i, None, out)
+            if i in want:
+                tiles.append((f"#{i} {i / fps:.2f}s", out))
+            bar.update(1)
+        bar.close()
+    result["preview"] = contact_sheet(tiles, sheet)
+    return result

@@ -42,3 +42,29 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         ffmpeg(*args, path)
         assert path.stat().st_size > 0, f"could not make test clip {name}"
     return out
+
+
+def ffmpeg_children() -> list[int]:
+    """Live (non-zombie) ffmpeg processes whose parent is this test process."""
+    import os
+
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == os.getpid() and state != "Z" and b"ffmpeg" in cmd:
+            pids.append(int(d.name))
+    return pids
+
+
+def audio_samples(path, rate: int = 8000):
+    """The first audio stream of `path` decoded to mono float samples in [-1, 1] at `rate` Hz (empty if none)."""
+    import numpy as np
+
+    r = subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0?",
+                        "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"], capture_output=True)
+    return np.frombuffer(r.stdout, np.int16).astype(np.float64) / 32768.0

@@ -1,0 +1,381 @@
+"""Benchmark: one 960x540 frame of InceptionV3 DeepDream, the engine against a plain reference.
+
+    python bench/bench_engine.py                  # the table of bench/RESULTS.md (~5-8 min on 2 cores)
+    python bench/bench_engine.py --experiments    # + per-step variants (pure bf16, jit, BN unfolded)
+    python bench/bench_engine.py --steps-only     # only the per-step timings (for threading / env runs)
+
+The reference is a re-implementation of the algorithm of keras-io's
+``examples/generative/deep_dream.py``: a ``@tf.function`` gradient-ascent step called from a Python
+loop, float32, the whole image, no tiling; loss per layer ``sum(square(act[:, 2:-2, 2:-2, :])) /
+size(act)``, layers mixed4..mixed7 weighted 1, 1.5, 2, 2.5; 3 octaves at scale 1.4, 20 steps per
+octave, step 0.01 on the gradient normalised by its mean absolute value, lost detail re-injected
+after each octave. Unlike keras-io it has no ``max_loss`` early stop: both sides run every step, so
+the work is identical. Ours is ``Dreamer.dream`` at the same settings (jitter 0, one 1024 tile).
+
+Both run on the same random weights (a fixed seed), the same frame, in one process, interleaved
+round by round, after one warm-up (tracing) each; the table gives medians and the median of the
+per-round ratios, which survive the load drift of a shared machine better than absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import glob
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dreamvideo import models  # noqa: E402  (quiets TensorFlow's start-up logging)
+from dreamvideo.engine import Dreamer, DreamSettings, octave_shapes  # noqa: E402
+from dreamvideo.models import load_model, resolve_precision  # noqa: E402
+from dreamvideo.objectives import parse_objective  # noqa: E402
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+LAYERS = "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5"
+OCTAVES, SCALE, STEPS, STEP_SIZE = 3, 1.4, 20, 0.01
+
+
+# ---------------------------------------------------------------- the reference (keras-io's algorithm)
+
+class Reference:
+    """keras-io DeepDream, re-written: a traced step, called ``STEPS`` times per octave from Python."""
+
+    def __init__(self, net, layers=LAYERS):
+        terms = [t.split(":") for t in layers.split(",")]
+        self.weights = [float(w) for _, w in terms]
+        self.extractor = keras.Model(net.input, [net.get_layer(n).output for n, _ in terms])
+        self.step = tf.function(self._step)  # retraces once per octave size, like keras-io's
+
+    def loss(self, img):
+        total = tf.constant(0.0)
+        for act, w in zip(self.extractor(img), self.weights):
+            act = tf.cast(act, tf.float32)
+            size = tf.reduce_prod(tf.cast(tf.shape(act), tf.float32))
+            total += w * tf.reduce_sum(tf.square(act[:, 2:-2, 2:-2, :])) / size
+        return total
+
+    def _step(self, img, lr):
+        with tf.GradientTape() as tape:
+            tape.watch(img)
+            loss = self.loss(img)
+        g = tape.gradient(loss, img)
+        g /= tf.maximum(tf.reduce_mean(tf.abs(g)), 1e-6)
+        return loss, img + lr * g
+
+    def __call__(self, frame, octaves=OCTAVES, scale=SCALE, steps=STEPS, step_size=STEP_SIZE):
+        x = tf.constant(frame[None].astype(np.float32) / 127.5 - 1.0)
+        h, w = frame.shape[:2]
+        shapes = [(int(h / scale ** i), int(w / scale ** i)) for i in range(octaves)][::-1]
+        lr = tf.constant(step_size)
+        small = tf.image.resize(x, shapes[0])
+        img = x
+        for shape in shapes:
+            img = tf.image.resize(img, shape)
+            for _ in range(steps):  # all steps: no max_loss early stop
+                _, img = self.step(img, lr)
+            img += tf.image.resize(x, shape) - tf.image.resize(small, shape)  # the detail lost by shrinking
+            small = tf.image.resize(x, shape)
+        return np.clip(np.rint((img[0].numpy() + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- helpers
+
+def cpu_name() -> str:
+    try:
+        for line in os.popen("lscpu").read().splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def frame(w: int, h: int) -> np.ndarray:
+    img = cv2.imread(str(ROOT / "samples" / "cat.jpg"))
+    if img is None:  # a textured stand-in
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = np.stack([(xx * 255 // w), (yy * 255 // h), ((xx + yy) * 7) % 256], -1).astype(np.uint8)
+        return img
+    return cv2.resize(img[..., ::-1], (w, h), interpolation=cv2.INTER_AREA).copy()
+
+
+def build(precision: str, fold: bool = True, policy: str | None = None):
+    """InceptionV3, random weights from a fixed seed (identical in every variant)."""
+    keras.utils.set_random_seed(0)
+    saved = models._fold_batchnorm
+    if not fold:
+        models._fold_batchnorm = lambda net, keep=(): net
+    try:
+        if policy:  # e.g. a pure "bfloat16" policy instead of mixed_bfloat16
+            models._POLICY, saved_pol = {**models._POLICY, precision: policy}, models._POLICY
+            try:
+                m = load_model("inception_v3", "random", precision=precision)
+            finally:
+                models._POLICY = saved_pol
+        else:
+            m = load_model("inception_v3", "random", precision=precision)
+        d = Dreamer(m, parse_objective(LAYERS))
+    finally:
+        models._fold_batchnorm = saved
+    return m, d
+
+
+def conv_flops(feature_model, hw) -> float:
+    """Forward FLOPs (2 x MACs) of every Conv2D up to the dreamed layers at input size ``hw``."""
+    sub = feature_model._sub
+    convs = [l for l in sub.layers if isinstance(l, keras.layers.Conv2D)]
+    probe = keras.Model(sub.input, [l.output for l in convs])
+    specs = probe.compute_output_spec(keras.KerasTensor((1, hw[0], hw[1], 3)))
+    return float(sum(2 * np.prod(s.shape[1:3]) * np.prod(l.kernel.shape) for l, s in zip(convs, specs)))
+
+
+def v1_profiler_flops(fn, hw) -> float | None:
+    """Cross-check: TensorFlow's own op-statistics count on the frozen concrete graph."""
+    try:
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+        g = convert_variables_to_constants_v2(fn.get_concrete_function(
+            tf.TensorSpec([1, hw[0], hw[1], 3], tf.float32))).graph
+        opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        opts["output"] = "none"
+        return float(tf.compat.v1.profiler.profile(g, options=opts).total_float_ops)
+    except Exception:
+        return None
+
+
+def timed(fn, reps):
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        np.asarray(out[0] if isinstance(out, tuple) else out)
+        ts.append(time.perf_counter() - t0)
+    return ts
+
+
+def step_fns(feature_call, weights):
+    """(forward loss, forward + input gradient) of the weighted l2-mean objective, traced."""
+
+    def loss(x):
+        acts = feature_call(x)
+        return tf.add_n([w * tf.reduce_mean(tf.square(tf.cast(a, tf.float32))) for a, w in zip(acts, weights)])
+
+    @tf.function(reduce_retracing=True)
+    def fwd(x):
+        return loss(x)
+
+    @tf.function(reduce_retracing=True)
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            l = loss(x)
+        return tape.gradient(l, x)
+
+    return fwd, grad
+
+
+def op_profile(fn, x, reps=2):
+    """Seconds per call by op category, from a TensorFlow profiler trace (op time summed over threads)."""
+    try:
+        from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    except ImportError:
+        return None
+    d = tempfile.mkdtemp(prefix="dv_prof_")
+    try:
+        tf.profiler.experimental.start(d)
+        for _ in range(reps):
+            np.asarray(fn(x))
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(glob.glob(d + "/**/*.xplane.pb", recursive=True)[0]).read_bytes())
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    cats = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for ev in line.events:
+                name = plane.event_metadata[ev.metadata_id].name
+                if ":" not in name or "::" in name:  # "node:OpType" only, not executor spans
+                    continue
+                op = name.rsplit(":", 1)[1]
+                if "BackpropInput" in op:
+                    c = "conv backward (input grad)"
+                elif "Conv2D" in op:
+                    c = "conv forward"
+                elif "BackpropFilter" in op:
+                    c = "conv filter grad (unwanted)"
+                elif "Pool" in op:
+                    c = "pooling fwd+bwd"
+                elif op in ("Relu", "ReluGrad", "Mul", "AddV2", "Add", "Sub", "Cast", "Square", "BiasAdd", "AddN",
+                            "Rsqrt", "FusedBatchNormV3", "FusedBatchNormGradV3", "Neg", "RealDiv", "Maximum"):
+                    c = "elementwise (BN, relu, casts, adds)"
+                elif op in ("StartRegion", "StopRegion", "Record", "ReadVariableOp"):
+                    continue
+                else:
+                    c = "other (slice, concat, tile)"
+                    if os.environ.get("BENCH_DEBUG"):
+                        print("other:", op, ev.duration_ps / 1e12)
+                cats[c] += ev.duration_ps / 1e12 / reps
+    return cats
+
+
+def matmul_gflops(dtype, n=2048, reps=10):
+    a = tf.cast(tf.random.normal([n, n]), dtype)
+    b = tf.cast(tf.random.normal([n, n]), dtype)
+    f = tf.function(lambda a, b: tf.matmul(a, b))
+    f(a, b).numpy()
+    return 2 * n ** 3 / np.median(timed(lambda: f(a, b), reps)) / 1e9
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="960x540", help="frame WxH")
+    ap.add_argument("--reps", type=int, default=3, help="timed repetitions per variant (median reported)")
+    ap.add_argument("--no-unfolded", action="store_true", help="skip the BN-unfolded frame variants")
+    ap.add_argument("--no-profile", action="store_true", help="skip the per-op profile")
+    ap.add_argument("--experiments", action="store_true", help="also time per-step variants: pure bf16, jit")
+    ap.add_argument("--steps-only", action="store_true", help="only the per-step timings")
+    ap.add_argument("--inter", type=int, default=0, help="tf inter-op threads (0 = TF default)")
+    ap.add_argument("--intra", type=int, default=0, help="tf intra-op threads (0 = TF default)")
+    a = ap.parse_args(argv)
+    if a.inter:
+        tf.config.threading.set_inter_op_parallelism_threads(a.inter)
+    if a.intra:
+        tf.config.threading.set_intra_op_parallelism_threads(a.intra)
+    w, h = (int(v) for v in a.size.lower().split("x"))
+    img = frame(w, h)
+    auto = resolve_precision("auto")
+    cmd = "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:] if argv is None else ["bench/bench_engine.py", *argv])
+    print(f"# dreamvideo engine benchmark, {datetime.date.today()}")
+    print(f"`{cmd}`  \nCPU: {cpu_name()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}, Keras {keras.__version__}; "
+          f"precision auto = {auto}; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(default)')}; "
+          f"threads inter/intra = {tf.config.threading.get_inter_op_parallelism_threads()}/"
+          f"{tf.config.threading.get_intra_op_parallelism_threads()} (0 = TF default)")
+    print(f"Frame {w}x{h}, InceptionV3 random weights, {LAYERS}, {OCTAVES} octaves x {SCALE}, {STEPS} steps, "
+          f"step {STEP_SIZE}, no early stop.\n", flush=True)
+
+    t_setup = time.perf_counter()
+    m32, d32 = build("float32")
+    mbf, dbf = build(auto)
+    settings = DreamSettings(octaves=OCTAVES, octave_scale=SCALE, steps=STEPS, step_size=STEP_SIZE, jitter=0,
+                             tile_size=1024, max_loss=0.0, reinject=True)
+    ref = Reference(m32._keras)
+    weights = [float(t.split(":")[1]) for t in LAYERS.split(",")]
+    shapes = octave_shapes((h, w), OCTAVES, SCALE, m32.min_side)
+    frame_flops = sum(2 * STEPS * conv_flops(d32.model, s) for s in shapes)  # forward + input gradient
+    final_flops = conv_flops(d32.model, (h, w))
+
+    # ---- per-step timings at the final octave size
+    x = tf.random.uniform([1, h, w, 3], -1.0, 1.0, seed=1)
+    names = [t.split(":")[0] for t in LAYERS.split(",")]
+
+    def feats(dreamer):  # the engine's own (selected, folded) feature model
+        def call(v):
+            acts = dreamer.model(v)
+            return [acts[n] for n in names]
+        return call
+
+    steps = {
+        "reference f32 (BN unfolded)": step_fns(lambda v: ref.extractor(v), weights),
+        "ours f32": step_fns(feats(d32), weights),
+        f"ours {auto}": step_fns(feats(dbf), weights),
+    }
+    if a.experiments:
+        steps[f"ours {auto}, BN unfolded"] = step_fns(feats(build(auto, fold=False)[1]), weights)
+        if auto == "bfloat16":
+            steps["ours bfloat16, pure bf16 policy"] = step_fns(feats(build(auto, policy="bfloat16")[1]), weights)
+        fx, gx = step_fns(feats(dbf), weights)
+        steps[f"ours {auto}, jit_compile"] = (tf.function(fx.python_function, jit_compile=True),
+                                              tf.function(gx.python_function, jit_compile=True))
+    for fwd, grad in steps.values():  # trace
+        fwd(x), grad(x)
+        np.asarray(grad(x))
+    st = {k: ([], []) for k in steps}
+    for _ in range(max(3, a.reps)):
+        for k, (fwd, grad) in steps.items():
+            st[k][0].extend(timed(lambda: fwd(x), 1))
+            st[k][1].extend(timed(lambda: grad(x), 1))
+    print(f"## One step at the final octave ({w}x{h}); {final_flops / 1e9:.1f} GFLOP conv forward, "
+          f"{2 * final_flops / 1e9:.1f} GFLOP forward + input gradient (analytic, conv layers)\n")
+    print("| variant | forward s | forward+gradient s | gradient only s | GFLOP/s (fwd+grad) |")
+    print("|---|---:|---:|---:|---:|")
+    for k, (tf_, tg) in st.items():
+        f_, g_ = np.median(tf_), np.median(tg)
+        print(f"| {k} | {f_:.3f} | {g_:.3f} | {g_ - f_:.3f} | {2 * final_flops / g_ / 1e9:.0f} |")
+    print(flush=True)
+    mm = {dt.name: matmul_gflops(dt) for dt in (tf.float32, tf.bfloat16)}
+    print(f"Matmul 2048x2048 @ 2048x2048, same run: float32 {mm['float32']:.0f} GFLOP/s, "
+          f"bfloat16 {mm['bfloat16']:.0f} GFLOP/s.")
+    xf = v1_profiler_flops(steps["ours f32"][1], (h, w))
+    if xf:
+        print(f"Cross-check, tf.compat.v1.profiler float_operation on the frozen f32 gradient graph: "
+              f"{xf / 1e9:.1f} GFLOP (analytic conv count {2 * final_flops / 1e9:.1f}).")
+    print(flush=True)
+
+    if not a.no_profile:
+        profs = {k: op_profile(steps[k][1], x) for k in ("reference f32 (BN unfolded)", "ours f32", f"ours {auto}")}
+        if all(p is not None for p in profs.values()):
+            cats = sorted({c for p in profs.values() for c in p}, key=lambda c: -profs[f"ours {auto}"].get(c, 0))
+            print("## Where a forward+gradient step's op time goes (TF profiler, op time summed over threads, s)\n")
+            print("| op category | " + " | ".join(profs) + " |")
+            print("|---|" + "---:|" * len(profs))
+            for c in cats:
+                print(f"| {c} | " + " | ".join(f"{p.get(c, 0):.3f} ({100 * p.get(c, 0) / sum(p.values()):.0f}%)"
+                                               for p in profs.values()) + " |")
+            print("| total | " + " | ".join(f"{sum(p.values()):.3f}" for p in profs.values()) + " |\n", flush=True)
+
+    if a.steps_only:
+        return 0
+
+    # ---- whole frames
+    variants = {
+        "reference f32 (keras-io algorithm, Python step loop)": lambda: ref(img),
+        "ours f32": lambda: d32.dream(img, settings=settings),
+        f"ours {auto} (precision auto)": lambda: dbf.dream(img, settings=settings),
+    }
+    if not a.no_unfolded:
+        _, du32 = build("float32", fold=False)
+        _, dubf = build(auto, fold=False)
+        variants["ours f32, BN unfolded (before)"] = lambda: du32.dream(img, settings=settings)
+        variants[f"ours {auto}, BN unfolded (before)"] = lambda: dubf.dream(img, settings=settings)
+    warm = {}
+    for k, fn in variants.items():
+        t0 = time.perf_counter()
+        fn()
+        warm[k] = time.perf_counter() - t0
+    times = {k: [] for k in variants}
+    for _ in range(a.reps):
+        for k, fn in variants.items():
+            times[k].extend(timed(fn, 1))
+    refk = next(iter(variants))
+    print(f"## One {w}x{h} frame ({OCTAVES} octaves, {STEPS} steps each, {frame_flops / 1e9:.0f} GFLOP of conv "
+          f"forward + input gradient), median of {a.reps}, interleaved\n")
+    print("| variant | first call s (trace) | frame s (median) | runs s | speed-up vs reference | GFLOP/s |")
+    print("|---|---:|---:|---|---:|---:|")
+    for k, ts in times.items():
+        ratio = np.median(np.array(times[refk]) / np.array(ts))  # per-round ratio, then the median
+        print(f"| {k} | {warm[k]:.1f} | {np.median(ts):.2f} | {' '.join(f'{t:.2f}' for t in ts)} | "
+              f"{ratio:.2f}x | {frame_flops / np.median(ts) / 1e9:.0f} |")
+    print(f"\nTotal bench time {time.perf_counter() - t_setup:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

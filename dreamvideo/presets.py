@@ -1,0 +1,144 @@
+"""Presets: named looks stored as TOML files.
+
+A preset is a TOML file whose keys are the names of settings fields (``layers``, ``octaves``,
+``zoom``, ``coherence``...), written either at the top level or under optional sections
+``[model] [dream] [video] [zoom] [schedules]`` that name the settings group; plus an optional
+top-level ``description``. Schedules are strings (``zoom = "1.0 + 0.03*beat"``) or numbers.
+
+The built-in presets live in ``dreamvideo/presets/*.toml``; ``--preset NAME`` picks one of them
+and ``--preset FILE.toml`` (anything with a path separator or a ``.toml`` suffix) a file.
+
+This module only reads, checks and writes the files: which keys exist (the *schema*) is handed in
+by the caller, so it knows nothing of the settings classes, argparse or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+BUILTIN_DIR = Path(__file__).with_name("presets")
+META_KEYS = ("description",)
+
+
+def builtin() -> dict[str, Path]:
+    """The shipped presets, name -> file, sorted by name."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+
+
+def _nearest(name, choices) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def find(name_or_path) -> Path:
+    """The file of a built-in preset name, or the given path (which must exist)."""
+    text = os.fspath(name_or_path)
+    if text.endswith(".toml") or os.sep in text or "/" in text or Path(text).is_file():
+        if not Path(text).is_file():
+            raise UserError(f"preset file {text} not found; give a .toml file or one of: {', '.join(builtin())}")
+        return Path(text)
+    presets = builtin()
+    if text not in presets:
+        raise UserError(f"unknown preset {text!r}{_nearest(text, presets)} "
+                        f"(built-in: {', '.join(presets)}; or give a .toml file)")
+    return presets[text]
+
+
+def read(name_or_path) -> tuple[Path, dict]:
+    """``(path, parsed TOML)`` of a preset; a syntax error is a one-line UserError."""
+    path = find(name_or_path)
+    try:
+        with open(path, "rb") as fh:
+            return path, tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"preset {path}: not valid TOML: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise UserError(f"cannot read preset {path}: {e.strerror or e}") from None
+
+
+def description(name_or_path) -> str:
+    return str(read(name_or_path)[1].get("description", ""))
+
+
+def entries(data: dict, schema: dict[str, set], top: set = frozenset(), label: str = "preset") -> list:
+    """Check a parsed preset against ``schema`` (section -> field names; ``top``: extra top-level
+    keys) and flatten it to ``[(section or None, key, value), ...]`` in file order.
+
+    An unknown section or key is a one-line UserError naming it and the nearest valid name.
+    """
+    every = set().union(*schema.values()) | set(top)
+    out = []
+
+    def check_value(key, value):
+        if isinstance(value, (dict, list)) or not isinstance(value, (str, int, float, bool)):
+            raise UserError(f"{label}: {key} must be a string, a number or true/false, not {value!r}")
+
+    for key, value in data.items():
+        if key in META_KEYS:
+            continue
+        if isinstance(value, dict):
+            if key not in schema:
+                raise UserError(f"{label}: unknown section [{key}]{_nearest(key, schema)} "
+                                f"(sections: {', '.join(schema)})")
+            for k, v in value.items():
+                if k not in schema[key]:
+                    hint = _nearest(k, schema[key]) or _nearest(k, every)
+                    raise UserError(f"{label}: unknown key {k!r} in [{key}]{hint}")
+                check_value(k, v)
+                out.append((key, k, v))
+        else:
+            if key not in every:
+                raise UserError(f"{label}: unknown key {key!r}{_nearest(key, every | set(schema))}")
+            check_value(key, value)
+            out.append((None, key, value))
+    return out
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def dumps(sections: dict, header: str = "", description: str = "") -> str:
+    """TOML text for ``{section or None: {key: value}}`` (the None section first, at the top level)."""
+    lines = [f"# {ln}" for ln in header.splitlines()]
+    if description:
+        lines.append(f"description = {_toml_value(description)}")
+    for k, v in sections.get(None, {}).items():
+        lines.append(f"{k} = {_toml_value(v)}")
+    for name, values in sections.items():
+        if name is None or not values:
+            continue
+        lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write(path, sections: dict, header: str = "", description: str = "") -> Path:
+    """Write a preset file (atomically); returns its path."""
+    from .io import atomic_output
+
+    path = Path(path)
+    if path.suffix.lower() != ".toml":
+        raise UserError(f"cannot save preset {path}: use a .toml file name")
+    text = dumps(sections, header, description)
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path
