@@ -416,7 +416,8 @@ def coherent_start(coherence: str, src, prev_src, prev_dream, blend: float, flow
         return blend * prev_dream.astype(np.float32) + (1.0 - blend) * src_f
     from .flow import warp
 
-    residual = warp(prev_dream.astype(np.float32) - prev_src.astype(np.float32), flow)
+    # Bicubic: the residual is re-warped every frame, and bilinear's blur would compound into a smear.
+    residual = warp(prev_dream.astype(np.float32) - prev_src.astype(np.float32), flow, cubic=True)
     return np.clip(src_f + blend * mask[..., None] * residual, 0, 255)
 
 
@@ -452,19 +453,26 @@ def _render(frames_source, step, output, total, fps, size, quality, audio, audio
     dream of frame ``i``. On Ctrl-C the frames done so far are finalized as a playable file.
     """
     writer = dio.VideoWriter(output, fps, size, quality=quality, audio=audio or None, audio_start=audio_start)
-    sink = _Sink(writer.write)
+    resumed = work.done
+
+    def save_and_write(job):  # behind the dream, in the sink's thread: PNG and encode cost no dream time
+        i, out = job
+        if i >= resumed:
+            work.save(i, out)
+        writer.write(out)
+
+    sink = _Sink(save_and_write)
     frames = _Background(frames_source)
-    bar = _progress(total, work.done, quiet, desc)
+    bar = _progress(total, resumed, quiet, desc)
     done = 0
     try:
         try:
             for i, item in enumerate(frames):
-                out = work.load(i) if i < work.done else step(i, item)
-                if i >= work.done:
-                    work.save(i, out)
+                out = work.load(i) if i < resumed else step(i, item)
+                if i >= resumed:
                     bar.update(1)
                 step.keep(i, item, out)
-                sink.put(out)
+                sink.put((i, out))
                 done = i + 1
         finally:
             frames.close()
