@@ -612,6 +612,12 @@ def _split(kwargs: dict, *classes):
     return out
 
 
+def soundtrack(input, video: VideoSettings, info) -> tuple[str, float]:
+    """The audio a video render uses (``""`` for none) and where in it the render starts, seconds."""
+    audio = "" if video.no_audio else (video.audio or (str(input) if info.has_audio else ""))
+    return audio, (video.start if audio and not video.audio else 0.0)
+
+
 def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False,
                 quiet: bool = False, **options) -> Path:
     """Dream over a video clip (or image sequence) into ``output`` (mp4/webm/gif/mov/mkv or a folder).
@@ -635,8 +641,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
         reader.close()
         raise UserError(f"--frames {video.frames} is more than the {info.nframes} frames of {input} in that range; "
                         f"use --frames {info.nframes} or fewer")
-    audio = "" if video.no_audio else (video.audio or (str(input) if info.has_audio else ""))
-    audio_start = video.start if audio and not video.audio else 0.0
+    audio, audio_start = soundtrack(input, video, info)
     dreamer = build_dreamer(model)
     timeline = Timeline(sched, info.fps, info.nframes, dreamer.objective.terms, audio or None, audio_start,
                         use=("step_size", "steps", "blend"))
@@ -664,6 +669,19 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
                    audio if carries else "", audio_start, work, quiet, "dreaming")
 
 
+def zoom_start(input, zs: ZoomSettings, max_side, seed: int) -> np.ndarray:
+    """Check a zoom's frame count and start, and return its first image (even sides)."""
+    if zs.frames < 1 or zs.fps <= 0:
+        raise UserError("--frames must be at least 1 and --fps above 0")
+    if input and zs.from_noise:
+        raise UserError("give either an input image or --from-noise WxH, not both")
+    if not input and not zs.from_noise:
+        raise UserError("give an input image, or --from-noise WxH to start from noise")
+    init = fit_max_side(dio.read_image(input), max_side) if input else noise_image(zs.from_noise, seed)
+    # Even sides: H.264 in yuv420p needs them, and resizing each frame later would blur the zoom.
+    return np.ascontiguousarray(init[: init.shape[0] // 2 * 2 or 1, : init.shape[1] // 2 * 2 or 1])
+
+
 def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False, quiet: bool = False,
          **options) -> Path:
     """Grow an infinite-zoom animation from an image (or ``from_noise="WxH"``; ``input`` may then be None).
@@ -673,20 +691,8 @@ def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: b
     """
     model, sched, dream, zs = _split(options, ModelSettings, Schedules, DreamSettings, ZoomSettings)
     dream = dream.check()
-    if zs.frames < 1 or zs.fps <= 0:
-        raise UserError("--frames must be at least 1 and --fps above 0")
-    if input and zs.from_noise:
-        raise UserError("give either an input image or --from-noise WxH, not both")
-    if not input and not zs.from_noise:
-        raise UserError("give an input image, or --from-noise WxH to start from noise")
-    if input:
-        _check_video_output(input, output)
-        init = fit_max_side(dio.read_image(input), max_side)
-    else:
-        _check_video_output("", output)
-        init = noise_image(zs.from_noise, seed)
-    # Even sides: H.264 in yuv420p needs them, and resizing each frame later would blur the zoom.
-    init = np.ascontiguousarray(init[: init.shape[0] // 2 * 2 or 1, : init.shape[1] // 2 * 2 or 1])
+    _check_video_output(input or "", output)
+    init = zoom_start(input, zs, max_side, seed)
     dreamer = build_dreamer(model)
     timeline = Timeline(sched, zs.fps, zs.frames, dreamer.objective.terms, zs.audio or None, 0.0,
                         use=("step_size", "steps", "zoom", "angle", "dx", "dy"))
@@ -964,18 +970,11 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
         fps, n = info.fps, info.nframes
         if n < 1:
             raise UserError(f"cannot tell how many frames {input} has; pass --frames N")
-        audio = "" if ks.no_audio else (ks.audio or (str(input) if info.has_audio else ""))
-        audio_start = ks.start if audio and not ks.audio else 0.0
+        audio, audio_start = soundtrack(input, ks, info)
         use = ("step_size", "steps", "blend")
         sched = with_blend_default(sched, ks.coherence)
     else:
-        if ks.frames < 1 or ks.fps <= 0:
-            raise UserError("--frames must be at least 1 and --fps above 0")
-        if input and ks.from_noise:
-            raise UserError("give either an input image or --from-noise WxH, not both")
-        if not input and not ks.from_noise:
-            raise UserError("give an input image, or --from-noise WxH to start from noise")
-        init = fit_max_side(dio.read_image(input), max_side) if input else noise_image(ks.from_noise, seed)
+        init = zoom_start(input, ks, max_side, seed)
         fps, n, audio, audio_start = ks.fps, ks.frames, ks.audio, 0.0
         use = ("step_size", "steps", "zoom", "angle", "dx", "dy")
     dreamer = build_dreamer(model) if preview else None
