@@ -74,8 +74,15 @@ def _positive_int(text):
     return v
 
 
+def _seed(text):
+    v = int(text)
+    if not 0 <= v < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2 ** 32 - 1}, not {text}")
+    return v
+
+
 def _common(p):
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed and inputs give the same output bytes")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed: same seed and inputs give the same output bytes")
     p.add_argument("--max-side", type=_positive_int, default=None, metavar="PX",
                    help="downscale the input so its longer side is at most PX pixels")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

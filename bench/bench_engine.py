@@ -156,6 +156,29 @@ def v1_profiler_flops(fn, hw) -> float | None:
         return None
 
 
+class OtherLoad:
+    """CPU the *other* processes used while this ran, in cores (from /proc): a disturbed run shows it."""
+
+    def __init__(self):
+        self.t0, self.all0, self.own0 = time.perf_counter(), self._all(), self._own()
+
+    @staticmethod
+    def _all():
+        try:
+            v = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+        except (OSError, ValueError):
+            return float("nan")
+
+    @staticmethod
+    def _own():
+        t = os.times()
+        return t.user + t.system
+
+    def cores(self) -> float:
+        return ((self._all() - self.all0) - (self._own() - self.own0)) / max(time.perf_counter() - self.t0, 1e-9)
+
+
 def timed(fn, reps):
     ts = []
     for _ in range(reps):
@@ -248,9 +271,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="960x540", help="frame WxH")
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions per variant (median reported)")
-    ap.add_argument("--no-unfolded", action="store_true", help="skip the BN-unfolded frame variants")
+    ap.add_argument("--unfolded", action="store_true", help="also time whole frames with BatchNorm unfolded (before)")
     ap.add_argument("--no-profile", action="store_true", help="skip the per-op profile")
-    ap.add_argument("--experiments", action="store_true", help="also time per-step variants: pure bf16, jit")
+    ap.add_argument("--experiments", action="store_true", help="also time per-step variants: pure bf16, jit_compile")
     ap.add_argument("--steps-only", action="store_true", help="only the per-step timings")
     ap.add_argument("--inter", type=int, default=0, help="tf inter-op threads (0 = TF default)")
     ap.add_argument("--intra", type=int, default=0, help="tf intra-op threads (0 = TF default)")
@@ -297,8 +320,8 @@ def main(argv=None):
         "ours f32": step_fns(feats(d32), weights),
         f"ours {auto}": step_fns(feats(dbf), weights),
     }
+    steps[f"ours {auto}, BN unfolded (before)"] = step_fns(feats(build(auto, fold=False)[1]), weights)
     if a.experiments:
-        steps[f"ours {auto}, BN unfolded"] = step_fns(feats(build(auto, fold=False)[1]), weights)
         if auto == "bfloat16":
             steps["ours bfloat16, pure bf16 policy"] = step_fns(feats(build(auto, policy="bfloat16")[1]), weights)
         fx, gx = step_fns(feats(dbf), weights)
@@ -308,6 +331,7 @@ def main(argv=None):
         fwd(x), grad(x)
         np.asarray(grad(x))
     st = {k: ([], []) for k in steps}
+    load = OtherLoad()
     for _ in range(max(3, a.reps)):
         for k, (fwd, grad) in steps.items():
             st[k][0].extend(timed(lambda: fwd(x), 1))
@@ -319,7 +343,7 @@ def main(argv=None):
     for k, (tf_, tg) in st.items():
         f_, g_ = np.median(tf_), np.median(tg)
         print(f"| {k} | {f_:.3f} | {g_:.3f} | {g_ - f_:.3f} | {2 * final_flops / g_ / 1e9:.0f} |")
-    print(flush=True)
+    print(f"\nOther processes used {load.cores():.2f} of {os.cpu_count()} cores meanwhile.", flush=True)
     mm = {dt.name: matmul_gflops(dt) for dt in (tf.float32, tf.bfloat16)}
     print(f"Matmul 2048x2048 @ 2048x2048, same run: float32 {mm['float32']:.0f} GFLOP/s, "
           f"bfloat16 {mm['bfloat16']:.0f} GFLOP/s.")
@@ -330,7 +354,8 @@ def main(argv=None):
     print(flush=True)
 
     if not a.no_profile:
-        profs = {k: op_profile(steps[k][1], x) for k in ("reference f32 (BN unfolded)", "ours f32", f"ours {auto}")}
+        profs = {k: op_profile(steps[k][1], x) for k in ("reference f32 (BN unfolded)", "ours f32",
+                                                         f"ours {auto}, BN unfolded (before)", f"ours {auto}")}
         if all(p is not None for p in profs.values()):
             cats = sorted({c for p in profs.values() for c in p}, key=lambda c: -profs[f"ours {auto}"].get(c, 0))
             print("## Where a forward+gradient step's op time goes (TF profiler, op time summed over threads, s)\n")
@@ -350,7 +375,7 @@ def main(argv=None):
         "ours f32": lambda: d32.dream(img, settings=settings),
         f"ours {auto} (precision auto)": lambda: dbf.dream(img, settings=settings),
     }
-    if not a.no_unfolded:
+    if a.unfolded:
         _, du32 = build("float32", fold=False)
         _, dubf = build(auto, fold=False)
         variants["ours f32, BN unfolded (before)"] = lambda: du32.dream(img, settings=settings)
@@ -361,18 +386,25 @@ def main(argv=None):
         fn()
         warm[k] = time.perf_counter() - t0
     times = {k: [] for k in variants}
+    others = {k: [] for k in variants}
+    load = OtherLoad()
     for _ in range(a.reps):
         for k, fn in variants.items():
+            one = OtherLoad()
             times[k].extend(timed(fn, 1))
+            others[k].append(one.cores())
     refk = next(iter(variants))
     print(f"## One {w}x{h} frame ({OCTAVES} octaves, {STEPS} steps each, {frame_flops / 1e9:.0f} GFLOP of conv "
           f"forward + input gradient), median of {a.reps}, interleaved\n")
-    print("| variant | first call s (trace) | frame s (median) | runs s | speed-up vs reference | GFLOP/s |")
+    print("| variant | first call s (trace) | frame s (median) | runs s (other load, cores) | speed-up vs reference "
+          "| GFLOP/s |")
     print("|---|---:|---:|---|---:|---:|")
     for k, ts in times.items():
         ratio = np.median(np.array(times[refk]) / np.array(ts))  # per-round ratio, then the median
-        print(f"| {k} | {warm[k]:.1f} | {np.median(ts):.2f} | {' '.join(f'{t:.2f}' for t in ts)} | "
+        print(f"| {k} | {warm[k]:.1f} | {np.median(ts):.2f} | {', '.join(f'{t:.2f} ({o:.1f})' for t, o in zip(ts, others[k]))} | "
               f"{ratio:.2f}x | {frame_flops / np.median(ts) / 1e9:.0f} |")
+    print(f"\nSpeed-up = median over rounds of (reference time / variant time) in the same round. "
+          f"Other processes used {load.cores():.2f} of {os.cpu_count()} cores during the frame rounds.")
     print(f"\nTotal bench time {time.perf_counter() - t_setup:.0f} s.")
     return 0
 

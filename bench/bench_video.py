@@ -2,6 +2,7 @@
 
     python bench/bench_video.py quality [--frames 24] [--size 320x180]
     python bench/bench_video.py overlap [--frames 48]
+    python bench/bench_video.py memory [--frames 1000]
 
 quality: clips with real motion (a pan and a zoom over photos, ffmpeg's moving testsrc2), each
 dreamed with --coherence flow, blend and none on the offline MobileNetV2 ImageNet weights.
@@ -12,6 +13,9 @@ Strength = mean |output - source|. Target: flow ratio <= 1.3 with strength >= 80
 overlap: a 48-frame 640x360 clip; wall time per frame of the full render (decode, flow, dream,
 save, encode) over the engine-only time per frame (the same dreams, frames and start images
 prepared in memory beforehand). Target: <= 1.05.
+
+memory: resident memory sampled every 0.5 s over a 1,000-frame flow render at 128x72; growth from
+10-20% of the frames to the last 10%. Target: flat.
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ def overlap(args):
         opts = dict(MODEL, **dict(args.opts))
         model, sched, dream, video = pl._split(opts, pl.ModelSettings, pl.Schedules, pl.DreamSettings,
                                                pl.VideoSettings)
+        sched = pl.with_blend_default(sched, video.coherence)
         dreamer = pl.build_dreamer(model)
         frames = read_frames(clip)
         tl = pl.Timeline(sched, 12, len(frames), dreamer.objective.terms, use=("step_size", "steps", "blend"))
@@ -162,9 +167,63 @@ def _kv(text):
     return k, v
 
 
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory(args):
+    """Resident memory over a long video render (flow coherence, real weights, small frames)."""
+    import threading
+
+    import cv2
+    from skimage import data
+
+    import dreamvideo.pipeline as pl
+    from dreamvideo.io import VideoWriter
+
+    n, w, h = args.frames, 128, 72
+    photo = data.astronaut()
+    samples, done = [], threading.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        with VideoWriter(d / "long.mp4", 25, (w, h)) as vw:  # a slow wandering pan
+            for i in range(n):
+                x, y = int(200 + 150 * np.sin(i / 40)), int(200 + 100 * np.cos(i / 53))
+                vw.write(np.ascontiguousarray(cv2.resize(photo[y:y + 180, x:x + 320], (w, h))))
+        count = {"frames": 0}
+        real_step = pl.VideoStepper.__call__
+
+        def counting(self, i, item):
+            count["frames"] = i + 1
+            return real_step(self, i, item)
+
+        pl.VideoStepper.__call__ = counting
+
+        def sample():
+            while not done.wait(0.5):
+                samples.append((count["frames"], rss_mb(), time.perf_counter()))
+
+        threading.Thread(target=sample, daemon=True).start()
+        pl.dream_video(d / "long.mp4", d / "out.mp4", quiet=True, steps=5, **MODEL)
+        done.set()
+    warm = [s for s in samples if s[0] >= n // 10]
+    base = np.median([m for f, m, _ in warm if f < n // 5])
+    last = np.median([m for f, m, _ in warm if f > n * 9 // 10])
+    peak = max(m for _, m, _ in warm)
+    per = lambda lo, hi: np.diff([t for f, _, t in samples if lo <= f < hi]).sum() / max(1, hi - lo)
+    print(f"\nmemory: {n} frames {w}x{h}, flow coherence, MobileNetV2, steps 5")
+    print("| RSS after warm-up (MB) | RSS at the end (MB) | peak (MB) | growth | s/frame 10-20% | s/frame 90-100% |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| {base:.0f} | {last:.0f} | {peak:.0f} | {(last - base) / base:+.1%} | {per(n // 10, n // 5):.3f} "
+          f"| {per(n * 9 // 10, n):.3f} |")
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=("quality", "overlap"))
+    p.add_argument("what", choices=("quality", "overlap", "memory"))
     p.add_argument("--frames", type=int, default=None)
     p.add_argument("--size", default="320x180")
     p.add_argument("--opt", action="append", default=[], help="NAME=VALUE passed to dream_video (flow, blend)")
@@ -172,8 +231,8 @@ def main():
     args = p.parse_args()
     args.opts = [_kv(o) for o in args.opt]
     args.none_opts = [_kv(o) for o in args.none_opt]
-    args.frames = args.frames or (24 if args.what == "quality" else 48)
-    (quality if args.what == "quality" else overlap)(args)
+    args.frames = args.frames or {"quality": 24, "overlap": 48, "memory": 1000}[args.what]
+    {"quality": quality, "overlap": overlap, "memory": memory}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -41,14 +41,17 @@ class DreamSettings:
     max_loss: float = _opt(0.0, "stop an octave early once the objective exceeds this (0 = never)")
     reinject: bool = _opt(True, "re-inject the detail lost by downscaling after each octave")
 
+    MAX_STEPS = 100_000  # not a field: the graph takes steps, jitter and tile size as int32
+    MAX_PIXELS = 1 << 20
+
     def check(self) -> "DreamSettings":
         problems = [
             (self.octaves < 1, "--octaves must be at least 1"),
-            (self.octave_scale < 1.0, "--octave-scale must be 1.0 or more"),
-            (self.steps < 0, "--steps must be 0 or more"),
+            (not 1.0 <= self.octave_scale < math.inf, "--octave-scale must be a number, 1.0 or more"),
+            (not 0 <= self.steps <= self.MAX_STEPS, f"--steps must be from 0 to {self.MAX_STEPS}"),
             (not math.isfinite(self.step_size) or self.step_size < 0, "--step-size must be a number >= 0"),
-            (self.jitter < 0, "--jitter must be 0 or more"),
-            (self.tile_size < 64, "--tile-size must be at least 64 pixels"),
+            (not 0 <= self.jitter <= self.MAX_PIXELS, f"--jitter must be from 0 to {self.MAX_PIXELS} pixels"),
+            (not 64 <= self.tile_size <= self.MAX_PIXELS, f"--tile-size must be from 64 to {self.MAX_PIXELS} pixels"),
         ]
         for bad, msg in problems:
             if bad:
@@ -160,18 +163,24 @@ class Dreamer:
         rolled = tf.roll(img, shift, axis=[0, 1])
         h, w = tf.shape(img)[0], tf.shape(img)[1]
         ny, nx = (h + tile - 1) // tile, (w + tile - 1) // tile
-        grads = tf.zeros_like(img)
         loss = tf.constant(0.0)
         area = tf.cast(h * w, tf.float32)
+        # The tiles partition the image, so their gradients are concatenated (rows of columns), not
+        # padded to full size and summed: that cost a full-image buffer per tile (O(tiles x pixels) time,
+        # and ~8 GB for an 8K frame as the loop ran iterations in parallel).
+        shape = tf.TensorShape([None, None, 3])
+        rows = tf.TensorArray(tf.float32, size=ny, infer_shape=False, element_shape=shape)
         for iy in tf.range(ny):
+            y0, y1 = iy * h // ny, (iy + 1) * h // ny
+            cols = tf.TensorArray(tf.float32, size=nx, infer_shape=False, element_shape=shape)
             for ix in tf.range(nx):
-                y0, y1 = iy * h // ny, (iy + 1) * h // ny
                 x0, x1 = ix * w // nx, (ix + 1) * w // nx
                 g, l = self._tile_grad(rolled[y0:y1, x0:x1], weights)
                 frac = tf.cast((y1 - y0) * (x1 - x0), tf.float32) / area
-                grads += tf.pad(g * frac, [[y0, h - y1], [x0, w - x1], [0, 0]])
+                cols = cols.write(ix, tf.transpose(g * frac, [1, 0, 2]))  # TensorArray concatenates on axis 0
                 loss += l * frac
-        return tf.roll(grads, -shift, axis=[0, 1]), loss
+            rows = rows.write(iy, tf.transpose(cols.concat(), [1, 0, 2]))
+        return tf.roll(rows.concat(), -shift, axis=[0, 1]), loss
 
     def _ascend_graph(self, img, steps, step_size, tile, jitter, seed, weights, max_loss, step_map):
         self.trace_count += 1  # runs only while tracing

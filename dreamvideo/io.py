@@ -110,6 +110,29 @@ class _Staged:
                 self.temp.unlink()
 
 
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete what a killed run (SIGKILL, power loss) left of an earlier write of ``path``: its staged
+    temporaries (``out.tmp-1a2b3c4d.mp4``, ``out.tmp-1a2b3c4d.video.mp4``, or a ``frames.tmp-xxxxxxxx``
+    folder holding only frame PNGs). Only names that :class:`_Staged` makes are touched."""
+    final = Path(str(path))
+    parent = final.absolute().parent
+    if _is_folder_path(path):
+        pattern = re.compile(re.escape(final.name) + r"\.tmp-[a-z0-9_]{8}")
+    else:
+        pattern = re.compile(re.escape(final.stem) + r"\.tmp-[0-9a-f]{8}(\.video)?" + re.escape(final.suffix))
+    removed = []
+    for p in parent.iterdir() if parent.is_dir() else ():
+        if not pattern.fullmatch(p.name) or p.is_symlink():
+            continue
+        if p.is_dir() and all(_FRAME_RE.fullmatch(q.name) for q in p.iterdir()):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+        elif p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary Path next to `path` (same extension, e.g. ``out.tmp-1a2b3c4d.mp4``).
@@ -217,6 +240,13 @@ def _ffmpeg() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _ff_path(path) -> str:
+    """A file path as ffmpeg must get it: absolute and with the file: protocol, so that a file named
+    like an ffmpeg URL (``concat:a|b``, ``pipe:0``, ``subfile,,...``) is read as that file, never as
+    what the URL points at, and a name starting with '-' is never taken for an option."""
+    return "file:" + os.path.abspath(str(path))
+
+
 class _Proc:
     """One ffmpeg process; stderr goes to a temporary file (a pipe could fill up and stall ffmpeg)."""
 
@@ -271,7 +301,7 @@ def _ffmpeg_header(path, what="video") -> str:
 
     Raises UserError naming ffmpeg's reason when the file cannot be opened at all."""
     path = _existing_file(path, what)
-    r = subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)],
+    r = subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", "-i", _ff_path(path)],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     text = r.stderr.decode("utf-8", "replace")
     if "Input #0" not in text:
@@ -368,8 +398,11 @@ class VideoReader:
 
     def __init__(self, path, start=None, end=None, frames=None, max_side=None, fps=None):
         self.path, self.start, self.end, self.frames = path, float(start or 0.0), end, frames
-        if self.start < 0 or (end is not None and end <= self.start):
+        finite = np.isfinite(self.start) and (end is None or np.isfinite(float(end)))  # nan compares False
+        if not finite or self.start < 0 or (end is not None and end <= self.start):
             raise UserError(f"invalid time range start={start} end={end}; use 0 <= start < end (seconds)")
+        if fps and not (np.isfinite(float(fps)) and float(fps) > 0):
+            raise UserError(f"invalid fps {fps}; use a positive frame rate")
         if frames is not None and frames < 1:
             raise UserError(f"invalid frame count {frames}; use a positive number of frames")
         if max_side is not None and max_side < 2:
@@ -432,13 +465,13 @@ class VideoReader:
         filters = [f"fps={self.fps:g}"] if self.fps != self.src.fps else []
         if (w, h) != (self.src.width, self.src.height):
             filters.append(f"scale={w}:{h}:flags=area+{_SWS}")
-        args += ["-i", str(self.path), "-map", "0:v:0", "-an", "-sn"]
+        args += ["-i", _ff_path(self.path), "-map", "0:v:0", "-an", "-sn"]
         args += ["-vf", ",".join(filters)] if filters else []
         args += ["-frames:v", str(self.frames)] if self.frames else []
         args += ["-sws_flags", f"bicubic+{_SWS}", "-fps_mode", "cfr", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self.close()
         self._proc = proc = _Proc(args, stdout=subprocess.PIPE)
-        nbytes = w * h * 3
+        nbytes, count = w * h * 3, 0
         while True:
             buf = bytearray(nbytes)  # a fresh buffer per frame keeps yielded frames independent and writable
             got = proc.p.stdout.readinto(buf)
@@ -448,12 +481,18 @@ class VideoReader:
                     break
                 got += more
             if got == nbytes:
+                count += 1
                 yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
                 continue
             rc = proc.p.wait()
             if got or rc != 0:
                 raise DreamFailure(f"decoding {self.path} failed: {proc.error_tail()}; re-encode the video "
                                    "(e.g. ffmpeg -i in.mp4 out.mp4) and try again")
+            # ffmpeg exits 0 on a truncated file (a cut download): errors logged and frames missing tell it.
+            if count + 1 < self.info.nframes and proc.error_tail() != "no error message":
+                raise DreamFailure(f"decoding {self.path} stopped after {count} of {self.info.nframes} frames: "
+                                   f"{proc.error_tail()}; the file looks truncated or damaged: re-download "
+                                   "or re-encode it")
             return
 
 
@@ -541,7 +580,7 @@ class VideoWriter:
         if self.kind == ".gif":
             # One palette for the whole clip, tuned to the moving parts (stats_mode=diff).
             return args + ["-vf", "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=sierra2_4a",
-                           "-loop", "0", str(self._video)]
+                           "-loop", "0", _ff_path(self._video)]
         # Tag BT.709 explicitly: players assume it for untagged video, and ffmpeg would convert with BT.601.
         vf = (f"scale={w // 2 * 2 or 2}:{h // 2 * 2 or 2}:flags={_SWS}:out_color_matrix=bt709:out_range=tv,"
               "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv")
@@ -550,7 +589,7 @@ class VideoWriter:
                      "-deadline", "good", "-cpu-used", "4"]
         else:
             codec = ["-c:v", "libx264", "-crf", str(self.quality or 18), "-preset", "medium"]
-        return args + ["-vf", vf, "-pix_fmt", "yuv420p", *codec, *self._container_flags(), str(self._video)]
+        return args + ["-vf", vf, "-pix_fmt", "yuv420p", *codec, *self._container_flags(), _ff_path(self._video)]
 
     def _container_flags(self) -> list[str]:
         return ["-movflags", "+faststart"] if self.kind in (".mp4", ".mov") else []
@@ -559,10 +598,10 @@ class VideoWriter:
         """Copy the encoded video and add the trimmed audio, padded with silence and cut to the video's length."""
         src, start, dur = self._audio
         acodec = ["-c:a", "libopus", "-b:a", "128k"] if self.kind == ".webm" else ["-c:a", "aac", "-b:a", "192k"]
-        args = ["-loglevel", "error", "-i", str(self._video), "-ss", f"{start:.6f}"]
-        args += (["-t", f"{float(dur):.6f}"] if dur else []) + ["-i", src, "-map", "0:v:0", "-map", "1:a:0"]
+        args = ["-loglevel", "error", "-i", _ff_path(self._video), "-ss", f"{start:.6f}"]
+        args += (["-t", f"{float(dur):.6f}"] if dur else []) + ["-i", _ff_path(src), "-map", "0:v:0", "-map", "1:a:0"]
         args += ["-c:v", "copy", *acodec, "-af", "apad", "-t", f"{self.count / self.fps:.6f}"]
-        self._proc = _Proc(args + self._container_flags() + [str(self._staged.temp)])
+        self._proc = _Proc(args + self._container_flags() + [_ff_path(self._staged.temp)])
         self._wait("add audio to")
 
     def _wait(self, doing: str) -> None:

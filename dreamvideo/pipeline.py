@@ -13,7 +13,7 @@ import numpy as np
 
 from . import io as dio
 from .engine import DreamSettings
-from .errors import DreamError, UserError
+from .errors import DreamError, DreamFailure, UserError
 
 
 def _opt(default, help, **extra):
@@ -86,6 +86,8 @@ def dream_image(input, output, model: ModelSettings = ModelSettings(), settings=
                 max_side: int | None = None, quality: int = 95) -> Path:
     """Dream one still image file into ``output`` (png/jpg/webp...). Returns the output path."""
     settings = (settings or DreamSettings()).check()
+    if not 1 <= quality <= 100:
+        raise UserError(f"--quality must be from 1 to 100, not {quality}")
     dio.check_not_same(input, output)
     if Path(output).suffix.lower() not in dio.IMAGE_EXTS:
         raise UserError(f"cannot write {output}: use an image extension ({', '.join(dio.IMAGE_EXTS)})")
@@ -203,6 +205,9 @@ class Timeline:
             self.features = features_for(audio_path, self.fps, self.n, start=audio_start,
                                          smoothing=schedules.smoothing, needed=sorted(needed))
         self._cache = {k: s.values(self.n, self.fps, self.features) for k, s in self.sched.items()}
+        if "steps" in self._cache and np.max(self._cache["steps"]) > DreamSettings.MAX_STEPS:
+            raise UserError(f"the steps schedule {schedules.steps!r} reaches {np.max(self._cache['steps']):g} "
+                            f"steps; keep it at most {DreamSettings.MAX_STEPS}")
         self._cache.update({i: s.values(self.n, self.fps, self.features) for i, s in self.term_sched.items()})
 
     def _get(self, key, sched, f):
@@ -359,8 +364,13 @@ class WorkDir:
                                 f"use the same arguments, or run without --resume to start over")
         elif self.path.exists():
             shutil.rmtree(self.path)
-        self.frames.mkdir(parents=True, exist_ok=True)
-        meta.write_text(text)
+        try:
+            self.frames.mkdir(parents=True, exist_ok=True)
+            meta.write_text(text)
+        except OSError as e:  # e.g. under /proc, or a read-only mount (root passes the access checks)
+            raise DreamFailure(f"cannot write the work folder {self.path}: {e.strerror or e}; "
+                               "choose an output folder you can write to") from None
+        dio.remove_stale_temporaries(output)  # a killed (SIGKILL) run's half-written output
         self.done = 0
         while (self.frames / f"{self.done:06d}.png").is_file():
             self.done += 1
@@ -369,7 +379,8 @@ class WorkDir:
         import cv2
 
         tmp = self.frames / f"{i:06d}.tmp.png"
-        cv2.imwrite(str(tmp), frame[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not cv2.imwrite(str(tmp), frame[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise DreamFailure(f"could not save frame {i} in {self.frames}; check free disk space")
         tmp.replace(self.frames / f"{i:06d}.png")  # a killed render never leaves a half-written frame
 
     def load(self, i: int) -> np.ndarray:
@@ -419,6 +430,16 @@ def coherent_start(coherence: str, src, prev_src, prev_dream, blend: float, flow
     # Bicubic: the residual is re-warped every frame, and bilinear's blur would compound into a smear.
     residual = warp(prev_dream.astype(np.float32) - prev_src.astype(np.float32), flow, cubic=True)
     return np.clip(src_f + blend * mask[..., None] * residual, 0, 255)
+
+
+def check_video_settings(ks) -> None:
+    """Video or zoom settings that contradict each other or are out of range are usage errors."""
+    if getattr(ks, "no_audio", False) and ks.audio:
+        raise UserError("--no-audio and --audio FILE contradict each other; pass one of them")
+    if not 0.0 <= getattr(ks, "carry_step", 0.0) <= 1.0:  # nan too
+        raise UserError(f"--carry-step must be between 0 and 1, not {ks.carry_step}")
+    if not 0 <= ks.first_steps <= DreamSettings.MAX_STEPS:
+        raise UserError(f"--first-steps must be from 0 to {DreamSettings.MAX_STEPS}")
 
 
 def with_blend_default(sched: Schedules, coherence: str) -> Schedules:
@@ -632,6 +653,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
     _check_video_output(input, output)
     if video.first_steps < 0 or video.quality < 0:
         raise UserError("--first-steps and --quality must be 0 or more")
+    check_video_settings(video)
     if video.audio:
         dio.probe_video(video.audio) if dio.is_video_path(video.audio) else None
     reader = dio.VideoReader(input, start=video.start or None, end=video.end or None, frames=video.frames or None,
@@ -677,6 +699,7 @@ def zoom_start(input, zs: ZoomSettings, max_side, seed: int) -> np.ndarray:
         raise UserError("give either an input image or --from-noise WxH, not both")
     if not input and not zs.from_noise:
         raise UserError("give an input image, or --from-noise WxH to start from noise")
+    check_video_settings(zs)
     init = fit_max_side(dio.read_image(input), max_side) if input else noise_image(zs.from_noise, seed)
     # Even sides: H.264 in yuv420p needs them, and resizing each frame later would blur the zoom.
     return np.ascontiguousarray(init[: init.shape[0] // 2 * 2 or 1, : init.shape[1] // 2 * 2 or 1])
@@ -792,6 +815,8 @@ def preset_defaults(name_or_path, dests) -> dict:
                 v = _preset_value(None, value, label, key)
                 if key == "max_side" and v <= 0:
                     raise UserError(f"{label}: max_side must be a positive whole number")
+                if key == "seed" and not 0 <= v < 2 ** 32:
+                    raise UserError(f"{label}: seed must be a whole number from 0 to {2 ** 32 - 1}")
                 out[key] = v
             continue
         own = [PRESET_SECTIONS[section]] if section else list(PRESET_SECTIONS.values())
@@ -963,6 +988,7 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
     model, sched, dream, ks = _split(options, *classes)
     dream = dream.check()
     if kind == "video":
+        check_video_settings(ks)
         reader = dio.VideoReader(input, start=ks.start or None, end=ks.end or None, frames=ks.frames or None,
                                  max_side=max_side, fps=ks.fps or None)
         reader.close()
