@@ -315,6 +315,12 @@ def _has_audio(header: str) -> bool:
     return re.search(r"Stream #.*: Audio:", header) is not None
 
 
+def require_audio(path) -> None:
+    """UserError unless ``path`` exists and has an audio stream (for a soundtrack the user named)."""
+    if not _has_audio(_ffmpeg_header(path, "audio file")):
+        raise UserError(f"{path} has no audio track; pass --audio FILE with a soundtrack")
+
+
 def _parse_header(text: str, path) -> VideoInfo:
     video = [ln for ln in text.splitlines() if re.search(r"Stream #.*: Video:", ln) and "(attached pic)" not in ln]
     if not video:

@@ -655,7 +655,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
         raise UserError("--first-steps and --quality must be 0 or more")
     check_video_settings(video)
     if video.audio:
-        dio.probe_video(video.audio) if dio.is_video_path(video.audio) else None
+        dio.require_audio(video.audio)
     reader = dio.VideoReader(input, start=video.start or None, end=video.end or None, frames=video.frames or None,
                              max_side=max_side, fps=video.fps or None)
     info = reader.info
@@ -691,10 +691,13 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
                    audio if carries else "", audio_start, work, quiet, "dreaming")
 
 
+MAX_FRAMES = 1_000_000  # schedules are evaluated for every frame up front
+
+
 def zoom_start(input, zs: ZoomSettings, max_side, seed: int) -> np.ndarray:
     """Check a zoom's frame count and start, and return its first image (even sides)."""
-    if zs.frames < 1 or zs.fps <= 0:
-        raise UserError("--frames must be at least 1 and --fps above 0")
+    if not (1 <= zs.frames <= MAX_FRAMES) or not 0 < zs.fps <= 1000:
+        raise UserError(f"--frames must be from 1 to {MAX_FRAMES} and --fps above 0 (at most 1000)")
     if input and zs.from_noise:
         raise UserError("give either an input image or --from-noise WxH, not both")
     if not input and not zs.from_noise:
@@ -716,6 +719,8 @@ def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: b
     dream = dream.check()
     _check_video_output(input or "", output)
     init = zoom_start(input, zs, max_side, seed)
+    if zs.audio:
+        dio.require_audio(zs.audio)
     dreamer = build_dreamer(model)
     timeline = Timeline(sched, zs.fps, zs.frames, dreamer.objective.terms, zs.audio or None, 0.0,
                         use=("step_size", "steps", "zoom", "angle", "dx", "dy"))
