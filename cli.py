@@ -182,7 +182,10 @@ def _cmd_zoom(ns) -> int:
     return 0
 
 
-COMMANDS = {"image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "layers": _cmd_layers}
+def _resume_command(argv) -> str:
+    import shlex
+
+    return shlex.join(["dreamvideo", *argv, *([] if "--resume" in argv else ["--resume"])])
 
 
 def main(argv=None) -> int:
@@ -200,15 +203,14 @@ def main(argv=None) -> int:
         from dreamvideo.pipeline import Interrupted
 
         if isinstance(e, Interrupted):
-            import shlex
-
-            again = argv if "--resume" in argv else argv + ["--resume"]
-            print(f"dreamvideo: {e}; resume with: {shlex.join(['dreamvideo', *again])}", file=sys.stderr)
+            print(f"dreamvideo: {e}; resume with: {_resume_command(argv)}", file=sys.stderr)
         else:
             print(f"dreamvideo: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("dreamvideo: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # outside the frame loop (start-up, the final encode): the work folder is kept
+        renders = argv[:1] in (["video"], ["zoom"])
+        print("dreamvideo: interrupted" + (f"; resume with: {_resume_command(argv)}" if renders else ""),
+              file=sys.stderr)
         return 130
     except MemoryError:
         print("dreamvideo: error: out of memory; lower --tile-size or --max-side", file=sys.stderr)
@@ -344,7 +346,8 @@ def _cmd_presets(ns) -> int:
     return 0
 
 
-COMMANDS.update(plan=_cmd_plan, presets=_cmd_presets)
+COMMANDS = {"image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "plan": _cmd_plan,
+            "presets": _cmd_presets, "layers": _cmd_layers}
 
 if __name__ == "__main__":
     sys.exit(main())
