@@ -317,7 +317,7 @@ def _has_audio(header: str) -> bool:
 
 def require_audio(path) -> None:
     """UserError unless ``path`` exists and has an audio stream (for a soundtrack the user named)."""
-    if not _has_audio(_ffmpeg_header(path, "audio file")):
+    if not _has_audio(_ffmpeg_header(path, "audio source")):
         raise UserError(f"{path} has no audio track; pass --audio FILE with a soundtrack")
 
 
