@@ -142,19 +142,33 @@ def overlap(args):
         flows = [(None, None)] + [est.pair(frames[i - 1], frames[i]) for i in range(1, len(frames))]
         step = pl.VideoStepper(dreamer, dream, video, tl, 0)
         step(0, (frames[0], None, None))  # warm-up (trace)
-        step = pl.VideoStepper(dreamer, dream, video, tl, 0)
-        t = time.perf_counter()
-        for i, f in enumerate(frames):
-            out = step(i, (f, *flows[i]))
-            step.keep(i, (f,), out)
-        engine = (time.perf_counter() - t) / len(frames)
-        t = time.perf_counter()
-        pl.dream_video(clip, d / "out.mp4", quiet=True, **opts)
-        wall = (time.perf_counter() - t) / len(frames)
+
+        def engine_only():
+            step = pl.VideoStepper(dreamer, dream, video, tl, 0)
+            for i, f in enumerate(frames):
+                step.keep(i, (f,), step(i, (f, *flows[i])))
+
+        def full_render():
+            pl.dream_video(clip, d / "out.mp4", quiet=True, **opts)
+
+        # Rounds alternate the two, and each round's ratio is taken, so load drift on a shared
+        # machine hits both sides alike.
+        rounds = []
+        for _ in range(args.rounds):
+            times = []
+            for fn in (engine_only, full_render):
+                t = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t) / len(frames))
+            rounds.append(times)
+        engine = float(np.median([r[0] for r in rounds]))
+        wall = float(np.median([r[1] for r in rounds]))
+        ratio = float(np.median([r[1] / r[0] for r in rounds]))
     print(f"\noverlap: {len(frames)} frames {w}x{h}, MobileNetV2, options {dict(args.opts) or 'defaults'}")
-    print("| engine-only s/frame | full render s/frame | ratio |")
+    print("| engine-only s/frame (median) | full render s/frame (median) | ratio (median of rounds) |")
     print("| --- | --- | --- |")
-    print(f"| {engine:.3f} | {wall:.3f} | {wall / engine:.3f} |")
+    print(f"| {engine:.3f} | {wall:.3f} | {ratio:.3f} |")
+    print("rounds (engine-only, full) s/frame:", ", ".join(f"({a:.3f}, {b:.3f})" for a, b in rounds))
 
 
 def _kv(text):
@@ -226,6 +240,7 @@ def main():
     p.add_argument("what", choices=("quality", "overlap", "memory"))
     p.add_argument("--frames", type=int, default=None)
     p.add_argument("--size", default="320x180")
+    p.add_argument("--rounds", type=int, default=2, help="overlap: alternating rounds")
     p.add_argument("--opt", action="append", default=[], help="NAME=VALUE passed to dream_video (flow, blend)")
     p.add_argument("--none-opt", action="append", default=[], help="NAME=VALUE for coherence none")
     args = p.parse_args()

@@ -482,6 +482,12 @@ def _render(frames_source, step, output, total, fps, size, quality, audio, audio
             work.save(i, out)
         writer.write(out)
 
+    import cv2
+
+    # OpenCV (flow, PNG) works behind the dream: one thread, so it takes a little of one core instead of
+    # bursts on both that stall TensorFlow's two compute threads at their next barrier.
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     sink = _Sink(save_and_write)
     frames = _Background(frames_source)
     bar = _progress(total, resumed, quiet, desc)
@@ -498,6 +504,7 @@ def _render(frames_source, step, output, total, fps, size, quality, audio, audio
         finally:
             frames.close()
             bar.close()
+            cv2.setNumThreads(cv_threads)
         sink.close()
     except KeyboardInterrupt:
         try:
