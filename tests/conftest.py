@@ -44,21 +44,26 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def ffmpeg_children() -> list[int]:
-    """Live (non-zombie) ffmpeg processes whose parent is this test process."""
-    import os
-
-    pids = []
+def live_ffmpeg():
+    """(pid, parent pid, command line) of every live (non-zombie) ffmpeg process on the machine."""
     for d in Path("/proc").iterdir():
+        if not d.name.isdigit():  # /proc/self, /proc/thread-self
+            continue
         try:
             stat = (d / "stat").read_text()
             cmd = (d / "cmdline").read_bytes()
         except (OSError, ValueError):
             continue
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == os.getpid() and state != "Z" and b"ffmpeg" in cmd:
-            pids.append(int(d.name))
-    return pids
+        if state != "Z" and b"ffmpeg" in cmd:
+            yield int(d.name), int(ppid), cmd
+
+
+def ffmpeg_children() -> list[int]:
+    """Live ffmpeg processes whose parent is this test process."""
+    import os
+
+    return [pid for pid, ppid, _ in live_ffmpeg() if ppid == os.getpid()]
 
 
 def audio_samples(path, rate: int = 8000):

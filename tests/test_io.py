@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ffmpeg
+from conftest import ffmpeg, ffmpeg_children
 from dreamvideo import io
 from dreamvideo.errors import DreamFailure, UserError
 from helpers import photo
@@ -33,21 +33,6 @@ def stream_seconds(path, kind: str) -> float:
     err = ffmpeg("-i", path, "-map", f"0:{kind}:0?", "-f", "null", "-")
     times = re.findall(r"time=(\d+):(\d+):([\d.]+)", err)
     return int(times[-1][0]) * 3600 + int(times[-1][1]) * 60 + float(times[-1][2]) if times else 0.0
-
-
-def ffmpeg_children() -> list[int]:
-    """Live (non-zombie) ffmpeg processes started by this test process."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        try:
-            stat = (d / "stat").read_text()
-            cmd = (d / "cmdline").read_bytes()
-        except (OSError, ValueError):
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == os.getpid() and state != "Z" and b"ffmpeg" in cmd:
-            pids.append(int(d.name))
-    return pids
 
 
 def leftovers(folder) -> list[str]:

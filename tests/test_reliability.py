@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 import cli
-from conftest import FFMPEG, ffmpeg, ffmpeg_children
+from conftest import FFMPEG, ffmpeg, ffmpeg_children, live_ffmpeg
 from dreamvideo import io, presets
 from dreamvideo.pipeline import ZoomStepper
 from helpers import ROOT, photo, tiny_model_file
@@ -290,16 +290,8 @@ def _work_frames(out: Path) -> dict[str, bytes]:
 
 def _ffmpeg_mentioning(*paths) -> list[str]:
     """Live ffmpeg processes (any parent) whose command line names one of ``paths``."""
-    found = []
-    for d in Path("/proc").iterdir():
-        try:
-            stat = (d / "stat").read_text()
-            cmd = (d / "cmdline").read_bytes()
-        except (OSError, ValueError):
-            continue
-        if stat.rsplit(")", 1)[1].split()[0] != "Z" and b"ffmpeg" in cmd and any(str(p).encode() in cmd for p in paths):
-            found.append(d.name + ": " + cmd.replace(b"\0", b" ").decode(errors="replace")[:200])
-    return found
+    return [f"{pid}: " + cmd.replace(b"\0", b" ").decode(errors="replace")[:200] for pid, _, cmd in live_ffmpeg()
+            if any(str(p).encode() in cmd for p in paths)]
 
 
 def _no_ffmpeg_left(*paths, wait: float = 10.0) -> list[str]:
