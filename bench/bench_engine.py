@@ -307,11 +307,15 @@ def main(argv=None):
     frame_flops = sum(2 * STEPS * conv_flops(d32.model, s) for s in shapes)  # forward + input gradient
     final_flops = conv_flops(d32.model, (h, w))
 
+    steps = None
     if not a.frames_only:
-        steps_section(a, d32, dbf, ref, weights, auto, w, h, final_flops)
-    if a.steps_only:
-        return 0
-    frames_section(a, auto, w, h, frame_flops, t_setup)
+        steps, x = steps_section(a, d32, dbf, ref, weights, auto, w, h, final_flops)
+    if not a.steps_only:
+        frames_section(a, auto, w, h, frame_flops)
+    # The profile last, so the profiler cannot disturb any timing above.
+    if steps and not a.no_profile:
+        profile_section(auto, steps, x)
+    print(f"\nTotal bench time {time.perf_counter() - t_setup:.0f} s.")
     return 0
 
 
@@ -364,19 +368,21 @@ def steps_section(a, d32, dbf, ref, weights, auto, w, h, final_flops):
               f"{xf / 1e9:.1f} GFLOP (analytic conv count {2 * final_flops / 1e9:.1f}).")
     print(flush=True)
 
-    if not a.no_profile:
-        profs = {k: op_profile(steps[k][1], x) for k in ("reference f32 (BN unfolded)", "ours f32",
-                                                         f"ours {auto}, BN unfolded (before)", f"ours {auto}")}
-        if all(p is not None for p in profs.values()):
-            cats = sorted({c for p in profs.values() for c in p}, key=lambda c: -profs[f"ours {auto}"].get(c, 0))
-            print("## Where a forward+gradient step's op time goes (TF profiler, op time summed over threads, s)\n")
-            print("| op category | " + " | ".join(profs) + " |")
-            print("|---|" + "---:|" * len(profs))
-            for c in cats:
-                print(f"| {c} | " + " | ".join(f"{p.get(c, 0):.3f} ({100 * p.get(c, 0) / sum(p.values()):.0f}%)"
-                                               for p in profs.values()) + " |")
-            print("| total | " + " | ".join(f"{sum(p.values()):.3f}" for p in profs.values()) + " |\n", flush=True)
+    return steps, x
 
+
+def profile_section(auto, steps, x):
+    profs = {k: op_profile(steps[k][1], x) for k in ("reference f32 (BN unfolded)", "ours f32",
+                                                     f"ours {auto}, BN unfolded (before)", f"ours {auto}")}
+    if all(p is not None for p in profs.values()):
+        cats = sorted({c for p in profs.values() for c in p}, key=lambda c: -profs[f"ours {auto}"].get(c, 0))
+        print("## Where a forward+gradient step's op time goes (TF profiler, op time summed over threads, s)\n")
+        print("| op category | " + " | ".join(profs) + " |")
+        print("|---|" + "---:|" * len(profs))
+        for c in cats:
+            print(f"| {c} | " + " | ".join(f"{p.get(c, 0):.3f} ({100 * p.get(c, 0) / sum(p.values()):.0f}%)"
+                                           for p in profs.values()) + " |")
+        print("| total | " + " | ".join(f"{sum(p.values()):.3f}" for p in profs.values()) + " |\n", flush=True)
 
 
 FRAME_VARIANTS = {  # key -> (label, precision, BN folded); "ref" is the reference
@@ -411,7 +417,7 @@ def _frame_worker(conn, key, w, h, inter, intra):
         conn.send((timed(run, 1)[0], load.cores()))
 
 
-def frames_section(a, auto, w, h, frame_flops, t_setup):
+def frames_section(a, auto, w, h, frame_flops):
     # ---- whole frames: each variant in its own process (one model per process, as in real use:
     # several models in one process evict each other's oneDNN primitives from TF's 1024-entry
     # per-thread cache, which slowed the engine by up to 50% in an all-in-one-process bench)
@@ -449,7 +455,6 @@ def frames_section(a, auto, w, h, frame_flops, t_setup):
           f"time) in the same round. Other load: CPU used by all other processes during that run, in cores "
           f"(mean {np.mean([o for v in others.values() for o in v]):.2f} of {os.cpu_count()}); a disturbed run "
           f"shows there.")
-    print(f"\nTotal bench time {time.perf_counter() - t_setup:.0f} s.")
 
 
 if __name__ == "__main__":
