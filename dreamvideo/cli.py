@@ -19,7 +19,7 @@ import re  # noqa: E402
 
 from dreamvideo import __version__  # noqa: E402
 from dreamvideo import settings as S  # noqa: E402
-from dreamvideo.errors import DreamError  # noqa: E402
+from dreamvideo.errors import DreamError, Interrupted  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,8 +71,13 @@ def sections_from(ns, kind) -> dict:
 
 
 def job_options(ns, kind) -> dict:
-    """The keyword options of a ``kind`` job: its settings, whole, by section."""
-    return sections_from(ns, kind)
+    """The keyword options of a ``kind`` job: its settings, whole, by section; checked here first, so a
+    mistake is reported before the job's heavy imports."""
+    sections = sections_from(ns, kind)
+    sections["dream"].check()
+    if kind in ("video", "zoom"):
+        S.check_moving(sections[kind])
+    return sections
 
 
 _SCHED_HELP = S.SCHEDULE_HELP
@@ -142,10 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_image(ns) -> int:
+    opts = job_options(ns, "image")
     from dreamvideo.jobs import dream_image
 
-    out = dream_image(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, quality=ns.quality,
-                      **job_options(ns, "image"))
+    out = dream_image(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, quality=ns.quality, **opts)
     if not ns.quiet:
         print(f"wrote {out}")
     return 0
@@ -164,20 +169,21 @@ def _cmd_layers(ns) -> int:
 
 
 def _cmd_video(ns) -> int:
+    opts = job_options(ns, "video")
     from dreamvideo.jobs import dream_video
 
     out = dream_video(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume, quiet=ns.quiet,
-                      **job_options(ns, "video"))
+                      **opts)
     if not ns.quiet:
         print(f"wrote {out}")
     return 0
 
 
 def _cmd_zoom(ns) -> int:
+    opts = job_options(ns, "zoom")
     from dreamvideo.jobs import zoom
 
-    out = zoom(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume, quiet=ns.quiet,
-               **job_options(ns, "zoom"))
+    out = zoom(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume, quiet=ns.quiet, **opts)
     if not ns.quiet:
         print(f"wrote {out}")
     return 0
@@ -197,7 +203,7 @@ def _flags(message: str) -> str:
 def main(argv=None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage mistake, 130 interrupted,
     143 stopped by SIGTERM)."""
-    from dreamvideo.render import Terminated, sigterm_as_interrupt
+    from dreamvideo.signals import Terminated, sigterm_as_interrupt
 
     argv = sys.argv[1:] if argv is None else list(argv)
     renders = argv[:1] in (["video"], ["zoom"])
@@ -211,8 +217,6 @@ def main(argv=None) -> int:
         print(f"dreamvideo: error: {e}", file=sys.stderr)
         return 2
     except DreamError as e:
-        from dreamvideo.render import Interrupted
-
         if isinstance(e, Interrupted):
             print(f"dreamvideo: {e}; resume with: {_resume_command(argv)}", file=sys.stderr)
         else:
@@ -333,9 +337,9 @@ def _plan_parser(sub):
 
 
 def _cmd_plan(ns) -> int:
+    opts = job_options(ns, ns.kind)
     from dreamvideo.plan import plan_render
 
-    opts = job_options(ns, ns.kind)
     res = plan_render(ns.kind, ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, preview=ns.preview,
                       preview_frames=ns.preview_frames, preview_size=ns.preview_size,
                       preview_steps=ns.preview_steps, quiet=ns.quiet, **opts)

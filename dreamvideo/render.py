@@ -15,7 +15,6 @@ Convention: frames are ``H x W x 3`` uint8 RGB arrays; ``i`` is the 0-based outp
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Callable, Iterable, Iterator, Optional, Protocol
 import numpy as np
 
 from . import io as dio
-from .errors import DreamError, UserError
+from .errors import Interrupted, UserError  # noqa: F401  (Interrupted: part of this module's API)
+from .signals import Terminated, sigterm_as_interrupt
 from .settings import VideoSettings
 
 #: ``progress(done, total)``: frames finished so far (resumed ones included) of ``total`` (None if
@@ -59,48 +59,6 @@ class Stepper(Protocol):
 
     def keep(self, frame: SourceFrame, out: np.ndarray) -> None:
         """Remember ``out`` as the image shown at ``frame.index``."""
-
-
-class Interrupted(DreamError):
-    """A render stopped by Ctrl-C, SIGTERM or a cancelling progress callback: what was done is
-    finalized as a playable file and the work folder keeps the state to resume."""
-
-    exit_code = 130
-
-    def __init__(self, done: int, total: int, output, workdir, signal_name: str = ""):
-        self.done, self.total, self.output, self.workdir = done, total, output, workdir
-        self.signal_name = signal_name
-        if signal_name == "SIGTERM":
-            self.exit_code = 143  # 128 + SIGTERM, as a shell reports a process ended by it
-        what = f"stopped by {signal_name}" if signal_name else "interrupted"
-        super().__init__(f"{what} after {done}/{total} frames; {output} holds them, "
-                         f"and {workdir} keeps the state to resume")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Python is running, so it takes Ctrl-C's careful way out."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Within the block, SIGTERM raises :class:`Terminated` in the main thread.
-
-    Only where nobody else handles SIGTERM (its handler is the default) and only in the main thread
-    (Python delivers signals there): a host application's own handler is left alone.
-    """
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
