@@ -1,0 +1,96 @@
+"""The page's one door to the jobs: dream an image, a video or a zoom, plan, presets, layers.
+
+Everything the page asks of dreamvideo goes through here, so the page itself stays plain Python
+over flat option dicts (the settings' field names, as the jobs take them).
+
+Convention: ``progress(done, total)`` as in :mod:`dreamvideo.render`; options are flat field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from .. import __version__
+from ..settings import KIND_SECTIONS, SECTIONS, ZoomSettings
+
+from ..render import Interrupted  # noqa: F401  (re-exported for the worker)
+
+KINDS = ("image", "video", "zoom")
+
+
+def field_defaults(kind: str) -> dict:
+    """``{field: default}`` of every setting a ``kind`` job takes ("image", "video", "zoom")."""
+    out = {}
+    for section in KIND_SECTIONS[kind]:
+        for f in fields(SECTIONS[section]):
+            out.setdefault(f.name, f.default)
+    return out
+
+
+def all_defaults() -> dict:
+    out = {}
+    for kind in KINDS:
+        for k, v in field_defaults(kind).items():
+            out.setdefault(k, v)
+    return out
+
+
+def run(kind: str, input, output, *, seed: int, max_side, progress=None, resume: bool = False, **options) -> Path:
+    """Run a ``kind`` job from ``input`` to ``output``; ``progress`` and ``resume`` for video and zoom."""
+    from .. import jobs
+
+    if kind == "image":
+        return jobs.dream_image(input, output, seed=seed, max_side=max_side, **options)
+    job = jobs.dream_video if kind == "video" else jobs.zoom
+    return job(input, output, seed=seed, max_side=max_side, resume=resume, quiet=True, progress=progress,
+               **options)
+
+
+def plan(kind: str, input, output, *, seed: int, max_side, preview=None, preview_frames: int = 6,
+         preview_size: int = 256, **options) -> dict:
+    from ..plan import plan_render
+
+    return plan_render(kind, input, output, seed=seed, max_side=max_side, preview=preview,
+                       preview_frames=preview_frames, preview_size=preview_size, quiet=True, **options)
+
+
+def song_frames(audio: str, fps: float) -> int:
+    """How many frames at ``fps`` a song lasts (a zoom with a song and no frame count renders these)."""
+    from ..zoom import song_frames as _song_frames
+
+    return _song_frames(ZoomSettings(frames=0, fps=fps, audio=audio)).frames
+
+
+def builtin_presets() -> dict:
+    from .. import presets
+
+    return {name: presets.description(path) for name, path in presets.builtin().items()}
+
+
+def preset_values(name_or_path, kind: str) -> dict:
+    """A preset as flat options of a ``kind`` job (plus ``seed`` / ``max_side`` where it sets them)."""
+    from .. import presets
+
+    return presets.options(name_or_path, kind)
+
+
+def save_preset(path, kind: str, options: dict, *, seed: int, max_side, description: str = "") -> Path:
+    """Write the settings of a ``kind`` job that differ from the defaults as a preset file."""
+    from .. import presets
+    from ..settings import split_options
+
+    known = field_defaults(kind)
+    sections = split_options(kind, {k: v for k, v in options.items() if k in known})
+    out = presets.sections_of(sections, {"seed": seed, "max_side": max_side})
+    return presets.write(path, out, header=f"dreamvideo preset (dreamvideo {__version__}), saved from the web page",
+                         description=description)
+
+
+def layer_list(model: str, weights: str) -> tuple[str, list[tuple[str, str, int]]]:
+    """``(default layers, [(layer, kind, channels), ...])`` of a model (names do not depend on weights)."""
+    from ..build import load_feature_model
+    from ..settings import ModelSettings
+
+    m = load_feature_model(ModelSettings(model=model, weights=weights, precision="float32"))
+    return m.default_layers, [(i.name, i.kind, i.channels) for i in m.layers]

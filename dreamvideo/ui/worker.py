@@ -1,0 +1,217 @@
+"""The web page's render queue: one background thread runs the long renders one at a time.
+
+A render is a function ``run(progress)`` that calls ``progress(done, total)`` after each frame (the
+same callback as the command line's bar, see :mod:`dreamvideo.render`). Cancelling makes that
+callback raise KeyboardInterrupt, so the render finalizes a playable partial file and raises
+``Interrupted``; a later ``resume`` of the job continues it. Nothing here knows Gradio or TensorFlow:
+the page polls :meth:`Worker.snapshot` to draw the queue.
+
+Convention: times are seconds (``time.monotonic``), progress in frames.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import DreamError
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = "queued", "running", "done", "failed", "cancelled", \
+    "interrupted"
+FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
+
+
+@dataclass
+class Job:
+    """One queued render. ``run(progress, resume)`` returns the output path."""
+
+    id: int
+    kind: str
+    label: str
+    output: Path
+    run: Callable[[Callable[[int, Optional[int]], None], bool], Path]
+    resume: bool = False
+    state: str = QUEUED
+    done: int = 0
+    total: Optional[int] = None
+    message: str = ""
+    result: Optional[Path] = None  # the output file (also after an interruption: the playable partial)
+    value: object = None  # what ``run`` returned (a plan's dict, a layer list)
+    queued_at: float = field(default_factory=time.monotonic)
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    _first: Optional[tuple] = None  # (time, done) at the first progress call: resumed frames cost no time
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    _finished: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def eta(self) -> Optional[float]:
+        """Seconds left at the rate of the frames rendered so far in this run, or None before a frame."""
+        if self.state != RUNNING or self._first is None or not self.total:
+            return None
+        t0, d0 = self._first
+        made = self.done - d0
+        if made <= 0:
+            return None
+        return (self.total - self.done) * (time.monotonic() - t0) / made
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    def progress(self, done: int, total: Optional[int]) -> None:
+        """The render's progress callback; raises KeyboardInterrupt once the job is cancelled."""
+        if self._first is None:
+            self._first = (time.monotonic(), done)
+        self.done, self.total = done, total
+        if self._cancel.is_set():
+            raise KeyboardInterrupt
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self._finished.wait(timeout)
+
+
+def format_seconds(s: Optional[float]) -> str:
+    if s is None:
+        return "--:--"
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+class Worker:
+    """A queue of renders and the one thread that runs them, oldest first.
+
+    ``submit`` returns at once; ``cancel`` stops a running job at its next frame (the partial output
+    is finalized) or drops a queued one; ``resume`` queues an interrupted job again to continue it;
+    ``shutdown`` cancels everything and waits for the thread.
+    """
+
+    def __init__(self, keep: int = 50):
+        self._jobs: list[Job] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Condition()
+        self._stopping = False
+        self._keep = keep  # finished jobs kept in the list shown on the page
+        self._thread = threading.Thread(target=self._loop, name="dreamvideo-ui-worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, label: str, output, run, resume: bool = False) -> Job:
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the render queue is shut down")
+            job = Job(next(self._ids), kind, label, Path(output), run, resume=resume)
+            self._jobs.append(job)
+            self._trim()
+            self._lock.notify_all()
+            return job
+
+    def get(self, job_id: int) -> Optional[Job]:
+        with self._lock:
+            return next((j for j in self._jobs if j.id == job_id), None)
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs)
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a queued or running job; False if it has already finished (or is unknown)."""
+        with self._lock:
+            job = next((j for j in self._jobs if j.id == job_id), None)
+            if job is None or job.state in FINISHED:
+                return False
+            job._cancel.set()
+            if job.state == QUEUED:
+                self._finish(job, CANCELLED, "cancelled before it started")
+            return True
+
+    def resume(self, job_id: int) -> Optional[Job]:
+        """Queue an interrupted job again with ``resume=True``: it continues from its last finished frame."""
+        with self._lock:
+            job = next((j for j in self._jobs if j.id == job_id), None)
+        if job is None or job.state != INTERRUPTED:
+            return None
+        return self.submit(job.kind, job.label, job.output, job.run, resume=True)
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Cancel every job (a running one finalizes its partial output) and wait for the thread."""
+        with self._lock:
+            self._stopping = True
+            for job in self._jobs:
+                if job.state not in FINISHED:
+                    job._cancel.set()
+                    if job.state == QUEUED:
+                        self._finish(job, CANCELLED, "cancelled: the page was stopped")
+            self._lock.notify_all()
+        self._thread.join(timeout)
+
+    def snapshot(self) -> list[dict]:
+        """The queue for display, oldest first: id, kind, label, state, done, total, fraction, eta (s),
+        elapsed (s), message, result (path or None), output."""
+        now = time.monotonic()
+        out = []
+        for j in self.jobs():
+            end = j.finished_at or now
+            out.append({"id": j.id, "kind": j.kind, "label": j.label, "state": j.state, "done": j.done,
+                        "total": j.total, "fraction": j.fraction, "eta": j.eta,
+                        "elapsed": (end - j.started_at) if j.started_at else 0.0, "message": j.message,
+                        "result": j.result, "output": j.output, "resume": j.resume})
+        return out
+
+    # -------------------------------------------------------------- the thread
+
+    def _trim(self) -> None:
+        finished = [j for j in self._jobs if j.state in FINISHED]
+        for j in finished[: max(0, len(finished) - self._keep)]:
+            self._jobs.remove(j)
+
+    def _finish(self, job: Job, state: str, message: str = "", result=None) -> None:
+        job.state, job.message, job.result = state, message, result
+        job.finished_at = time.monotonic()
+        job._finished.set()
+        self._lock.notify_all()
+
+    def _next(self) -> Optional[Job]:
+        with self._lock:
+            while True:
+                job = next((j for j in self._jobs if j.state == QUEUED), None)
+                if job is not None:
+                    job.state, job.started_at = RUNNING, time.monotonic()
+                    return job
+                if self._stopping:
+                    return None
+                self._lock.wait()
+
+    def _loop(self) -> None:
+        from .api import Interrupted
+
+        while (job := self._next()) is not None:
+            try:
+                result = job.run(job.progress, job.resume)
+            except Interrupted as e:
+                with self._lock:
+                    self._finish(job, INTERRUPTED, f"stopped after {e.done}/{e.total} frames; the partial "
+                                 f"video is playable, and Resume continues it")
+                    job.result = Path(e.output) if Path(e.output).exists() else None
+                continue
+            except KeyboardInterrupt:  # cancelled outside the frame loop (start-up, final encode)
+                with self._lock:
+                    self._finish(job, CANCELLED, "cancelled")
+                continue
+            except DreamError as e:
+                with self._lock:
+                    self._finish(job, FAILED, str(e))
+                continue
+            except Exception as e:  # a bug: the page keeps serving; the traceback goes to the terminal
+                traceback.print_exc(file=sys.stderr)
+                with self._lock:
+                    self._finish(job, FAILED, f"{type(e).__name__}: {e}")
+                continue
+            with self._lock:
+                job.value = result
+                self._finish(job, DONE, "", Path(result) if isinstance(result, (str, Path)) else None)
