@@ -30,6 +30,14 @@ def _require_gradio():
         raise UserError(f"the web page needs Gradio, which is not installed: {INSTALL}") from None
 
 
+def host_warning(host: str, port: int) -> str:
+    """The warning printed when the page listens beyond this machine ("" for localhost)."""
+    if host in LOCAL_HOSTS:
+        return ""
+    return (f"dreamvideo: warning: the page listens on {host}: anyone who can reach this machine on port {port} "
+            "can run renders and download them; there is no login")
+
+
 class Server:
     """A running page: ``url``, ``page`` (:class:`~dreamvideo.ui.page.Page`), ``demo``; ``close()``
     interrupts a running render (its partial output is finalized) and stops the server."""
@@ -65,9 +73,9 @@ def start(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, st
     from .app import CSS, build
     from .page import Page
 
-    if host not in LOCAL_HOSTS:
-        print(f"dreamvideo: warning: the page listens on {host}: anyone who can reach this machine on port "
-              f"{port} can run renders and download them; there is no login", file=sys.stderr)
+    warning = host_warning(host, port)
+    if warning:
+        print(warning, file=sys.stderr)
     start_values = dict(start_values or {})
     models = [start_values["model"]] if start_values.get("model") else []
     weights = [start_values["weights"]] if start_values.get("weights") else []

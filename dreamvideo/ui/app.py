@@ -117,16 +117,17 @@ def build(page: Page) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Image", id="image"):
                 with gr.Row():
-                    img_in = gr.Image(type="filepath", sources=["upload"], label="Photo", height=420)
-                    img_out = gr.Image(type="filepath", format="png", label="Dream", interactive=False, height=420)
+                    img_in = gr.Image(type="filepath", sources=["upload"], label="Photo", height=420, elem_id="image-in")
+                    img_out = gr.Image(type="filepath", format="png", label="Dream", interactive=False, height=420,
+                                       elem_id="image-out")
                 with gr.Row():
-                    img_btn = gr.Button("Dream", variant="primary")
-                img_status = gr.Markdown()
+                    img_btn = gr.Button("Dream", variant="primary", elem_id="image-go")
+                img_status = gr.Markdown(elem_id="image-status")
 
             with gr.Tab("Video", id="video"):
                 with gr.Row():
-                    vid_in = gr.Video(sources=["upload"], label="Clip", height=360)
-                    vid_out = gr.Video(label="Dream", interactive=False, height=360)
+                    vid_in = gr.Video(sources=["upload"], label="Clip", height=360, elem_id="video-in")
+                    vid_out = gr.Video(label="Dream", interactive=False, height=360, elem_id="video-out")
                 with gr.Row():
                     c["coherence"] = gr.Radio(["flow", "blend", "none"], value=s["coherence"], label="Coherence",
                                               info="flow: the dream follows the motion")
@@ -150,13 +151,15 @@ def build(page: Page) -> gr.Blocks:
 
             with gr.Tab("Zoom and music video", id="zoom"):
                 with gr.Row():
-                    zoom_in = gr.Image(type="filepath", sources=["upload"], label="Start image", height=300)
-                    zoom_song = gr.Audio(type="filepath", sources=["upload"], label="Song (drives the schedules)")
+                    zoom_in = gr.Image(type="filepath", sources=["upload"], label="Start image", height=300,
+                                       elem_id="zoom-image")
+                    zoom_song = gr.Audio(type="filepath", sources=["upload"], label="Song (drives the schedules)",
+                                         elem_id="zoom-song")
                 with gr.Row():
                     c["from_noise"] = gr.Textbox(s["from_noise"], label="Or start from noise (WxH)",
                                                  placeholder="e.g. 640x360 (leave blank to use the image)")
                     c["zoom_frames"] = gr.Number(s["zoom_frames"], label="Frames (0 with a song: as long as the song)",
-                                                 precision=0, minimum=0)
+                                                 precision=0, minimum=0, elem_id="zoom-frames")
                     c["fps"] = gr.Number(s["fps"], label="Frames per second", minimum=1)
                     c["color_match"] = gr.Checkbox(s["color_match"], label="Keep the first frame's colours")
                 with gr.Row():
@@ -172,18 +175,19 @@ def build(page: Page) -> gr.Blocks:
                             [c["zoom"], c["angle"], c["dx"], c["dy"], c["step_size"], example_note],
                             label="Worked examples (click one to fill the schedules)")
                 with gr.Row():
-                    plan_btn = gr.Button("Plan: plot every curve")
-                    preview_btn = gr.Button("Preview a few frames")
-                    zoom_btn = gr.Button("Render", variant="primary")
+                    plan_btn = gr.Button("Plan: plot every curve", elem_id="zoom-plan")
+                    preview_btn = gr.Button("Preview a few frames", elem_id="zoom-preview")
+                    zoom_btn = gr.Button("Render", variant="primary", elem_id="zoom-go")
                     zoom_cancel = gr.Button("Cancel", variant="stop")
-                zoom_status = gr.Markdown()
+                zoom_status = gr.Markdown(elem_id="zoom-status")
                 zoom_job = gr.State(None)
                 with gr.Row():
                     plan_img = gr.Image(type="filepath", label="Plan: every curve over the timeline",
-                                        interactive=False)
-                    preview_img = gr.Image(type="filepath", label="Preview (contact sheet)", interactive=False)
-                plan_md = gr.Markdown()
-                zoom_out = gr.Video(label="Zoom", interactive=False, height=360)
+                                        interactive=False, elem_id="zoom-plot")
+                    preview_img = gr.Image(type="filepath", label="Preview (contact sheet)", interactive=False,
+                                           elem_id="zoom-sheet")
+                plan_md = gr.Markdown(elem_id="zoom-summary")
+                zoom_out = gr.Video(label="Zoom", interactive=False, height=360, elem_id="zoom-out")
 
             with gr.Tab("Presets", id="presets"):
                 with gr.Row():
@@ -199,7 +203,7 @@ def build(page: Page) -> gr.Blocks:
                 pre_file = gr.File(label="Saved preset", interactive=False)
 
         gr.Markdown("### Render queue")
-        queue_html = gr.HTML(page.queue_html())
+        queue_html = gr.HTML(page.queue_html(), elem_id="queue")
         with gr.Row():
             job_pick = gr.Dropdown([], label="Job", scale=2)
             cancel_btn = gr.Button("Cancel job", variant="stop", scale=1)

@@ -119,7 +119,8 @@ class Page:
         """Every control's default, from the settings dataclasses (the single source of defaults)."""
         image, video, zoom = (api.field_defaults(k) for k in api.KINDS)
         out = {k: video.get(opt, zoom.get(opt, image.get(opt))) for k, opt in CONTROLS.items() if opt}
-        out.update(seed=0, max_side=0, audio_mode="keep", video_frames=video["frames"], zoom_frames=zoom["frames"],
+        # zoom frames 0: as long as the song, or the zoom's default without one (a page has no "flag not given")
+        out.update(seed=0, max_side=0, audio_mode="keep", video_frames=video["frames"], zoom_frames=0,
                    fps=zoom["fps"], steps=str(video["steps"]), step_size=str(video["step_size"]))
         return out
 

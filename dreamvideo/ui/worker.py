@@ -194,10 +194,11 @@ class Worker:
             try:
                 result = job.run(job.progress, job.resume)
             except Interrupted as e:
+                partial = Path(str(e.output))
                 with self._lock:
                     self._finish(job, INTERRUPTED, f"stopped after {e.done}/{e.total} frames; the partial "
-                                 f"video is playable, and Resume continues it")
-                    job.result = Path(e.output) if Path(e.output).exists() else None
+                                 f"video is playable, and Resume continues it",
+                                 partial if partial.exists() else None)
                 continue
             except KeyboardInterrupt:  # cancelled outside the frame loop (start-up, final encode)
                 with self._lock:
