@@ -17,7 +17,7 @@ import pytest
 
 from dreamvideo.errors import UserError
 
-from helpers import photo, tiny_model_file
+from helpers import ROOT, photo, tiny_model_file
 
 FAST = {"octaves": 1, "steps": "2", "layers": "conv2:1.0", "weights": "random"}
 
@@ -291,3 +291,49 @@ class _NoWorker:
 
     def shutdown(self):
         pass
+
+
+def test_command_serves_until_sigterm_then_stops_cleanly(media, tmp_path):
+    pytest.importorskip("gradio")
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "dreamvideo.ui", "--port", str(port), "--outputs",
+                             str(tmp_path / "out"), "--model", str(media / "tiny.keras"), "--weights", "random"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    assert r.status == 200 and b"dreamvideo" in r.read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 143
+        err = proc.stderr.read()
+        assert f"the page is at http://127.0.0.1:{port}/" in err and "stopping the page" in err
+        with pytest.raises(OSError):  # the server went with the command
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_video_keeps_or_drops_its_sound(page, clips):
+    from conftest import audio_samples
+
+    kept = page.submit_video(clips["clip"], {"video_frames": 6})
+    silent = page.submit_video(clips["clip"], {"video_frames": 6, "audio_mode": "none"})
+    assert silent.wait(120) and kept.state == silent.state == "done", (kept.message, silent.message)
+    assert frame_count(kept.result) == 6 and frame_count(silent.result) == 6
+    assert audio_samples(kept.result).size > 0 and audio_samples(silent.result).size == 0
+    with pytest.raises(UserError, match="upload a song first"):
+        page.submit_video(clips["clip"], {"audio_mode": "replace"})

@@ -182,25 +182,27 @@ def build(page: Page) -> gr.Blocks:
                 zoom_status = gr.Markdown(elem_id="zoom-status")
                 zoom_job = gr.State(None)
                 with gr.Row():
-                    plan_img = gr.Image(type="filepath", label="Plan: every curve over the timeline",
-                                        interactive=False, elem_id="zoom-plot")
-                    preview_img = gr.Image(type="filepath", label="Preview (contact sheet)", interactive=False,
-                                           elem_id="zoom-sheet")
-                plan_md = gr.Markdown(elem_id="zoom-summary")
+                    # No label over the plot: it would hide the first panel's title; the plot has its own.
+                    plan_img = gr.Image(type="filepath", label="Plan: every curve over the timeline", show_label=False,
+                                        interactive=False, elem_id="zoom-plot", height=720, scale=3)
+                    plan_md = gr.Markdown(elem_id="zoom-summary")
+                preview_img = gr.Image(type="filepath", label="Preview (contact sheet)", interactive=False,
+                                       elem_id="zoom-sheet", height=420, visible=False)
                 zoom_out = gr.Video(label="Zoom", interactive=False, height=360, elem_id="zoom-out")
 
             with gr.Tab("Presets", id="presets"):
                 with gr.Row():
-                    pre_pick = gr.Dropdown(page.preset_choices(), value=None, label="Preset", scale=2)
-                    pre_apply = gr.Button("Apply to the page", scale=1)
-                pre_desc = gr.Markdown()
+                    pre_pick = gr.Dropdown(page.preset_choices(), value=None, label="Preset", scale=2,
+                                           elem_id="preset-pick")
+                    pre_apply = gr.Button("Apply to the page", scale=1, elem_id="preset-apply")
+                pre_desc = gr.Markdown(elem_id="preset-description")
                 gr.Markdown("### Save the current settings as a preset")
                 with gr.Row():
                     pre_name = gr.Textbox(label="Name", placeholder="my-look")
                     pre_kind = gr.Radio(["image", "video", "zoom"], value="zoom", label="From the settings of")
                     pre_note = gr.Textbox(label="Description")
                     pre_save = gr.Button("Save preset")
-                pre_file = gr.File(label="Saved preset", interactive=False)
+                pre_file = gr.File(label="Saved preset", interactive=False, visible=False)
 
         gr.Markdown("### Render queue")
         queue_html = gr.HTML(page.queue_html(), elem_id="queue")
@@ -208,7 +210,8 @@ def build(page: Page) -> gr.Blocks:
             job_pick = gr.Dropdown([], label="Job", scale=2)
             cancel_btn = gr.Button("Cancel job", variant="stop", scale=1)
             resume_btn = gr.Button("Resume interrupted job", scale=1)
-        files = gr.File(label="Finished renders (download)", file_count="multiple", interactive=False, height=140)
+        files = gr.File(label="Finished renders (download)", file_count="multiple", interactive=False,
+                        visible=False, elem_id="finished")
         files_seen = gr.State([])
         timer = gr.Timer(1.0)
 
@@ -272,7 +275,7 @@ def build(page: Page) -> gr.Blocks:
 
         def preview(image, song=None, *args):
             res = page.plan_zoom(image, song, values(args, zkeys), preview=True)
-            return str(res["plot"]), str(res["preview"]), res["summary"]
+            return str(res["plot"]), gr.update(value=str(res["preview"]), visible=True), res["summary"]
 
         preview_btn.click(_friendly(preview), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
                           [plan_img, preview_img, plan_md], api_name="preview_zoom", concurrency_limit=None)
@@ -298,7 +301,7 @@ def build(page: Page) -> gr.Blocks:
         def save_preset(name, kind, note, *args):
             path = page.save_preset(name.strip(), kind, values(args, list(CONTROLS)), note.strip())
             choices = page.preset_choices()
-            return str(path), gr.update(choices=choices), gr.update(choices=choices)
+            return gr.update(value=str(path), visible=True), gr.update(choices=choices), gr.update(choices=choices)
 
         pre_save.click(_friendly(save_preset), [pre_name, pre_kind, pre_note, *controls],
                        [pre_file, pre_pick, vid_preset], api_visibility="private")
@@ -317,7 +320,7 @@ def build(page: Page) -> gr.Blocks:
         # ---------------------------------------------------------------- the queue
         def tick(seen):
             done = page.finished_outputs()
-            return page.queue_html(), (gr.update(value=done) if done != seen else gr.update()), done
+            return page.queue_html(), (gr.update(value=done, visible=bool(done)) if done != seen else gr.update()), done
 
         timer.tick(tick, files_seen, [queue_html, files, files_seen], api_visibility="private",
                    show_progress="hidden")

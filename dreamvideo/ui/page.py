@@ -283,7 +283,7 @@ class Page:
             progress(1, 1)
             return path
 
-        return self.worker.submit("image", src.name, out, run)
+        return self.worker.submit("image", Path(str(image)).name, out, run)
 
     def submit_video(self, video, values: Optional[dict] = None, song=None) -> Job:
         """Queue a dream of an uploaded clip (``song``: a soundtrack to use instead, with audio mode
@@ -296,7 +296,7 @@ class Page:
             opts["audio"] = str(self.stored(self.check_upload(song, "audio", "song")))
         opts["no_audio"] = mode == "none"
         out = self.output_path("video", src, opts, seed, max_side, ".mp4")
-        return self._submit_render("video", src, out, opts, seed, max_side)
+        return self._submit_render("video", src, out, opts, seed, max_side, Path(str(video)).name)
 
     def zoom_inputs(self, image, song, values):
         """``(start image or None, options, seed, max_side)`` of a zoom: from an image, or from noise
@@ -320,16 +320,17 @@ class Page:
         """Queue an infinite zoom from an uploaded image (or noise), with an optional song."""
         src, opts, seed, max_side = self.zoom_inputs(image, song, values)
         out = self.output_path("zoom", src, opts, seed, max_side, ".mp4")
-        return self._submit_render("zoom", src, out, opts, seed, max_side)
+        label = Path(str(image)).name if src else f"noise {opts['from_noise']}"
+        return self._submit_render("zoom", src, out, opts, seed, max_side, label)
 
-    def _submit_render(self, kind, src, out, opts, seed, max_side) -> Job:
+    def _submit_render(self, kind, src, out, opts, seed, max_side, label) -> Job:
         from ..resume import workdir_path
 
         def run(progress, resume):
             return api.run(kind, src, out, seed=seed, max_side=max_side, progress=progress, resume=resume, **opts)
 
         resume = (workdir_path(out) / "settings.json").is_file()
-        return self.worker.submit(kind, src.name if src else f"noise {opts['from_noise']}", out, run, resume=resume)
+        return self.worker.submit(kind, label, out, run, resume=resume)
 
     def plan_zoom(self, image, song=None, values: Optional[dict] = None, preview: bool = False,
                   preview_frames: int = 6, preview_size: int = 192) -> dict:

@@ -1,0 +1,150 @@
+"""The web page in a real browser: headless Chromium (Debian's `chromium`, driven by Playwright).
+
+The test starts the page itself on a free localhost port with a tiny random model, uploads a
+photo and dreams it; uploads an image and a song, sees the plan plot, renders the zoom and plays
+the file. Screenshots go to $DREAMVIDEO_SCREENSHOTS (default: the system temp folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from helpers import photo, tiny_model_file
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(os.environ.get("DREAMVIDEO_SCREENSHOTS", tempfile.gettempdir()))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    import imageio.v3 as iio
+
+    d = tmp_path_factory.mktemp("ui-browser")
+    iio.imwrite(d / "cat.png", photo("chelsea")[::3, ::3])  # 151x100
+    tiny_model_file(d / "tiny.keras")
+    subprocess.run([sys.executable, "-c", "import imageio_ffmpeg, subprocess, sys; subprocess.run([imageio_ffmpeg"
+                    ".get_ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=220:duration=2',"
+                    " '-c:a', 'pcm_s16le', sys.argv[1]], check=True)", str(d / "song.wav")], check=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def server(media, tmp_path_factory):
+    pytest.importorskip("gradio", reason='the web page needs gradio: pip install "dreamvideo[ui]"')
+    from dreamvideo import ui
+
+    start = {"model": str(media / "tiny.keras"), "weights": "random", "layers": "conv2:1.0", "octaves": 1,
+             "steps": "2"}
+    with ui.start("127.0.0.1", _free_port(), tmp_path_factory.mktemp("ui-outputs"), start, quiet=True) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright: pip install playwright")
+    if not CHROMIUM:
+        pytest.skip("needs Chromium: apt-get install -y chromium")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def tab(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(server.url, wait_until="domcontentloaded")
+    page.get_by_text("Render queue").wait_for()
+    yield page
+    page.close()
+
+
+def _image_src(page, elem_id: str, timeout=120_000) -> str:
+    img = page.locator(f"#{elem_id} img").first
+    img.wait_for(state="visible", timeout=timeout)
+    page.wait_for_function("id => { const i = document.querySelector(`#${id} img`); "
+                           "return i && i.complete && i.naturalWidth > 0; }", arg=elem_id, timeout=timeout)
+    return img.get_attribute("src")
+
+
+def test_upload_a_photo_dream_it_see_the_result(tab, media):
+    tab.locator("#image-in input[type=file]").set_input_files(str(media / "cat.png"))
+    _image_src(tab, "image-in")  # the original is shown once uploaded
+    tab.locator("#image-go").click()
+    src = _image_src(tab, "image-out")
+    tab.get_by_text("done in").wait_for()
+    tab.screenshot(path=str(SHOTS / "dreamvideo-ui-image.png"), full_page=True)
+    size = tab.evaluate("() => { const i = document.querySelector('#image-out img'); "
+                        "return [i.naturalWidth, i.naturalHeight]; }")
+    assert size == [151, 100], size  # the dream, at the photo's size
+    assert tab.request.get(src).body()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_image_and_song_plan_then_render_a_playable_zoom(tab, media, tmp_path):
+    tab.get_by_role("tab", name="Zoom and music video").click()
+    tab.locator("#zoom-image input[type=file]").set_input_files(str(media / "cat.png"))
+    tab.locator("#zoom-song input[type=file]").set_input_files(str(media / "song.wav"))
+    _image_src(tab, "zoom-image")
+    tab.locator("#zoom-song audio, #zoom-song .waveform-container, #zoom-song button").first.wait_for()
+    tab.locator("#zoom-plan").click()
+    _image_src(tab, "zoom-plot")
+    # Frames 0 with a song: as long as the song (2 s at 25 fps).
+    tab.locator("#zoom-summary").get_by_text("50 frames, 2.00 s at 25 fps").wait_for()
+    tab.screenshot(path=str(SHOTS / "dreamvideo-ui-plan.png"), full_page=True)
+
+    tab.locator("#zoom-go").click()
+    video = tab.locator("#zoom-out video")
+    video.wait_for(state="attached", timeout=180_000)
+    tab.wait_for_function("() => { const v = document.querySelector('#zoom-out video'); "
+                          "return v && v.readyState >= 1 && v.duration > 0; }", timeout=60_000)
+    duration = tab.evaluate("() => document.querySelector('#zoom-out video').duration")
+    assert 1.8 < duration < 2.3, duration  # the browser plays it: 50 frames at 25 fps
+    tab.get_by_text("done in").first.wait_for()
+    tab.screenshot(path=str(SHOTS / "dreamvideo-ui-zoom.png"), full_page=True)
+
+    data = tab.request.get(video.get_attribute("src")).body()
+    (tmp_path / "zoom.mp4").write_bytes(data)
+    from dreamvideo.io import VideoReader
+
+    with VideoReader(tmp_path / "zoom.mp4") as r:
+        assert sum(1 for _ in r) == 50
+    assert "done" in tab.locator("#queue").inner_text()
+
+
+def test_closing_the_tab_does_not_stop_the_render(browser, server, media):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(server.url, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Zoom and music video").click()
+    page.locator("#zoom-image input[type=file]").set_input_files(str(media / "cat.png"))
+    _image_src(page, "zoom-image")
+    page.locator("#zoom-frames input").fill("40")
+    before = {j["id"] for j in server.page.worker.snapshot()}
+    page.locator("#zoom-go").click()
+    page.locator("#zoom-status").get_by_text("Job #").wait_for()
+    page.close()  # the tab goes; the render stays in the page's queue
+    job = next(server.page.worker.get(j["id"]) for j in server.page.worker.snapshot() if j["id"] not in before)
+    assert job.wait(120) and job.state == "done", job.message
+    from dreamvideo.io import VideoReader
+
+    with VideoReader(job.result) as r:
+        assert sum(1 for _ in r) == 40
