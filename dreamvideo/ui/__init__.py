@@ -108,7 +108,6 @@ def launch(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, s
     import signal
     import threading
 
-    server = start(host, port, outputs, start_values, preset, fixed)
     stop = threading.Event()
     code = {"value": 130}
 
@@ -116,8 +115,11 @@ def launch(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, s
         code["value"] = 143
         stop.set()
 
+    # Before the server starts: a SIGTERM as soon as the page answers must still stop it cleanly.
     old = signal.signal(signal.SIGTERM, on_term) if threading.current_thread() is threading.main_thread() else None
+    server = None
     try:
+        server = start(host, port, outputs, start_values, preset, fixed)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -125,8 +127,9 @@ def launch(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, s
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
-        print("dreamvideo: stopping the page (a running render is kept as a partial to resume)", file=sys.stderr)
-        server.close()
+        if server is not None:
+            print("dreamvideo: stopping the page (a running render is kept as a partial to resume)", file=sys.stderr)
+            server.close()
     return code["value"]
 
 
