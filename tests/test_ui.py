@@ -32,7 +32,8 @@ def media(tmp_path_factory):
     subprocess.run([sys.executable, "-c", "import imageio_ffmpeg, subprocess, sys; subprocess.run([imageio_ffmpeg"
                     ".get_ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=220:duration=3',"
                     " '-c:a', 'pcm_s16le', sys.argv[1]], check=True)", str(d / "song.wav")], check=True)
-    (d / "notes.txt").write_text("not a picture")
+    for name in ("notes.txt", "notes.mp3", "notes.mp4"):
+        (d / name).write_text("not a picture, a song or a clip")
     (d / "fake.png").write_bytes(b"\x89PNG but not really")
     return d
 
@@ -74,6 +75,8 @@ def test_dream_image_writes_a_dream_beside_the_original(page, media):
     ("fake.png", "image", "not a readable image"),
     ("cat.png", "audio", "not a supported audio file"),
     ("missing.png", "image", "is gone; upload it again"),
+    ("notes.mp3", "audio", "no audio ffmpeg can read in 'notes.mp3'; upload a song"),
+    ("notes.mp4", "video", "no video ffmpeg can read in 'notes.mp4'; upload a clip"),
 ])
 def test_bad_uploads_are_one_clear_line(page, media, name, what, needle):
     with pytest.raises(UserError, match=needle):

@@ -88,9 +88,30 @@ def save_preset(path, kind: str, options: dict, *, seed: int, max_side, descript
 
 
 def layer_list(model: str, weights: str) -> tuple[str, list[tuple[str, str, int]]]:
-    """``(default layers, [(layer, kind, channels), ...])`` of a model (names do not depend on weights)."""
-    from ..build import load_feature_model
-    from ..settings import ModelSettings
+    """``(default layers, [(layer, kind, channels), ...])`` of a model. Layer names do not depend on the
+    weights, so a named model is built untrained, apart from the jobs' model cache (a render's model stays)."""
+    from ..build import MODEL_FILE_SUFFIXES
+    from ..models import load_model
 
-    m = load_feature_model(ModelSettings(model=model, weights=weights, precision="float32"))
+    is_file = Path(str(model)).suffix in MODEL_FILE_SUFFIXES
+    m = load_model("file" if is_file else model, weights if is_file else "random",
+                   model_file=model if is_file else None, precision="float32")
     return m.default_layers, [(i.name, i.kind, i.channels) for i in m.layers]
+
+
+def check_media(path, what: str) -> None:
+    """UserError unless ffmpeg reads a video stream ("video") or an audio stream ("audio") in ``path``."""
+    from ..errors import UserError
+
+    try:
+        if what == "video":
+            from ..io import probe_video
+
+            probe_video(path)
+        else:
+            from ..ffmpeg import require_audio
+
+            require_audio(path)
+    except UserError:
+        raise UserError(f"no {what} ffmpeg can read in {Path(path).name!r}; upload "
+                        f"{'a clip' if what == 'video' else 'a song'} in a common format") from None

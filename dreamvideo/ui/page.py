@@ -203,6 +203,8 @@ class Page:
             except Exception:
                 raise UserError(f"the {label} {p.name!r} is not a readable image; upload a "
                                 f"{'/'.join(e[1:] for e in IMAGE_TYPES[:4])} file") from None
+        else:
+            api.check_media(p, what)
         return p
 
     def stored(self, path: Path) -> Path:
@@ -347,8 +349,10 @@ class Page:
                             preview=out.with_name(out.name.replace(".plan.png", ".preview.png")) if preview else None,
                             preview_frames=preview_frames, preview_size=preview_size, **opts)
 
-        if preview:
-            job = self.worker.submit("preview", src.name if src else "noise", out, run)
+        # The model is loaded only in the worker (it keeps one): a preview needs it, and so do scheduled
+        # layer weights of a model file (its layer names); a plain plan runs here, not behind a render.
+        if preview or (opts["layer_weights"] and Path(str(opts["model"])).suffix):
+            job = self.worker.submit("preview" if preview else "plan", src.name if src else "noise", out, run)
             job.wait()
             if job.state != "done":
                 raise UserError(job.message or f"the preview was {job.state}")
