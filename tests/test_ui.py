@@ -222,6 +222,9 @@ def test_page_starts_from_a_preset_then_flags(media, tmp_path):
 
     p = Page(tmp_path, {"steps": "3"}, preset="pulse", worker=_NoWorker())
     assert "beat" in p.start["zoom"] and p.start["steps"] == "3"
+    (tmp_path / "mine.toml").write_text('zoom = "1.2"\n[dream]\noctaves = 2\n')
+    p = Page(tmp_path / "out", preset=str(tmp_path / "mine.toml"), worker=_NoWorker())  # --preset FILE
+    assert p.start["zoom"] == "1.2" and p.start["octaves"] == 2
 
 
 # ---------------------------------------------------------------- the command and the API

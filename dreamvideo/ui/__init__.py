@@ -137,9 +137,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, s
 
 def add_ui_parser(subparsers):
     """Register ``dreamvideo ui`` on an argparse subparsers object; returns the parser."""
-    from dataclasses import fields
-
-    from ..settings import DreamSettings, ModelSettings
+    from .api import setting_fields
 
     p = subparsers.add_parser(
         "ui", help="open a local web page for images, clips and music videos",
@@ -156,18 +154,20 @@ def add_ui_parser(subparsers):
     p.add_argument("--max-side", type=int, default=None, metavar="PX", help="starting max side (0 = full size)")
     g = p.add_argument_group("model and dream (starting values; flags the page has no control for apply to "
                              "every job)")
-    for cls in (ModelSettings, DreamSettings):
-        for f in fields(cls):
-            kw = dict(dest=f"ui.{f.name}", default=None, help=f.metadata.get("help", ""))
-            if isinstance(f.default, bool):
-                from argparse import BooleanOptionalAction
+    for f in setting_fields("model", "dream"):
+        kw = dict(dest=f"ui.{f.name}", default=None, help=f.metadata.get("help", ""),
+                  metavar=f.metadata.get("metavar", f.name.split("_")[-1].upper()))
+        if isinstance(f.default, bool):
+            from argparse import BooleanOptionalAction
 
-                kw["action"] = BooleanOptionalAction
-            else:
-                kw["type"] = str if f.name in ("steps", "step_size") else type(f.default)
-                if "choices" in f.metadata:
-                    kw["choices"] = f.metadata["choices"]
-            g.add_argument("--" + f.name.replace("_", "-"), **kw)
+            kw["action"] = BooleanOptionalAction
+            del kw["metavar"]
+        else:
+            kw["type"] = str if f.name in ("steps", "step_size") else type(f.default)
+            if "choices" in f.metadata:
+                kw["choices"] = f.metadata["choices"]
+                del kw["metavar"]
+        g.add_argument("--" + f.name.replace("_", "-"), **kw)
     p.set_defaults(_run=run_ui)
     return p
 

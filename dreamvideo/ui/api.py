@@ -1,7 +1,8 @@
 """The page's one door to the jobs: dream an image, a video or a zoom, plan, presets, layers.
 
-Everything the page asks of dreamvideo goes through here, so the page itself stays plain Python
-over flat option dicts (the settings' field names, as the jobs take them).
+Everything the page asks of dreamvideo goes through here (and only here are its modules named),
+so the page itself stays plain Python over flat option dicts (the settings' field names, as the
+jobs take them). Imports are made on use: ``dreamvideo ui --help`` loads no model framework.
 
 Convention: ``progress(done, total)`` as in :mod:`dreamvideo.render`; options are flat field names.
 """
@@ -12,15 +13,42 @@ from dataclasses import fields
 from pathlib import Path
 
 from .. import __version__
-from ..settings import KIND_SECTIONS, SECTIONS, ZoomSettings
-
-from ..render import Interrupted  # noqa: F401  (re-exported for the worker)
 
 KINDS = ("image", "video", "zoom")
 
 
+def interrupted_type():
+    """The exception a render raises when cancelled (after finalizing its partial output)."""
+    from ..render import Interrupted
+
+    return Interrupted
+
+
+def setting_fields(*sections: str) -> list:
+    """The dataclass fields of these settings sections ("model", "dream", ...), for the command's flags."""
+    from ..settings import SECTIONS
+
+    return [f for s in sections for f in fields(SECTIONS[s])]
+
+
+def workdir_path(output) -> Path:
+    """Where a render of ``output`` keeps its state to resume."""
+    from ..resume import workdir_path as _workdir_path
+
+    return _workdir_path(output)
+
+
+def describe(name: str, values) -> str:
+    """One line about a planned curve (its range or constant value)."""
+    from ..plot import describe as _describe
+
+    return _describe(name, values)
+
+
 def field_defaults(kind: str) -> dict:
     """``{field: default}`` of every setting a ``kind`` job takes ("image", "video", "zoom")."""
+    from ..settings import KIND_SECTIONS, SECTIONS
+
     out = {}
     for section in KIND_SECTIONS[kind]:
         for f in fields(SECTIONS[section]):
@@ -57,6 +85,7 @@ def plan(kind: str, input, output, *, seed: int, max_side, preview=None, preview
 
 def song_frames(audio: str, fps: float) -> int:
     """How many frames at ``fps`` a song lasts (a zoom with a song and no frame count renders these)."""
+    from ..settings import ZoomSettings
     from ..zoom import song_frames as _song_frames
 
     return _song_frames(ZoomSettings(frames=0, fps=fps, audio=audio)).frames
@@ -66,6 +95,12 @@ def builtin_presets() -> dict:
     from .. import presets
 
     return {name: presets.description(path) for name, path in presets.builtin().items()}
+
+
+def preset_description(name_or_path) -> str:
+    from .. import presets
+
+    return presets.description(name_or_path)
 
 
 def preset_values(name_or_path, kind: str) -> dict:

@@ -96,8 +96,8 @@ class Page:
         self.worker = worker or Worker()
         self.upload_roots = [Path(r).resolve() for r in upload_roots] if upload_roots is not None else None
         base = self.control_defaults()
-        if preset:
-            base.update(self.preset_controls(preset))
+        if preset:  # named on the command line: a built-in name or any preset file
+            base.update(self.preset_controls(preset, path_given=True))
         base.update({k: v for k, v in (start or {}).items() if v is not None})
         unknown = set(base) - set(CONTROLS)
         if unknown:
@@ -137,9 +137,11 @@ class Page:
             raise UserError(f"unknown preset {name!r}; pick one of: {', '.join(self.preset_choices())}")
         return str(path)
 
-    def preset_controls(self, name: str) -> dict:
-        """The controls a preset sets: its values for a zoom, a video and an image, in that order of priority."""
-        path = self._preset_path(name)
+    def preset_controls(self, name: str, path_given: bool = False) -> dict:
+        """The controls a preset sets: its values for a zoom, a video and an image, in that order of
+        priority. From the page only a built-in or saved preset's name is taken (``path_given``: the
+        command line's ``--preset``, a name or a file)."""
+        path = name if path_given else self._preset_path(name)
         out = {}
         for kind in ("image", "video", "zoom"):
             values = api.preset_values(path, kind)
@@ -153,9 +155,7 @@ class Page:
         return out
 
     def preset_description(self, name: str) -> str:
-        from .. import presets
-
-        return presets.description(self._preset_path(name))
+        return api.preset_description(self._preset_path(name))
 
     def apply_preset(self, name: str) -> dict:
         """The page's values with preset ``name`` applied over the starting values (every control)."""
@@ -326,12 +326,10 @@ class Page:
         return self._submit_render("zoom", src, out, opts, seed, max_side, label)
 
     def _submit_render(self, kind, src, out, opts, seed, max_side, label) -> Job:
-        from ..resume import workdir_path
-
         def run(progress, resume):
             return api.run(kind, src, out, seed=seed, max_side=max_side, progress=progress, resume=resume, **opts)
 
-        resume = (workdir_path(out) / "settings.json").is_file()
+        resume = (api.workdir_path(out) / "settings.json").is_file()
         return self.worker.submit(kind, label, out, run, resume=resume)
 
     def plan_zoom(self, image, song=None, values: Optional[dict] = None, preview: bool = False,
@@ -339,8 +337,6 @@ class Page:
         """Plot every curve of a zoom before rendering it (and, with ``preview``, dream a contact
         sheet, through the worker since it loads the model). Returns plan_render's dict plus
         ``"summary"`` (one line per curve)."""
-        from ..plot import describe
-
         src, opts, seed, max_side = self.zoom_inputs(image, song, values)
         out = self.output_path("zoom", src, opts, seed, max_side, ".plan.png")
 
@@ -359,7 +355,7 @@ class Page:
             res = job.value
         else:
             res = run(None, False)
-        res["summary"] = "\n".join(f"- `{describe(n, res['curves'][n])}`" for n in res["panels"])
+        res["summary"] = "\n".join(f"- `{api.describe(n, res['curves'][n])}`" for n in res["panels"])
         res["summary"] = (f"**{res['frames']} frames, {res['frames'] / res['fps']:.2f} s at {res['fps']:g} fps**\n\n"
                           + res["summary"])
         return res

@@ -188,8 +188,9 @@ class Worker:
                 self._lock.wait()
 
     def _loop(self) -> None:
-        from .api import Interrupted
+        from .api import interrupted_type
 
+        Interrupted = interrupted_type()
         while (job := self._next()) is not None:
             try:
                 result = job.run(job.progress, job.resume)
