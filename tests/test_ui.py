@@ -149,11 +149,14 @@ def test_render_cancelled_midway_is_a_playable_partial_and_resumes(page, media, 
     assert seen[0] == (0, 8) and seen[-1] == (3, 8)
     html = page.queue_html()
     assert "interrupted" in html and "Resume continues it" in html
+    assert page.resumable_jobs() == [(f"#{job.id} zoom: cat.png (3/8)", job.id)]
 
     again = page.submit_zoom(media / "cat.png", None, values)  # Render again: it resumes
     assert again.resume and again.wait(120) and again.state == "done", again.message
     assert again.result == job.result and frame_count(again.result) == 8
     assert seen[-1] == (8, 8) and (3, 8) in seen[seen.index((3, 8)) + 1:]  # resumed from frame 3
+    assert f"continued by job #{again.id}" in job.message and page.resumable_jobs() == []
+    assert page.finished_outputs().count(str(job.result)) == 1
 
 
 def test_queue_runs_one_at_a_time_and_cancels_a_queued_job(tmp_path):

@@ -408,12 +408,13 @@ class Page:
 
     def resumable_jobs(self) -> list[tuple[str, int]]:
         return [(f"#{r['id']} {r['kind']}: {r['label']} ({r['done']}/{r['total']})", r["id"])
-                for r in self.queue_rows() if r["state"] == "interrupted"]
+                for r in self.queue_rows() if r["state"] == "interrupted" and not r["superseded"]]
 
     def finished_outputs(self) -> list[str]:
         """Finished (or partial) render files, newest first, for download."""
-        return [str(r["result"]) for r in reversed(self.queue_rows())
-                if r["result"] is not None and Path(r["result"]).is_file() and r["kind"] in ("image", "video", "zoom")]
+        out = [str(r["result"]) for r in reversed(self.queue_rows())
+               if r["result"] is not None and Path(r["result"]).is_file() and r["kind"] in ("image", "video", "zoom")]
+        return list(dict.fromkeys(out))  # a resumed render writes the file its interrupted run did
 
 
 def _html(text) -> str:

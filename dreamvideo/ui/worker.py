@@ -43,6 +43,7 @@ class Job:
     message: str = ""
     result: Optional[Path] = None  # the output file (also after an interruption: the playable partial)
     value: object = None  # what ``run`` returned (a plan's dict, a layer list)
+    superseded: bool = False  # interrupted, and a later job continues the same output
     queued_at: float = field(default_factory=time.monotonic)
     started_at: Optional[float] = None
     finished_at: Optional[float] = None
@@ -106,6 +107,10 @@ class Worker:
             if self._stopping:
                 raise RuntimeError("the render queue is shut down")
             job = Job(next(self._ids), kind, label, Path(output), run, resume=resume)
+            for old in self._jobs:  # an interrupted render of the same output is continued by this one
+                if old.state == INTERRUPTED and old.output == job.output and not old.superseded:
+                    old.superseded = True
+                    old.message = f"stopped after {old.done}/{old.total} frames; continued by job #{job.id}"
             self._jobs.append(job)
             self._trim()
             self._lock.notify_all()
@@ -134,7 +139,7 @@ class Worker:
         """Queue an interrupted job again with ``resume=True``: it continues from its last finished frame."""
         with self._lock:
             job = next((j for j in self._jobs if j.id == job_id), None)
-        if job is None or job.state != INTERRUPTED:
+        if job is None or job.state != INTERRUPTED or job.superseded:
             return None
         return self.submit(job.kind, job.label, job.output, job.run, resume=True)
 
@@ -160,7 +165,8 @@ class Worker:
             out.append({"id": j.id, "kind": j.kind, "label": j.label, "state": j.state, "done": j.done,
                         "total": j.total, "fraction": j.fraction, "eta": j.eta,
                         "elapsed": (end - j.started_at) if j.started_at else 0.0, "message": j.message,
-                        "result": j.result, "output": j.output, "resume": j.resume})
+                        "result": j.result, "output": j.output, "resume": j.resume,
+                        "superseded": j.superseded})
         return out
 
     # -------------------------------------------------------------- the thread
@@ -198,7 +204,7 @@ class Worker:
                 partial = Path(str(e.output))
                 with self._lock:
                     self._finish(job, INTERRUPTED, f"stopped after {e.done}/{e.total} frames; the partial "
-                                 f"video is playable, and Resume continues it",
+                                 f"video is playable; Render again (same settings) or Resume continues it",
                                  partial if partial.exists() else None)
                 continue
             except KeyboardInterrupt:  # cancelled outside the frame loop (start-up, final encode)
