@@ -274,7 +274,7 @@ def test_host_other_than_localhost_warns():
         host_warning("0.0.0.0", 7860)
 
 
-def test_api_with_only_the_input_file(media, tmp_path):
+def test_api_with_only_the_input_file(media, clips, tmp_path):
     pytest.importorskip("gradio")
     client_mod = pytest.importorskip("gradio_client")
     from dreamvideo import ui
@@ -298,6 +298,8 @@ def test_api_with_only_the_input_file(media, tmp_path):
         video, status = client.predict(client_mod.handle_file(str(media / "cat.png")),
                                           client_mod.handle_file(str(media / "song.wav")), api_name="/zoom")
         assert frame_count(video["video"] if isinstance(video, dict) else video) == 75  # 3 s at 25 fps
+        video, status = client.predict(client_mod.handle_file(str(clips["clip"])), api_name="/dream_video")
+        assert "done" in status and frame_count(video["video"] if isinstance(video, dict) else video) == 24
 
 
 class _NoWorker:
@@ -352,3 +354,36 @@ def test_video_keeps_or_drops_its_sound(page, clips):
     assert audio_samples(kept.result).size > 0 and audio_samples(silent.result).size == 0
     with pytest.raises(UserError, match="upload a song first"):
         page.submit_video(clips["clip"], {"audio_mode": "replace"})
+
+
+def _cli():
+    import importlib
+
+    try:
+        cli = importlib.import_module("dreamvideo.cli")
+    except ImportError:
+        cli = importlib.import_module("cli")
+    if "ui" not in cli.COMMANDS:
+        pytest.skip("`dreamvideo ui` is not in the command table yet (cli.COMMANDS)")
+    return cli
+
+
+def test_cli_ui_without_gradio_exits_2_naming_the_install(monkeypatch, capsys):
+    cli = _cli()
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    assert cli.main(["ui", "--preset", "pulse"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and 'pip install "dreamvideo[ui]"' in err
+
+
+def test_cli_ui_takes_model_flags_and_preset(monkeypatch):
+    from dreamvideo import ui
+
+    cli = _cli()
+    got = {}
+    monkeypatch.setattr(ui, "_require_gradio", lambda: None)
+    monkeypatch.setattr(ui, "launch", lambda *a: got.update(args=a) or 0)
+    assert cli.main(["ui", "--port", "7999", "--preset", "pulse", "--octaves", "2", "--precision", "float32"]) == 0
+    host, port, outputs, start, preset, fixed = got["args"]
+    assert (host, port, preset, start, fixed) == ("127.0.0.1", 7999, "pulse", {"octaves": 2},
+                                                 {"precision": "float32"})

@@ -149,7 +149,9 @@ def add_ui_parser(subparsers):
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     p.add_argument("--outputs", default=str(DEFAULT_OUTPUTS), metavar="DIR",
                    help="folder the page writes renders, uploads and saved presets to (default: %(default)s)")
-    p.add_argument("--preset", default="", metavar="NAME|FILE", help="starting values from a preset")
+    # dest ui_preset: the renders' --preset handling (defaults re-parsed from the preset) is not this one's
+    p.add_argument("--preset", dest="ui_preset", default="", metavar="NAME|FILE",
+                   help="starting values from a preset (a built-in name or a .toml file)")
     p.add_argument("--seed", type=int, default=None, help="starting seed")
     p.add_argument("--max-side", type=int, default=None, metavar="PX", help="starting max side (0 = full size)")
     g = p.add_argument_group("model and dream (starting values; flags the page has no control for apply to "
@@ -187,4 +189,4 @@ def run_ui(ns) -> int:
         start_values["max_side"] = ns.max_side
     if not 0 < ns.port < 65536:
         raise UserError(f"--port must be from 1 to 65535, not {ns.port}")
-    return launch(ns.host, ns.port, ns.outputs, start_values, ns.preset, fixed)
+    return launch(ns.host, ns.port, ns.outputs, start_values, ns.ui_preset, fixed)
