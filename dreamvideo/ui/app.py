@@ -92,7 +92,8 @@ def build(page: Page) -> gr.Blocks:
     """The page's Blocks (not launched)."""
     s = page.start
     c = {}  # control name -> component, in CONTROLS order for the preset outputs
-    with gr.Blocks(title="dreamvideo", analytics_enabled=False) as demo:
+    # Gradio's own copies of uploads can go after a day: the page keeps its own in the outputs folder.
+    with gr.Blocks(title="dreamvideo", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown(f"# dreamvideo\nDeepDream for pictures, clips and music videos. Outputs go to "
                     f"`{page.outputs}`.")
         with gr.Accordion("Model and dream (every tab)", open=True):

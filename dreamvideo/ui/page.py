@@ -219,7 +219,11 @@ class Page:
         dest = self.uploads / f"{stem}-{h.hexdigest()[:12]}{Path(path).suffix.lower()}"
         if not dest.is_file():
             tmp = dest.with_name(f".{dest.name}.tmp")
-            shutil.copyfile(path, tmp)
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(path, tmp)  # a 2 GB clip need not be copied on the same file system
+            except OSError:
+                shutil.copyfile(path, tmp)
             os.replace(tmp, dest)
         return dest
 
