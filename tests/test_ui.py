@@ -300,6 +300,12 @@ def test_api_with_only_the_input_file(media, clips, tmp_path):
         assert frame_count(video["video"] if isinstance(video, dict) else video) == 75  # 3 s at 25 fps
         video, status = client.predict(client_mod.handle_file(str(clips["clip"])), api_name="/dream_video")
         assert "done" in status and frame_count(video["video"] if isinstance(video, dict) else video) == 24
+        # Named parameters, as the page's controls are called; a mistake comes back as its one line.
+        params = [p["parameter_name"] for p in client.view_api(print_info=False, return_format="dict")
+                  ["named_endpoints"]["/zoom"]["parameters"]]
+        assert params[:4] == ["image", "song", "model", "weights"] and "frames" in params and "zoom" in params
+        with pytest.raises(Exception, match="upload a song first"):
+            client.predict(client_mod.handle_file(str(clips["clip"])), audio_mode="replace", api_name="/dream_video")
 
 
 class _NoWorker:

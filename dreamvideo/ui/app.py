@@ -74,6 +74,41 @@ def _status(job) -> str:
     return f"Job #{job.id} {job.state}: {job.message}"
 
 
+API_NAMES = {"video_frames": "frames", "zoom_frames": "frames"}  # the API calls each tab's frame count "frames"
+
+
+def _named(fn, files: list, keys: list, start: dict, progress: bool = False):
+    """``fn(*files, values, progress)`` exposed with one named parameter per input, so the API's parameters
+    are ``video, song, model, weights, ..., frames`` (defaults: the page's starting values) rather than
+    ``param_2, param_3...``. ``files``: ``[(name, optional)]``, the uploads first."""
+    P = inspect.Parameter
+    params = [P(name, P.POSITIONAL_OR_KEYWORD, **({"default": None} if optional else {})) for name, optional in files]
+    params += [P(API_NAMES.get(k, k), P.POSITIONAL_OR_KEYWORD, default=start[k]) for k in keys]
+    if progress:
+        params.append(P("progress", P.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
+    sig = inspect.Signature(params)
+    api_keys = [API_NAMES.get(k, k) for k in keys]
+
+    def split(args, kwargs):
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        values = {k: a[n] for k, n in zip(keys, api_keys)}
+        return [a[name] for name, _ in files], values, a.get("progress")
+
+    if inspect.isgeneratorfunction(fn):
+        def call(*args, **kwargs):
+            uploads, values, prog = split(args, kwargs)
+            yield from fn(*uploads, values, prog)
+    else:
+        def call(*args, **kwargs):
+            uploads, values, prog = split(args, kwargs)
+            return fn(*uploads, values, prog)
+    call.__signature__ = sig
+    call.__name__ = call.__qualname__ = fn.__name__
+    return _friendly(call)
+
+
 def _labelled(values):
     """Dropdown choices: a file (named on the command line) shows as its name, chosen by its path."""
     return [(f"{Path(v).name} (file)", v) if Path(v).suffix else (v, v) for v in values]
@@ -82,8 +117,8 @@ def _labelled(values):
 def _wait(job, progress, poll: float = 0.5):
     """Yield the job's status while it runs (the tab's progress bar follows the frames), until it ends."""
     while not job.wait(poll):
-        if job.total:
-            progress((job.done, job.total), desc=f"frames · ETA {format_seconds(job.eta)}", unit="frames")
+        if job.total and progress is not None:
+            progress((job.done, job.total), desc=f"{job.kind} #{job.id} · ETA {format_seconds(job.eta)}", unit="frames")
         yield _status(job)
     yield _status(job)
 
@@ -218,26 +253,24 @@ def build(page: Page) -> gr.Blocks:
 
         controls = [c[k] for k in CONTROLS]
 
-        def values(args, keys):
-            return dict(zip(keys, args))
-
         # ---------------------------------------------------------------- image
-        def dream_image(image, *args, progress=gr.Progress()):
-            job = page.submit_image(image, values(args, shared))
+        def dream_image(image, values, progress):
+            job = page.submit_image(image, values)
             for status in _wait(job, progress):
                 yield None, status
             if job.state != "done":
                 raise DreamError(job.message or f"the dream was {job.state}")
             yield str(job.result), _status(job)
 
-        img_btn.click(_friendly(dream_image), [img_in, *(c[k] for k in shared)], [img_out, img_status],
-                      api_name="dream_image", concurrency_limit=None)
+        img_btn.click(_named(dream_image, [("image", False)], shared, s, progress=True),
+                      [img_in, *(c[k] for k in shared)], [img_out, img_status], api_name="dream_image",
+                      concurrency_limit=None)
 
         # ---------------------------------------------------------------- video
         vkeys = shared + ["coherence", "blend", "audio_mode", "start", "end", "video_frames"]
 
-        def dream_video(video, song=None, *args, progress=gr.Progress()):
-            job = page.submit_video(video, values(args, vkeys), song)
+        def dream_video(video, song, values, progress):
+            job = page.submit_video(video, values, song)
             yield None, _status(job), job.id
             for status in _wait(job, progress):
                 yield None, status, job.id
@@ -245,8 +278,9 @@ def build(page: Page) -> gr.Blocks:
                 raise DreamError(job.message)
             yield (str(job.result) if job.result else None), _status(job), job.id
 
-        vid_btn.click(_friendly(dream_video), [vid_in, vid_song, *(c[k] for k in vkeys)],
-                      [vid_out, vid_status, vid_job], api_name="dream_video", concurrency_limit=None)
+        vid_btn.click(_named(dream_video, [("video", False), ("song", True)], vkeys, s, progress=True),
+                      [vid_in, vid_song, *(c[k] for k in vkeys)], [vid_out, vid_status, vid_job],
+                      api_name="dream_video", concurrency_limit=None)
 
         def cancel(job_id):
             if job_id is None or not page.worker.cancel(int(job_id)):
@@ -267,22 +301,24 @@ def build(page: Page) -> gr.Blocks:
         zkeys = shared + ["from_noise", "zoom_frames", "fps", "color_match", "zoom", "angle", "dx", "dy",
                           "layer_weights"]
 
-        def plan(image, song=None, *args):
-            res = page.plan_zoom(image, song, values(args, zkeys))
+        zfiles = [("image", True), ("song", True)]  # no image: from noise (`from_noise` WxH)
+
+        def plan(image, song, values, progress):
+            res = page.plan_zoom(image, song, values)
             return str(res["plot"]), res["summary"]
 
-        plan_btn.click(_friendly(plan), [zoom_in, zoom_song, *(c[k] for k in zkeys)], [plan_img, plan_md],
-                       api_name="plan_zoom", concurrency_limit=None)
+        plan_btn.click(_named(plan, zfiles, zkeys, s), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
+                       [plan_img, plan_md], api_name="plan_zoom", concurrency_limit=None)
 
-        def preview(image, song=None, *args):
-            res = page.plan_zoom(image, song, values(args, zkeys), preview=True)
+        def preview(image, song, values, progress):
+            res = page.plan_zoom(image, song, values, preview=True)
             return str(res["plot"]), gr.update(value=str(res["preview"]), visible=True), res["summary"]
 
-        preview_btn.click(_friendly(preview), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
+        preview_btn.click(_named(preview, zfiles, zkeys, s), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
                           [plan_img, preview_img, plan_md], api_name="preview_zoom", concurrency_limit=None)
 
-        def zoom(image, song=None, *args, progress=gr.Progress()):
-            job = page.submit_zoom(image, song, values(args, zkeys))
+        def zoom(image, song, values, progress):
+            job = page.submit_zoom(image, song, values)
             yield None, _status(job), job.id
             for status in _wait(job, progress):
                 yield None, status, job.id
@@ -290,7 +326,7 @@ def build(page: Page) -> gr.Blocks:
                 raise DreamError(job.message)
             yield (str(job.result) if job.result else None), _status(job), job.id
 
-        zoom_btn.click(_friendly(zoom), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
+        zoom_btn.click(_named(zoom, zfiles, zkeys, s, progress=True), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
                        [zoom_out, zoom_status, zoom_job], api_name="zoom", concurrency_limit=None)
         zoom_cancel.click(cancel, zoom_job, zoom_status, api_visibility="private")
 
@@ -300,7 +336,7 @@ def build(page: Page) -> gr.Blocks:
         pre_apply.click(_friendly(apply_preset), pre_pick, [*controls, pre_desc], api_visibility="private")
 
         def save_preset(name, kind, note, *args):
-            path = page.save_preset(name.strip(), kind, values(args, list(CONTROLS)), note.strip())
+            path = page.save_preset(name.strip(), kind, dict(zip(CONTROLS, args)), note.strip())
             choices = page.preset_choices()
             return gr.update(value=str(path), visible=True), gr.update(choices=choices), gr.update(choices=choices)
 
