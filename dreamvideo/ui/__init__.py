@@ -67,7 +67,6 @@ def start(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, st
     ``jitter``...) used by every job. A host other than localhost prints a warning.
     """
     _require_gradio()
-    import gradio as gr  # noqa: F401  (after the check: a clear error without it)
     from gradio.utils import get_upload_folder
 
     from .app import CSS, build

@@ -19,8 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline, and nothi
 import gradio as gr  # noqa: E402
 
 from ..errors import DreamError  # noqa: E402
-from .page import (AUDIO_MODES, AUDIO_TYPES, CONTROLS, IMAGE_TYPES, SCHEDULE_EXAMPLES, VIDEO_TYPES,  # noqa: E402
-                   Page)
+from .page import AUDIO_MODES, CONTROLS, SCHEDULE_EXAMPLES, Page  # noqa: E402
 from .worker import format_seconds  # noqa: E402
 
 CSS = """
@@ -118,7 +117,8 @@ def _wait(job, progress, poll: float = 0.5):
     """Yield the job's status while it runs (the tab's progress bar follows the frames), until it ends."""
     while not job.wait(poll):
         if job.total and progress is not None:
-            progress((job.done, job.total), desc=f"{job.kind} #{job.id} · ETA {format_seconds(job.eta)}", unit="frames")
+            progress((job.done, job.total), desc=f"{job.kind} #{job.id} · ETA {format_seconds(job.eta)}",
+                     unit="frames")
         yield _status(job)
     yield _status(job)
 
@@ -153,7 +153,8 @@ def build(page: Page) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Image", id="image"):
                 with gr.Row():
-                    img_in = gr.Image(type="filepath", sources=["upload"], label="Photo", height=420, elem_id="image-in")
+                    img_in = gr.Image(type="filepath", sources=["upload"], label="Photo", height=420,
+                                      elem_id="image-in")
                     img_out = gr.Image(type="filepath", format="png", label="Dream", interactive=False, height=420,
                                        elem_id="image-out")
                 with gr.Row():

@@ -59,7 +59,8 @@ SCHEDULE_EXAMPLES = [
     ("1.05", "0", "0", "0", "0.01", "a steady zoom in"),
     ("1 + 0.04*beat", "0", "0", "0", "0.01*(1 + 2*onset)", "jump on every beat, dream harder on onsets"),
     ("1.02", "0.5*sin(2*pi*t/8)", "0", "0", "0.01", "sway: rotation swinging every 8 seconds"),
-    ("0:(1.0), 50:(1.08), 100:(1.0)", "0", "2*low", "0", "0.015", "keyframes: speed up then slow down; bass pushes right"),
+    ("0:(1.0), 50:(1.08), 100:(1.0)", "0", "2*low", "0", "0.015",
+     "keyframes: speed up then slow down; bass pushes right"),
 ]
 
 
@@ -170,7 +171,7 @@ class Page:
             raise UserError(f"{name} is a built-in preset; choose another name")
         if kind not in api.KINDS:
             raise UserError(f"kind must be one of {', '.join(api.KINDS)}, not {kind!r}")
-        opts, seed, max_side = self.options(kind, values, check_files=False)
+        opts, seed, max_side = self.options(kind, values)
         self.preset_dir.mkdir(parents=True, exist_ok=True)
         return api.save_preset(self.preset_dir / f"{name}.toml", kind, opts, seed=seed, max_side=max_side,
                                description=description)
@@ -234,7 +235,7 @@ class Page:
             raise UserError(f"{name} {value!r} is not one the page offers; pick one of: {', '.join(map(str, allowed))}")
         return value
 
-    def options(self, kind: str, values: Optional[dict] = None, check_files: bool = True) -> tuple[dict, int, Optional[int]]:
+    def options(self, kind: str, values: Optional[dict] = None) -> tuple[dict, int, Optional[int]]:
         """``(options, seed, max_side)`` of a ``kind`` job from the page's values (the rest: starting values)."""
         v = {**self.start, **{k: x for k, x in (values or {}).items() if x is not None}}
         unknown = set(values or {}) - set(CONTROLS)
