@@ -66,8 +66,10 @@ def test_dream_image_writes_a_dream_beside_the_original(page, media):
     assert job.result.parent == page.outputs and job.result.suffix == ".png"
     assert out.shape == src.shape
     assert np.abs(out.astype(int) - src).mean() > 0.5  # it dreamed
-    again = page.submit_image(media / "cat.png")  # same upload and settings: the same name
-    assert again.wait(120) and again.result == job.result
+    again = page.submit_image(media / "cat.png")  # same upload and settings: the same file, not made again
+    assert again.wait(120) and again.result == job.result and "not rendered again" in again.message
+    other = page.submit_image(media / "cat.png", {"seed": 3})
+    assert other.wait(120) and other.result != job.result and other.message == ""
 
 
 @pytest.mark.parametrize("name, what, needle", [

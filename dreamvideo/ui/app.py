@@ -69,7 +69,8 @@ def _status(job) -> str:
         return (f"Job #{job.id} running: {job.done}/{job.total or '?'} frames · elapsed {format_seconds(elapsed)}"
                 f" · ETA {format_seconds(job.eta)}")
     if job.state == "done":
-        return f"Job #{job.id} done in {format_seconds(elapsed)}: {job.result.name if job.result else ''}"
+        note = f" ({job.message})" if job.message else ""
+        return f"Job #{job.id} done in {format_seconds(elapsed)}: {job.result.name if job.result else ''}{note}"
     return f"Job #{job.id} {job.state}: {job.message}"
 
 

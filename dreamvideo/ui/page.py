@@ -31,7 +31,9 @@ LIMITS = {"image": 50 << 20, "video": 2 << 30, "audio": 300 << 20}  # bytes
 TYPES = {"image": IMAGE_TYPES, "video": VIDEO_TYPES, "audio": AUDIO_TYPES}
 MODEL_NAMES = ("inception_v3", "inception5h", "inception_resnet_v2", "vgg16", "vgg19", "resnet50", "mobilenet_v2",
                "efficientnet_b0")
-AUDIO_MODES = ("keep", "replace", "none")  # a video's soundtrack: its own, an uploaded song, or silence
+AUDIO_MODES = ("keep", "replace", "none")
+# The same upload and settings name the same output, and the same seed makes the same bytes: no need to redo it.
+ALREADY = "already made with these settings and this upload; not rendered again"  # a video's soundtrack: its own, an uploaded song, or silence
 
 #: The page's controls and which job option each one sets. Names that a video and a zoom share
 #: but mean differently (frames, fps) are prefixed with the tab.
@@ -286,6 +288,9 @@ class Page:
 
         def run(progress, resume):
             progress(0, 1)
+            if out.is_file():
+                progress(1, 1)
+                return out, ALREADY
             path = api.run("image", src, out, seed=seed, max_side=max_side, **opts)
             progress(1, 1)
             return path
@@ -331,11 +336,19 @@ class Page:
         return self._submit_render("zoom", src, out, opts, seed, max_side, label)
 
     def _submit_render(self, kind, src, out, opts, seed, max_side, label) -> Job:
-        def run(progress, resume):
-            return api.run(kind, src, out, seed=seed, max_side=max_side, progress=progress, resume=resume, **opts)
+        def started():
+            return (api.workdir_path(out) / "settings.json").is_file()
 
-        resume = (api.workdir_path(out) / "settings.json").is_file()
-        return self.worker.submit(kind, label, out, run, resume=resume)
+        def run(progress, resume):
+            # Decided when the job starts, not when it was queued: a job ahead of it may have made or
+            # finished this very output meanwhile.
+            if out.is_file() and not started():
+                progress(1, 1)
+                return out, ALREADY
+            return api.run(kind, src, out, seed=seed, max_side=max_side, progress=progress, resume=started(),
+                           **opts)
+
+        return self.worker.submit(kind, label, out, run, resume=started())
 
     def plan_zoom(self, image, song=None, values: Optional[dict] = None, preview: bool = False,
                   preview_frames: int = 6, preview_size: int = 192) -> dict:

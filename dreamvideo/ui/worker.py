@@ -29,7 +29,7 @@ FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
 
 @dataclass
 class Job:
-    """One queued render. ``run(progress, resume)`` returns the output path."""
+    """One queued render. ``run(progress, resume)`` returns the output path (or ``(path, note)``)."""
 
     id: int
     kind: str
@@ -220,6 +220,9 @@ class Worker:
                 with self._lock:
                     self._finish(job, FAILED, f"{type(e).__name__}: {e}")
                 continue
+            note = ""
+            if isinstance(result, tuple):  # (output, a note for the queue)
+                result, note = result
             with self._lock:
                 job.value = result
-                self._finish(job, DONE, "", Path(result) if isinstance(result, (str, Path)) else None)
+                self._finish(job, DONE, note, Path(result) if isinstance(result, (str, Path)) else None)
