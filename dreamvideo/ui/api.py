@@ -17,13 +17,6 @@ from .. import __version__
 KINDS = ("image", "video", "zoom")
 
 
-def interrupted_type():
-    """The exception a render raises when cancelled (after finalizing its partial output)."""
-    from ..render import Interrupted
-
-    return Interrupted
-
-
 def setting_fields(*sections: str) -> list:
     """The dataclass fields of these settings sections ("model", "dream", ...), for the command's flags."""
     from ..settings import SECTIONS

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..errors import DreamError
+from ..errors import DreamError, Interrupted
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = "queued", "running", "done", "failed", "cancelled", \
     "interrupted"
@@ -194,9 +194,6 @@ class Worker:
                 self._lock.wait()
 
     def _loop(self) -> None:
-        from .api import interrupted_type
-
-        Interrupted = interrupted_type()
         while (job := self._next()) is not None:
             try:
                 result = job.run(job.progress, job.resume)
