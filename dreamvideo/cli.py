@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="random",
                    help="weights to load (layer names do not depend on them; default: %(default)s)")
     p.add_argument("--filter", default="", help="only layers whose name contains this text")
+    from dreamvideo.ui import add_ui_parser
+
+    add_ui_parser(sub)
     return parser
 
 
@@ -362,7 +365,13 @@ def _cmd_presets(ns) -> int:
     return 0
 
 
-COMMANDS = {"image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "plan": _cmd_plan,
+def _cmd_ui(ns) -> int:
+    from dreamvideo.ui import run_ui
+
+    return run_ui(ns)
+
+
+COMMANDS = {"ui": _cmd_ui, "image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "plan": _cmd_plan,
             "presets": _cmd_presets, "layers": _cmd_layers}
 
 if __name__ == "__main__":

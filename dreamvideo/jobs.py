@@ -23,7 +23,7 @@ from .render import Progress, SourceFrame, check_video_output, open_video, rende
 from .resume import WorkDir, fingerprint
 from .settings import SCHEDULED, check_moving, split_options, with_blend_default
 from .timeline import Timeline
-from .zoom import ZoomStepper, song_frames, zoom_start
+from .infinite import ZoomStepper, song_frames, zoom_start
 
 
 def dream_image(input, output, *, seed: int = 0, max_side: int | None = None, quality: int = 95, **options) -> Path:

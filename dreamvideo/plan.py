@@ -18,7 +18,7 @@ from .plot import PLOT_EXTS as _PLOT_EXTS
 from .render import TqdmProgress, open_video, soundtrack
 from .settings import SCHEDULED, ModelSettings, Schedules, check_moving, split_options, with_blend_default
 from .timeline import Timeline, frame_seed
-from .zoom import ZoomStepper, song_frames, zoom_start
+from .infinite import ZoomStepper, song_frames, zoom_start
 
 
 def plan_output(output) -> Path:

@@ -164,3 +164,16 @@ def test_core_errors_name_settings_and_the_command_line_names_its_flags(kit, tmp
     assert capsys.readouterr().err == "dreamvideo: error: --octave-scale must be a number, 1.0 or more\n"
     with pytest.raises(TypeError, match="unknown option.*octave_scal"):
         dreamvideo.dream_image(kit / "cat.png", tmp_path / "a.png", octave_scal=1.5)
+
+
+def test_the_public_jobs_stay_functions_after_every_module_is_imported():
+    import importlib
+    import pkgutil
+
+    import dreamvideo
+
+    for m in pkgutil.iter_modules(dreamvideo.__path__):
+        if m.name not in ("ui",):
+            importlib.import_module(f"dreamvideo.{m.name}")
+    for name in ("zoom", "dream_video", "dream_image", "dream_frames", "zoom_frames", "plan_render"):
+        assert callable(getattr(dreamvideo, name)) and not isinstance(getattr(dreamvideo, name), type(dreamvideo))

@@ -13,7 +13,7 @@ import pytest
 
 import dreamvideo
 from dreamvideo import cli
-from dreamvideo import zoom as zoom_module
+from dreamvideo import infinite as zoom_module
 from dreamvideo.plan import plan_render
 from dreamvideo.plot import sheet_size
 from dreamvideo.settings import split_options

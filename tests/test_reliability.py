@@ -29,7 +29,7 @@ from PIL import Image
 from dreamvideo import cli
 from conftest import FFMPEG, ffmpeg, ffmpeg_children, live_ffmpeg
 from dreamvideo import io, presets
-from dreamvideo.zoom import ZoomStepper
+from dreamvideo.infinite import ZoomStepper
 from helpers import ROOT, photo, tiny_model_file
 
 CLIP_FRAMES = 36  # corpus clip: 96x64 @12 fps, 3 s, with a tone

@@ -15,7 +15,7 @@ import dreamvideo
 from conftest import FFMPEG, audio_samples, ffmpeg, ffmpeg_children
 from dreamvideo import io
 from dreamvideo.coherence import VideoStepper
-from dreamvideo.zoom import ZoomStepper, color_stats
+from dreamvideo.infinite import ZoomStepper, color_stats
 from helpers import MOBILENET_WEIGHTS, needs_weights, photo, tiny_model_file
 
 PAN_STEP = 3  # pixels per frame the pan's window moves right
