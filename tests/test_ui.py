@@ -111,6 +111,13 @@ def test_only_offered_models_and_weights_are_used(page):
 
 # ---------------------------------------------------------------- plans and the song
 
+def test_layer_list_of_the_model_for_the_picker(page, media):
+    default, rows = page.layers(str(media / "tiny.keras"), "random")  # loaded in the worker
+    assert default == "conv2:1.0"
+    assert rows == ["conv1  (Conv2D, 8 ch)", "pool1  (AveragePooling2D, 8 ch)", "conv2  (Conv2D, 16 ch)",
+                    "pool2  (AveragePooling2D, 16 ch)", "conv3  (Conv2D, 24 ch)"]
+
+
 def test_zoom_with_a_song_and_no_frame_count_follows_the_song(page, media):
     res = page.plan_zoom(media / "cat.png", media / "song.wav", {"zoom_frames": 0, "fps": 8, "zoom": "1 + 0.04*rms"})
     assert res["frames"] == 24  # 3 s x 8 fps

@@ -86,6 +86,22 @@ def _image_src(page, elem_id: str, timeout=120_000) -> str:
     return img.get_attribute("src")
 
 
+def test_layer_picker_lists_the_models_layers(tab):
+    # The list comes from the page's load event (the model is loaded in the worker).
+    tab.wait_for_function("() => document.querySelector('#layers textarea, #layers input')?.placeholder"
+                          ".includes('conv2:1.0')")
+    tab.locator("#layer-pick input").click()
+    options = tab.locator("#layer-pick [role=option]")
+    options.first.wait_for()
+    texts = [o.get_attribute("aria-label") for o in options.all()]
+    tab.screenshot(path=str(SHOTS / "dreamvideo-ui-layers.png"))
+    assert texts == ["conv1  (Conv2D, 8 ch)", "pool1  (AveragePooling2D, 8 ch)", "conv2  (Conv2D, 16 ch)",
+                     "pool2  (AveragePooling2D, 16 ch)", "conv3  (Conv2D, 24 ch)"], texts
+    assert tab.locator("[data-testid=status-tracker] .error").count() == 0  # no event's "Error" badge
+    options.filter(has_text="conv3").click()  # picking fills the layers box (a round trip to the server)
+    tab.wait_for_function("() => document.querySelector('#layers textarea, #layers input').value === 'conv3:1.0'")
+
+
 def test_upload_a_photo_dream_it_see_the_result(tab, media):
     tab.locator("#image-in input[type=file]").set_input_files(str(media / "cat.png"))
     _image_src(tab, "image-in")  # the original is shown once uploaded

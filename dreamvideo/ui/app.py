@@ -137,8 +137,9 @@ def build(page: Page) -> gr.Blocks:
                 c["model"] = gr.Dropdown(_labelled(page.models), value=s["model"], label="Model", scale=2)
                 c["weights"] = gr.Dropdown(_labelled(page.weights), value=s["weights"], label="Weights", scale=2)
                 c["layers"] = gr.Textbox(s["layers"], label="Layers (blank: the model's classic set)", scale=3,
-                                         info="LAYER:WEIGHT,... or LAYER:CHANNEL for one channel")
-                pick = gr.Dropdown([], multiselect=True, label="Pick layers (channels in brackets)", scale=3)
+                                         info="LAYER:WEIGHT,... or LAYER:CHANNEL for one channel", elem_id="layers")
+                pick = gr.Dropdown([], multiselect=True, label="Pick layers (channels in brackets)", scale=3,
+                                   elem_id="layer-pick")
             with gr.Row():
                 c["octaves"] = gr.Number(s["octaves"], label="Octaves", precision=0, minimum=1)
                 c["octave_scale"] = gr.Number(s["octave_scale"], label="Octave scale", minimum=1.0)

@@ -383,11 +383,16 @@ class Page:
         self._choice(model, self.models, "model")
         if model not in self._layers:
             w = weights if Path(str(model)).suffix in (".keras", ".h5", ".pb") else "random"
-            job = self.worker.submit("layers", model, Path(model), lambda p, r: api.layer_list(model, w))
+
+            def run(progress, resume):
+                default, rows = api.layer_list(model, w)
+                return {"default": default, "rows": rows}  # not a tuple: the worker takes one as (output, note)
+
+            job = self.worker.submit("layers", model, Path(model), run)
             job.wait()
             if job.state != "done":
                 raise UserError(job.message or "could not list the layers")
-            default, rows = job.value
+            default, rows = job.value["default"], job.value["rows"]
             self._layers[model] = (default, [f"{n}  ({k}, {c} ch)" for n, k, c in rows])
         return self._layers[model]
 
