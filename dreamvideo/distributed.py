@@ -1,0 +1,687 @@
+"""Renders across workers on Ray: one long video cut into chunks, or many jobs at once.
+
+A video is cut into chunks (:func:`plan_chunks`) of about ``chunk_frames`` frames, at scene cuts
+where there are some (:func:`histogram_cuts`). Each chunk is dreamed by a Ray actor that loaded the
+model once; a chunk that does not start at a scene cut starts ``chunk_overlap`` frames early (its
+*lead-in*), so its carried dream is built by its first frame, and those lead-in frames are
+cross-faded with the previous chunk's last frames (:func:`crossfade`) so the seam does not jump.
+
+The actors stream their frames back as they make them; the driver keeps each one in the work folder
+at once (``.<output>.dreamwork/chunks/``), so a stopped render loses no finished frame, and the
+frame loop every render shares (:func:`dreamvideo.render.render`) writes them in order with the
+audio. The driver holds only the frames in flight (a few per worker): its memory does not grow with
+the clip. A worker that dies has its chunk carried on (from its last kept frame) by the restarted
+actor; ``resume=True`` after the driver itself was stopped redoes no finished chunk.
+
+Per-frame seeds are global (``frame_seed(seed, frame index)``) and every chunk reads its own source
+frames, so a chunk's frames do not depend on which worker made them or on how many there are.
+
+Ray is imported here only, and only when a command asks for workers or a cluster. A cluster this
+module starts (``workers=N``) listens on localhost only and is shut down when the command ends,
+Ctrl-C and SIGTERM included; ``ray_address`` joins a running cluster, which is left running.
+
+Convention: frames are ``H x W x 3`` uint8 RGB; frame indices are 0-based indices of output frames
+(of the whole clip); chunk ranges are half-open, ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from . import io as dio
+from .errors import DreamError, DreamFailure, UserError
+from .settings import DistributedSettings
+
+RAY_INSTALL = 'pip install "dreamvideo[ray]"'
+
+
+# ---------------------------------------------------------------- chunks, scene cuts, cross-fade (no Ray)
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a clip: it dreams frames ``[lead, end)`` and owns (writes) frames ``[start, end)``;
+    frames ``[lead, start)`` are its lead-in, cross-faded with the previous chunk's last frames."""
+
+    index: int
+    lead: int
+    start: int
+    end: int
+
+    @property
+    def overlap(self) -> int:
+        return self.start - self.lead
+
+    @property
+    def frames(self) -> int:
+        """How many frames its worker dreams (lead-in included)."""
+        return self.end - self.lead
+
+
+def chunk_length(nframes: int, chunk_frames: int, overlap: int, parts: int = 1) -> int:
+    """The chunk length for ``parts`` workers: ``chunk_frames`` at most, short enough that every
+    worker gets a chunk, but at least 4 overlaps long (shorter chunks would be mostly lead-in)."""
+    return max(1, min(chunk_frames, max(math.ceil(nframes / max(1, parts)), 4 * overlap)))
+
+
+def plan_chunks(nframes: int, chunk_frames: int, overlap: int, cuts: Iterable[int] = (), parts: int = 1) -> list[Chunk]:
+    """Cut ``nframes`` frames into chunks of about :func:`chunk_length` frames.
+
+    A boundary moves to the scene cut nearest to it within half a chunk (``cuts``: indices of the
+    first frame of each new shot); a chunk that starts at a scene cut has no lead-in (there is no
+    dream to carry across a cut), the others start ``overlap`` frames early (never before the previous
+    chunk's start, never before a cut). The last chunk is at most 1.5 chunks long.
+    """
+    if nframes < 1:
+        return []
+    if chunk_frames < 1 or overlap < 0:
+        raise UserError("`chunk_frames` must be at least 1 and `chunk_overlap` 0 or more")
+    size = chunk_length(nframes, chunk_frames, overlap, parts)
+    half = max(1, size // 2)
+    cutset = sorted({int(c) for c in cuts if 0 < int(c) < nframes})
+    bounds, s = [0], 0
+    while nframes - s > size + size // 2:
+        lo, hi = s + half, min(s + size + size // 2, nframes - half)
+        near = [c for c in cutset if lo <= c <= hi]
+        b = min(near, key=lambda c: (abs(c - (s + size)), c)) if near else s + size
+        bounds.append(b)
+        s = b
+    bounds.append(nframes)
+    chunks = []
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        lead = a
+        if k and a not in cutset:
+            lead = max(bounds[k - 1], a - overlap, *[c for c in cutset if c < a])
+        chunks.append(Chunk(k, lead, a, b))
+    return chunks
+
+
+def frame_histogram(frame: np.ndarray, bins: int = 4) -> np.ndarray:
+    """A normalized joint RGB histogram (``bins``^3 values summing to 1) of a (small) frame."""
+    q = (frame.reshape(-1, 3).astype(np.int32) * bins) >> 8
+    h = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins ** 3).astype(np.float64)
+    return h / max(1.0, h.sum())
+
+
+def histogram_cuts(frames: Iterable[np.ndarray], threshold: float = 0.35, ratio: float = 3.0) -> list[int]:
+    """Indices of the frames that start a new shot (a scene cut), from a cheap colour-histogram
+    difference: half the L1 distance between consecutive frames' histograms (0 same colours, 1 none
+    shared) must be at least ``threshold`` and ``ratio`` times the median of the 8 differences
+    before it (a fast pan changes colours steadily, a cut at once). Give small frames (64 px)."""
+    cuts, prev, recent = [], None, []
+    for i, frame in enumerate(frames):
+        h = frame_histogram(frame)
+        if prev is not None:
+            d = 0.5 * float(np.abs(h - prev).sum())
+            base = float(np.median(recent)) if recent else 0.0
+            if d >= threshold and d >= ratio * max(base, 0.02):
+                cuts.append(i)
+            recent = (recent + [d])[-8:]
+        prev = h
+    return cuts
+
+
+def crossfade(prev: np.ndarray, new: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) * prev + weight * new`` of two uint8 frames, rounded."""
+    out = (1.0 - weight) * prev.astype(np.float32) + weight * new.astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def fade_weight(chunk: Chunk, i: int) -> float:
+    """The weight of ``chunk``'s own dream at lead-in frame ``i`` (``lead <= i < start``): it rises
+    linearly from 1/(overlap+1) to overlap/(overlap+1), so no step between frames is larger than
+    1/(overlap+1) of the difference between the two chunks' dreams."""
+    return (i - chunk.lead + 1) / (chunk.overlap + 1)
+
+
+# ---------------------------------------------------------------- Ray: import, cluster, workers
+
+def import_ray():
+    """The ``ray`` module, or a one-line UserError naming the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"rendering with workers needs Ray; install it with: {RAY_INSTALL}") from None
+    return ray
+
+
+def _sigterm_raises():
+    """SIGTERM raises :class:`~dreamvideo.render.Terminated` (Ctrl-C's careful way out); returns the
+    handler that was there. ``ray.init`` installs its own handler (exit at once), which would skip
+    the partial file and leave the cluster to ``atexit``."""
+    import signal
+
+    from .render import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def cluster(workers: int = 0, address: str = "", quiet: bool = False):
+    """A Ray session for one command: joins ``address`` (``auto`` or ``HOST:PORT``) or starts a
+    local cluster of this machine's CPUs (and GPUs) on localhost, without the dashboard; a cluster
+    started here is shut down on leaving the block, however it is left. Yields the ``ray`` module.
+    If Ray is already initialized (a caller's own session), it is used and left as it is."""
+    import logging
+    import signal
+
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from ray._private import ray_constants  # private, but the only switch for a localhost-only node
+
+    cluster_mode = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's start-up notes would break the one progress line
+    before = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    try:
+        if address:
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise UserError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}; "
+                                f"start it with `ray start --head` or use --workers N") from None
+        else:
+            if cluster_mode is not None:
+                ray_constants.ENABLE_RAY_CLUSTER = False  # every Ray process binds to 127.0.0.1 only
+            ray.init(num_cpus=_cpu_count(), object_store_memory=_object_store_bytes(), **kwargs)
+        _sigterm_raises()
+        yield ray
+    finally:
+        try:
+            if ray.is_initialized():
+                ray.shutdown()
+        finally:
+            if cluster_mode is not None:
+                ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
+            if before is not None:
+                signal.signal(signal.SIGTERM, before)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _object_store_bytes() -> int:
+    # Frames pass through it a few per worker at a time; Ray's default (30% of RAM) is far more than
+    # that and slows the start. Past this, Ray spills to disk rather than failing.
+    return 1 << 30
+
+
+def worker_resources(ray, workers: int) -> tuple[int, dict]:
+    """How many workers to run and the Ray resources of each: one GPU per worker where the cluster
+    has GPUs (``workers`` 0: one per GPU), else the CPUs divided between them (0: one per node)."""
+    res = ray.cluster_resources()
+    gpus, cpus = int(res.get("GPU", 0)), max(1.0, float(res.get("CPU", 1)))
+    if gpus:
+        n = workers or gpus
+        return n, {"num_gpus": min(1.0, gpus / n), "num_cpus": max(0.01, min(1.0, cpus / n))}
+    n = workers or max(1, len([x for x in ray.nodes() if x.get("Alive")]))
+    return n, {"num_cpus": cpus / n}
+
+
+def limit_threads(threads: int) -> None:
+    """Give this process's TensorFlow and OpenCV ``threads`` compute threads (workers share a machine's
+    cores; TensorFlow would take them all in each worker). Before TensorFlow makes its first op."""
+    import cv2
+
+    cv2.setNumThreads(1)  # flow and PNG run beside the dream
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    except (ImportError, RuntimeError):  # no TensorFlow backend, or it already started (threads then fixed)
+        pass
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """What a worker needs to dream one chunk: the clip, its settings, and where to (re)start.
+
+    ``resume_at``: the first frame to dream (``chunk.lead`` when starting); ``prev``: the dream of
+    frame ``resume_at - 1`` when carrying on, else None."""
+
+    input: str
+    max_side: Optional[int]
+    video: object
+    dream: object
+    sched: object
+    seed: int
+    fps: float
+    nframes: int
+    audio: str
+    audio_start: float
+    chunk: Chunk
+    resume_at: int
+    prev: Optional[np.ndarray] = None
+
+
+def dream_chunk(dreamer, job: ChunkJob):
+    """Generator (in a worker): ``(frame index, dream)`` of each frame of ``job.chunk`` from
+    ``job.resume_at`` on, dreamed in order with the carried dream as a single render would."""
+    import itertools
+
+    from .coherence import VideoStepper, frames_with_flow
+    from .render import open_video
+    from .settings import SCHEDULED
+    from .timeline import Timeline
+
+    c = job.chunk
+    timeline = Timeline(job.sched, job.fps, job.nframes, dreamer.objective.terms, job.audio or None,
+                        job.audio_start, use=SCHEDULED["video"])
+    stepper = VideoStepper(dreamer, job.dream, job.video, timeline, job.seed)
+    stepper.first_index = c.lead  # a chunk starts cold, as frame 0 does: it gets `first_steps` too
+    method = job.video.flow if job.video.coherence == "flow" else None
+    skip = job.resume_at - c.lead
+    reader = open_video(job.input, job.video, job.max_side, frames=c.end)
+    with reader:
+        # Every frame before the chunk is decoded and dropped: seeking by time could land a frame off.
+        frames = itertools.islice(reader, c.lead, c.end)
+        for frame in frames_with_flow(frames, method, skip=skip, first_index=c.lead):
+            if frame.index < job.resume_at:
+                if frame.index == job.resume_at - 1:
+                    stepper.keep(frame, job.prev)
+                continue
+            out = stepper.dream(frame)
+            stepper.keep(frame, out)
+            yield frame.index, out
+
+
+class ChunkWorker:
+    """A Ray actor (see :func:`_actor_class`): loads the model once, then dreams chunks."""
+
+    def __init__(self, model, threads: int):
+        self.error = None
+        try:
+            limit_threads(threads)
+            from .build import build_dreamer
+
+            t = time.perf_counter()
+            self.dreamer = build_dreamer(model)
+            self.load_s = time.perf_counter() - t
+        except Exception as e:  # noqa: BLE001 - reported by ready(), once, instead of restarting in a loop
+            self.error = e
+
+    def ready(self) -> float:
+        """Seconds the model took to load; raises the loading error if it failed."""
+        if self.error is not None:
+            raise self.error
+        return self.load_s
+
+    def dream_chunk(self, job: ChunkJob):
+        yield from dream_chunk(self.dreamer, job)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _actor_class(ray, resources: dict):
+    return ray.remote(max_restarts=3, max_task_retries=0, **resources)(ChunkWorker)
+
+
+# ---------------------------------------------------------------- the driver of a chunked video
+
+class _ChunkStore:
+    """The raw frames the workers made, kept in the work folder as they arrive:
+    ``chunks/CCCC/NNNNNN.png`` (frame N as chunk C dreamed it) and ``chunks/CCCC/done``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def folder(self, c: Chunk) -> Path:
+        return self.path / f"{c.index:04d}"
+
+    def frame_path(self, c: Chunk, i: int) -> Path:
+        return self.folder(c) / f"{i:06d}.png"
+
+    def save(self, c: Chunk, i: int, frame: np.ndarray) -> None:
+        self.folder(c).mkdir(parents=True, exist_ok=True)
+        dio.write_png(self.frame_path(c, i), frame, fast=True)
+
+    def load(self, c: Chunk, i: int) -> np.ndarray:
+        return dio.read_png(self.frame_path(c, i))
+
+    def has(self, c: Chunk, i: int) -> bool:
+        return self.frame_path(c, i).is_file()
+
+    def kept(self, c: Chunk) -> int:
+        """How many frames of ``c`` from its lead-in on are kept without a gap."""
+        n = 0
+        while n < c.frames and self.has(c, c.lead + n):
+            n += 1
+        return n
+
+    def mark_done(self, c: Chunk) -> None:
+        with contextlib.suppress(FileNotFoundError):  # all written already, and dropped
+            (self.folder(c) / "done").touch()
+
+    def is_done(self, c: Chunk) -> bool:
+        return (self.folder(c) / "done").is_file() or self.kept(c) == c.frames
+
+    def drop(self, c: Chunk) -> None:
+        shutil.rmtree(self.folder(c), ignore_errors=True)
+
+
+class _Dispatcher:
+    """In a thread: hands chunks to idle workers in order, takes the frames they stream back, keeps
+    them in the store, and retries the chunk of a worker that died (from its last kept frame)."""
+
+    MAX_TRIES = 3
+
+    def __init__(self, ray, actors, chunks, store: _ChunkStore, make_job, bar):
+        self.ray, self.actors, self.store, self.make_job, self.bar = ray, list(actors), store, make_job, bar
+        self.pending = list(chunks)
+        self.tries = {c.index: 0 for c in chunks}
+        self.cond = threading.Condition()
+        self.error: Optional[BaseException] = None
+        self.finished = False
+        self.stop = threading.Event()
+        self.kept = {c.index: set() for c in chunks}
+        self.thread = threading.Thread(target=self._run, name="dreamvideo-chunks", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _submit(self, actor, c: Chunk):
+        kept = self.store.kept(c)
+        resume_at = c.lead + kept
+        prev = self.store.load(c, resume_at - 1) if kept else None
+        return actor.dream_chunk.options(_generator_backpressure_num_objects=4).remote(
+            self.make_job(c, resume_at, prev))
+
+    def _run(self):
+        ray = self.ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        idle, active = list(self.actors), {}
+        try:
+            while (self.pending or active) and not self.stop.is_set():
+                while idle and self.pending:
+                    c, actor = self.pending.pop(0), idle.pop(0)
+                    active[self._submit(actor, c)] = (c, actor)
+                if not active:
+                    raise DreamFailure("every Ray worker died; see the Ray logs (/tmp/ray/session_latest/logs)")
+                ready, _ = ray.wait(list(active), num_returns=1, timeout=0.2)
+                for gen in ready:
+                    c, actor = active[gen]
+                    try:
+                        i, out = ray.get(next(gen))
+                    except StopIteration:
+                        del active[gen]
+                        self.store.mark_done(c)
+                        idle.append(actor)
+                        continue
+                    except RayTaskError as e:
+                        cause = getattr(e, "cause", None)
+                        raise (cause if isinstance(cause, DreamError) else
+                               DreamFailure(f"a worker failed on chunk {c.index}: {str(e).splitlines()[0]}")) from None
+                    except RayActorError as e:
+                        del active[gen]
+                        self.tries[c.index] += 1
+                        if self.tries[c.index] > self.MAX_TRIES:
+                            raise DreamFailure(f"chunk {c.index} (frames {c.start}-{c.end - 1}) failed "
+                                               f"{self.MAX_TRIES} times: {str(e).splitlines()[0]}") from None
+                        self.pending.insert(0, c)  # carried on from its last kept frame
+                        if _actor_gone(ray, actor):
+                            self.actors.remove(actor)
+                        else:
+                            idle.append(actor)  # Ray restarts it (max_restarts); calls wait for it
+                        continue
+                    self.store.save(c, i, out)
+                    with self.cond:
+                        self.kept[c.index].add(i)
+                        self.cond.notify_all()
+                    if self.bar is not None:
+                        self.bar.update(1)
+        except BaseException as e:  # noqa: BLE001 - handed to the frame loop in the main thread
+            with self.cond:
+                self.error = e
+                self.cond.notify_all()
+        finally:
+            for gen in active:
+                with contextlib.suppress(Exception):
+                    ray.cancel(gen)
+            with self.cond:
+                self.finished = True
+                self.cond.notify_all()
+
+    def wait_for(self, c: Chunk, i: int) -> None:
+        """Block until frame ``i`` of chunk ``c`` is kept; re-raises a failure of the dispatcher."""
+        with self.cond:
+            while i not in self.kept[c.index]:
+                if self.error is not None:
+                    raise self.error
+                if self.finished:
+                    if self.store.has(c, i):
+                        return
+                    raise DreamFailure(f"frame {i} of chunk {c.index} never came back from the workers")
+                self.cond.wait(0.2)  # a timeout, so Ctrl-C and SIGTERM reach the main thread
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+
+
+def _actor_gone(ray, actor) -> bool:
+    """True once Ray has given up restarting ``actor``."""
+    try:
+        ray.get(actor.pid.remote(), timeout=60)
+        return False
+    except Exception:  # noqa: BLE001 - dead for good (or unreachable: the same to us)
+        return True
+
+
+class _InOrder:
+    """The :class:`~dreamvideo.render.Stepper` of a chunked render: frame ``i`` is the frame its
+    chunk made, cross-faded over a lead-in with the next chunk's dream; frames come from the store
+    as the workers finish them. Once a chunk's last frame is written, its raw frames are dropped."""
+
+    def __init__(self, chunks, store: _ChunkStore, dispatcher: _Dispatcher, written):
+        self.chunks, self.store, self.dispatcher, self.written = chunks, store, dispatcher, written
+        self.owner = {}
+        for c in chunks:
+            for i in range(c.start, c.end):
+                self.owner[i] = c
+        self.next_of = {c.index: n for c, n in zip(chunks, chunks[1:])}
+        self.to_drop: list[Chunk] = []
+
+    def _frame(self, c: Chunk, i: int) -> np.ndarray:
+        self.dispatcher.wait_for(c, i)
+        return self.store.load(c, i)
+
+    def dream(self, frame) -> np.ndarray:
+        i = frame.index
+        c = self.owner[i]
+        out = self._frame(c, i)
+        n = self.next_of.get(c.index)
+        if n is not None and n.lead <= i < n.start:
+            out = crossfade(out, self._frame(n, i), fade_weight(n, i))
+        return out
+
+    def keep(self, frame, out) -> None:
+        i = frame.index
+        c = self.owner[i]
+        if i == c.end - 1:
+            self.to_drop.append(c)
+        # The frame loop saves each frame in the work folder behind the dream: drop a chunk's own
+        # frames only once its last one is there, so a stop in between still has every frame.
+        while self.to_drop and self.written(self.to_drop[0].end - 1):
+            self.store.drop(self.to_drop.pop(0))
+
+
+def _kept_frames(store: _ChunkStore, chunks) -> int:
+    return sum(store.kept(c) for c in chunks)
+
+
+def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None, resume: bool = False,
+                quiet: bool = False, distributed: DistributedSettings = DistributedSettings(), **options) -> Path:
+    """:func:`dreamvideo.jobs.dream_video` across Ray workers (see the module's docstring).
+
+    ``distributed``: workers, cluster address, chunk length and overlap. ``options`` as for
+    :func:`dreamvideo.jobs.dream_video`. Returns the output path; raises
+    :class:`~dreamvideo.render.Interrupted` after finalizing the frames written when stopped.
+    """
+    from .render import SourceFrame, check_video_output, open_video, render, soundtrack
+    from .resume import WorkDir, fingerprint
+    from .settings import check_moving, split_options, with_blend_default
+
+    ds = distributed.check()
+    s = split_options("video", options)
+    model, dream, video = s["model"], s["dream"].check(), s["video"]
+    sched = with_blend_default(s["schedules"], video.coherence)
+    check_video_output(input, output)
+    check_moving(video)
+    if video.audio:
+        dio.require_audio(video.audio)
+    reader = open_video(input, video, max_side)
+    reader.close()
+    info = reader.info
+    if info.nframes < 1:
+        raise UserError(f"cannot tell how many frames {input} has; pass --frames N to render with workers")
+    if video.frames and video.frames > info.nframes + 1:
+        raise UserError(f"`frames` {video.frames} is more than the {info.nframes} frames of {input} in that "
+                        f"range; use {info.nframes} or fewer")
+    total = info.nframes
+    audio, audio_start = soundtrack(input, video, info)
+    carries = video.audio or Path(str(output)).suffix.lower() in (".mp4", ".mov", ".mkv", ".webm")
+    # The chunks change the picture (seams), so a chunked render resumes only a chunked render.
+    fp = fingerprint("video", input, model=model, dream=dream, video=video, sched=sched, seed=seed,
+                     max_side=max_side, chunk_frames=ds.chunk_frames, chunk_overlap=ds.chunk_overlap)
+    work = WorkDir(output, fp, resume)
+    store = _ChunkStore(work.path / "chunks")
+    ok = False
+    try:
+        if not resume:
+            shutil.rmtree(store.path, ignore_errors=True)
+        with cluster(ds.workers, ds.ray_address, quiet) as ray:
+            n, resources = worker_resources(ray, ds.workers)
+            chunks = _load_plan(work.path, resume)
+            cutter = None
+            if chunks is None:
+                cutter = _Background(lambda: _scene_cuts(input, video, total, ds.chunk_frames))
+            threads = max(1, int(resources.get("num_cpus", 1))) if "num_gpus" not in resources else 2
+            actors = [_actor_class(ray, resources).remote(model, threads) for _ in range(n)]
+            if chunks is None:
+                chunks = plan_chunks(total, ds.chunk_frames, ds.chunk_overlap, cutter.result(), parts=n)
+                _save_plan(work.path, chunks)
+            _wait_ready(ray, actors)
+            needed = [c for c in chunks if c.end > work.done]
+            todo = [c for c in needed if not store.is_done(c)]
+            bar = None
+            if not quiet:
+                from tqdm import tqdm
+
+                bar = tqdm(total=sum(c.frames for c in needed), initial=_kept_frames(store, needed), unit="frame",
+                           desc=f"dreaming ({n} workers, {len(chunks)} chunks)", dynamic_ncols=True, smoothing=0.1)
+
+            def make_job(c, resume_at, prev):
+                return ChunkJob(str(input), max_side, video, dream, sched, seed, info.fps, total, audio,
+                                audio_start, c, resume_at, prev)
+
+            dispatcher = _Dispatcher(ray, actors, todo, store, make_job, bar)
+            for c in needed:
+                dispatcher.kept[c.index].update(i for i in range(c.lead, c.end) if store.has(c, i))
+            dispatcher.start()
+            stepper = _InOrder(chunks, store, dispatcher, lambda i: (work.frames / f"{i:06d}.png").is_file())
+            try:
+                path = render(lambda: (SourceFrame(i) for i in range(total)), stepper, output, total=total,
+                              fps=info.fps, size=(info.width, info.height), quality=video.quality or None,
+                              audio=audio if carries else "", audio_start=audio_start, work=work,
+                              progress=lambda done, t: None, quiet=True)
+            finally:
+                dispatcher.close()
+                if bar is not None:
+                    bar.close()
+        ok = True
+        return path
+    finally:
+        if not ok:
+            if work.done == 0 and not any(work.frames.glob("*.png")) and not any(store.path.glob("*/*.png")):
+                work.remove()  # nothing to resume: leave no folder behind
+            else:
+                work.release()
+
+
+def _wait_ready(ray, actors) -> None:
+    """Wait until every worker has loaded the model; a loading error is raised as itself."""
+    from ray.exceptions import RayTaskError
+
+    try:
+        ray.get([a.ready.remote() for a in actors])
+    except RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, DreamError):
+            raise cause from None
+        raise DreamFailure(f"a Ray worker could not load the model: {str(e).splitlines()[0]}") from None
+
+
+def _scene_cuts(input, video, total: int, chunk_frames: int):
+    """Scene cuts of the clip read small (only when there is more than one chunk to place)."""
+    from .render import open_video
+
+    if total <= chunk_frames:
+        yield []
+        return
+    with open_video(input, video, 64) as small:
+        yield histogram_cuts(small)
+
+
+def _save_plan(path: Path, chunks) -> None:
+    import json
+
+    tmp = path / "chunks.json.tmp"
+    tmp.write_text(json.dumps([[c.index, c.lead, c.start, c.end] for c in chunks]))
+    tmp.replace(path / "chunks.json")
+
+
+def _load_plan(path: Path, resume: bool):
+    """The chunks a resumed render was cut into (kept, so another worker count cuts no new seams)."""
+    import json
+
+    f = path / "chunks.json"
+    if not resume or not f.is_file():
+        return None
+    return [Chunk(*row) for row in json.loads(f.read_text())]
+
+
+class _Background:
+    """Run a generator's first value in a thread (scene cuts while the cluster starts)."""
+
+    def __init__(self, make):
+        self._value, self._error = None, None
+        self._t = threading.Thread(target=self._run, args=(make,), daemon=True)
+        self._t.start()
+
+    def _run(self, make):
+        try:
+            self._value = next(iter(make()))
+        except BaseException as e:  # noqa: BLE001 - re-raised in result()
+            self._error = e
+
+    def result(self):
+        self._t.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
