@@ -14,7 +14,8 @@ the clip. A worker that dies has its chunk carried on (from its last kept frame)
 actor; ``resume=True`` after the driver itself was stopped redoes no finished chunk.
 
 Per-frame seeds are global (``frame_seed(seed, frame index)``) and every chunk reads its own source
-frames, so a chunk's frames do not depend on which worker made them or on how many there are.
+frames, so a chunk's frames do not depend on which worker made them, or when. (The plan itself gives
+short clips shorter chunks when there are more workers; a resumed render keeps its first plan.)
 
 Ray is imported here only, and only when a command asks for workers or a cluster. A cluster this
 module starts (``workers=N``) listens on localhost only and is shut down when the command ends,
@@ -192,10 +193,11 @@ def cluster(workers: int = 0, address: str = "", quiet: bool = False):
     before = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     try:
         if address:
+            _check_reachable(address)
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, ValueError, RuntimeError) as e:
-                raise UserError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}; "
+                raise UserError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0].rstrip('.')}; "
                                 f"start it with `ray start --head` or use --workers N") from None
         else:
             if cluster_mode is not None:
@@ -212,6 +214,27 @@ def cluster(workers: int = 0, address: str = "", quiet: bool = False):
                 ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
             if before is not None:
                 signal.signal(signal.SIGTERM, before)
+
+
+def _check_reachable(address: str) -> None:
+    """A ``HOST:PORT`` that does not answer is a one-line UserError at once (Ray would retry for minutes)."""
+    import socket
+
+    if address == "auto":  # the cluster `ray start` recorded last (or RAY_ADDRESS), which may be long gone
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            address = canonicalize_bootstrap_address("auto") or ""
+        except Exception:  # noqa: BLE001 - private API: let ray.init find it and say what it says
+            return
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise UserError(f"cannot reach a Ray cluster at {address}: {e.strerror or e}; start one there with "
+                        f"`ray start --head`, or use --workers N for a local one") from None
 
 
 def _cpu_count() -> int:
