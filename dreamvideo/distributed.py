@@ -27,6 +27,7 @@ Convention: frames are ``H x W x 3`` uint8 RGB; frame indices are 0-based indice
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import os
@@ -420,7 +421,7 @@ class _Dispatcher:
         self.error: Optional[BaseException] = None
         self.finished = False
         self.stop = threading.Event()
-        self.kept = {c.index: set() for c in chunks}
+        self.kept: dict[int, set] = collections.defaultdict(set)  # chunk index -> its frames kept (done ones too)
         self.running: dict = {}  # chunk index -> the actor dreaming it
         self.thread = threading.Thread(target=self._run, name="dreamvideo-chunks", daemon=True)
 
@@ -435,13 +436,37 @@ class _Dispatcher:
         return actor.dream_chunk.options(_generator_backpressure_num_objects=4).remote(
             self.make_job(c, resume_at, prev))
 
+    def _keep(self, c: Chunk, i: int, out: np.ndarray) -> None:
+        """In a pool thread: keep frame ``i`` of ``c`` (PNG encoding is the driver's one per-frame cost)."""
+        try:
+            self.store.save(c, i, out)
+        except BaseException as e:  # noqa: BLE001 - handed to the frame loop
+            with self.cond:
+                self.error = self.error or e
+                self.cond.notify_all()
+            return
+        finally:
+            self.slots.release()
+        with self.cond:
+            self.kept[c.index].add(i)
+            self.cond.notify_all()
+        if self.bar is not None:
+            self.bar.update(1)
+
     def _run(self):
+        from concurrent.futures import ThreadPoolExecutor, wait
+
         ray = self.ray
         from ray.exceptions import RayActorError, RayTaskError
 
         idle, active = list(self.actors), {}
+        # Frames are kept as PNGs by a few threads (OpenCV encodes without the GIL), so one driver keeps up
+        # with many fast workers; the slots bound the frames waiting for them.
+        pool = ThreadPoolExecutor(max_workers=min(4, len(self.actors) + 1), thread_name_prefix="dreamvideo-keep")
+        self.slots = threading.Semaphore(2 * len(self.actors) + 2)
+        saving: dict[int, list] = {}
         try:
-            while (self.pending or active) and not self.stop.is_set():
+            while (self.pending or active) and not self.stop.is_set() and self.error is None:
                 while idle and self.pending:
                     c, actor = self.pending.pop(0), idle.pop(0)
                     active[self._submit(actor, c)] = (c, actor)
@@ -455,6 +480,7 @@ class _Dispatcher:
                         i, out = ray.get(next(gen))
                     except StopIteration:
                         del active[gen]
+                        wait(saving.pop(c.index, []))
                         self.running.pop(c.index, None)
                         self.store.mark_done(c)
                         idle.append(actor)
@@ -465,6 +491,7 @@ class _Dispatcher:
                                DreamFailure(f"a worker failed on chunk {c.index}: {str(e).splitlines()[0]}")) from None
                     except RayActorError as e:
                         del active[gen]
+                        wait(saving.pop(c.index, []))  # so the retry starts after the last kept frame
                         self.running.pop(c.index, None)
                         self.tries[c.index] += 1
                         if self.tries[c.index] > self.MAX_TRIES:
@@ -476,20 +503,19 @@ class _Dispatcher:
                         else:
                             idle.append(actor)  # Ray restarts it (max_restarts); calls wait for it
                         continue
-                    self.store.save(c, i, out)
-                    with self.cond:
-                        self.kept[c.index].add(i)
-                        self.cond.notify_all()
-                    if self.bar is not None:
-                        self.bar.update(1)
+                    self.slots.acquire()
+                    saving.setdefault(c.index, []).append(pool.submit(self._keep, c, i, out))
+            if self.error is not None:
+                raise self.error
         except BaseException as e:  # noqa: BLE001 - handed to the frame loop in the main thread
             with self.cond:
-                self.error = e
+                self.error = self.error or e
                 self.cond.notify_all()
         finally:
             for gen in active:
                 with contextlib.suppress(Exception):
                     ray.cancel(gen)
+            pool.shutdown(wait=True)
             with self.cond:
                 self.finished = True
                 self.cond.notify_all()
