@@ -157,12 +157,12 @@ def import_ray():
 
 
 def _sigterm_raises():
-    """SIGTERM raises :class:`~dreamvideo.render.Terminated` (Ctrl-C's careful way out); returns the
+    """SIGTERM raises :class:`~dreamvideo.signals.Terminated` (Ctrl-C's careful way out); returns the
     handler that was there. ``ray.init`` installs its own handler (exit at once), which would skip
     the partial file and leave the cluster to ``atexit``."""
     import signal
 
-    from .render import Terminated
+    from .signals import Terminated
 
     if threading.current_thread() is not threading.main_thread():
         return None
