@@ -128,12 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Dream over a video clip or image sequence, coherent from frame to frame, "
                                    "keeping the audio. Schedules: " + _SCHED_HELP)
     _render_args(p, "video")
+    _distributed_args(p)
 
     p = sub.add_parser("zoom", help="grow an infinite-zoom animation from an image",
                        description="Infinite zoom: each frame is the previous dream zoomed, rotated and shifted, "
                                    "then dreamed. Schedules: " + _SCHED_HELP)
     _render_args(p, "zoom")
+    g = p.add_argument_group("workers")  # only to say why they do not apply
+    g.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
+    g.add_argument("--ray-address", default="", help=argparse.SUPPRESS)
     _plan_parser(sub)
+    _batch_parser(sub)
     sub.add_parser("presets", help="list the built-in presets",
                    description="List the built-in presets (--preset NAME).")
 
@@ -173,6 +178,15 @@ def _cmd_layers(ns) -> int:
 
 def _cmd_video(ns) -> int:
     opts = job_options(ns, "video")
+    ds = _distributed_from(ns).check()
+    if ds.enabled:
+        from dreamvideo.distributed import dream_video as dream_video_on_ray
+
+        out = dream_video_on_ray(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume,
+                                 quiet=ns.quiet, distributed=ds, **opts)
+        if not ns.quiet:
+            print(f"wrote {out}")
+        return 0
     from dreamvideo.jobs import dream_video
 
     out = dream_video(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume, quiet=ns.quiet,
@@ -183,6 +197,10 @@ def _cmd_video(ns) -> int:
 
 
 def _cmd_zoom(ns) -> int:
+    if ns.workers or ns.ray_address:
+        raise _UsageError("a zoom is sequential (each frame is the previous dream moved), so it cannot be split "
+                          "across workers: drop --workers/--ray-address, or render several zooms at once with "
+                          "`dreamvideo batch JOBS.toml --workers N`")
     opts = job_options(ns, "zoom")
     from dreamvideo.jobs import zoom
 
@@ -209,7 +227,7 @@ def main(argv=None) -> int:
     from dreamvideo.signals import Terminated, sigterm_as_interrupt
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    renders = argv[:1] in (["video"], ["zoom"])
+    renders = argv[:1] in (["video"], ["zoom"], ["batch"])
     try:
         with sigterm_as_interrupt():  # a scheduler's or container's stop takes Ctrl-C's careful way out
             ns = _parse_args(argv)
@@ -371,8 +389,63 @@ def _cmd_ui(ns) -> int:
     return run_ui(ns)
 
 
+# ---------------------------------------------------------------- workers (Ray)
+
+def _distributed_args(p):
+    """--workers, --ray-address, --chunk-frames, --chunk-overlap from DistributedSettings."""
+    g = p.add_argument_group("workers (Ray; pip install \"dreamvideo[ray]\")")
+    for f in dataclasses.fields(S.DistributedSettings):
+        g.add_argument(_flag(f.name), dest=f"distributed.{f.name}", default=f.default,
+                       type=_non_negative_int if isinstance(f.default, int) else type(f.default),
+                       metavar=f.metadata.get("metavar"), help=f.metadata["help"] + " (default: %(default)s)")
+
+
+def _non_negative_int(text):
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {text}")
+    return v
+
+
+def _distributed_from(ns):
+    return S.DistributedSettings(**{f.name: getattr(ns, f"distributed.{f.name}")
+                                    for f in dataclasses.fields(S.DistributedSettings)
+                                    if hasattr(ns, f"distributed.{f.name}")})
+
+
+def _batch_parser(sub):
+    p = sub.add_parser(
+        "batch", help="render many jobs (images, videos, zooms) across Ray workers",
+        description="Render the jobs of a TOML file across Ray workers, one job per worker, with one progress "
+                    "bar: [defaults] (keys every job starts from) and one [[job]] table per job with kind "
+                    "(image|video|zoom), input, output, optionally preset, seed, max_side and any option of "
+                    "that command by its field name (steps = \"12\", layers = \"mixed4\"). Relative paths "
+                    "are from the file's folder. See the README.")
+    p.add_argument("jobs", metavar="JOBS.toml", help="the batch file")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", dest="distributed.workers", type=_positive_int, default=0, metavar="N",
+                   help="start a local Ray cluster with N workers for the batch (default: one per GPU, "
+                        "else one)")
+    g.add_argument("--ray-address", dest="distributed.ray_address", default="", metavar="ADDRESS",
+                   help="join a running Ray cluster: auto or HOST:PORT")
+    p.add_argument("--resume", action="store_true",
+                   help="carry on the jobs that were stopped and keep the outputs that are complete")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_batch(ns) -> int:
+    from dreamvideo.distributed import batch
+
+    ds = _distributed_from(ns)
+    lines = batch(ns.jobs, distributed=ds, resume=ns.resume, quiet=ns.quiet)
+    if not ns.quiet:
+        for line in lines:
+            print(f"wrote {line}")
+    return 0
+
+
 COMMANDS = {"ui": _cmd_ui, "image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "plan": _cmd_plan,
-            "presets": _cmd_presets, "layers": _cmd_layers}
+            "presets": _cmd_presets, "layers": _cmd_layers, "batch": _cmd_batch}
 
 if __name__ == "__main__":
     sys.exit(main())

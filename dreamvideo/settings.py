@@ -196,3 +196,32 @@ def check_moving(ks) -> None:
         raise UserError(f"`first_steps` must be from 0 to {DreamSettings.MAX_STEPS}")
     if ks.quality < 0:
         raise UserError("`quality` must be 0 or more")
+
+
+@dataclass(frozen=True)
+class DistributedSettings:
+    """Rendering across Ray workers (``pip install "dreamvideo[ray]"``): a video in chunks, or a batch of jobs."""
+
+    workers: int = _opt(0, "render across N Ray workers of a local cluster started for this command and stopped "
+                        "after it (0: in this process, or one per GPU/node with --ray-address)", metavar="N")
+    ray_address: str = _opt("", "join a running Ray cluster instead of starting one: auto or HOST:PORT",
+                            metavar="ADDRESS")
+    chunk_frames: int = _opt(240, "workers: frames per chunk, at most (a chunk boundary moves to a scene cut "
+                             "within half a chunk)", metavar="N")
+    chunk_overlap: int = _opt(12, "workers: frames a chunk starts early so its carried dream is built; they are "
+                              "cross-faded with the previous chunk's last frames", metavar="N")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.workers or self.ray_address)
+
+    def check(self) -> "DistributedSettings":
+        """Return self, or raise a one-line :class:`UserError` naming the first bad field."""
+        if self.workers < 0:
+            raise UserError(f"`workers` must be 0 or more, not {self.workers}")
+        if self.chunk_frames < 1:
+            raise UserError(f"`chunk_frames` must be at least 1, not {self.chunk_frames}")
+        if not 0 <= self.chunk_overlap < self.chunk_frames:
+            raise UserError(f"`chunk_overlap` must be from 0 to `chunk_frames` - 1 ({self.chunk_frames - 1}), "
+                            f"not {self.chunk_overlap}")
+        return self
