@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io as dio
+from .backends import BACKENDS, DEVICES, default_backend
 from .engine import DreamSettings
 from .errors import DreamError, DreamFailure, UserError
 
@@ -29,16 +30,24 @@ class ModelSettings:
     layers: str = _opt("", "objective: LAYER:WEIGHT,... or LAYER:CHANNEL[:WEIGHT] (default: the model's classic set)")
     objective: str = _opt("l2", "how a layer is maximised: l2 (mean square) or mean", choices=("l2", "mean"))
     guide: str = _opt("", "guide image: dream towards this image's features at the chosen layers")
-    precision: str = _opt("auto", "compute precision", choices=("auto", "float32", "bfloat16", "float16"))
+    precision: str = _opt("auto", "compute precision (auto: measured once per machine and cached; "
+                          "see `dreamvideo doctor`)", choices=("auto", "float32", "bfloat16", "float16"))
+    backend: str = _opt(default_backend(), "Keras backend to dream on (default: $DREAMVIDEO_BACKEND, else a set "
+                        "$KERAS_BACKEND, else tensorflow)", choices=BACKENDS)
+    device: str = _opt("auto", "where to compute: auto (the backend's GPU when it sees one), cpu or gpu",
+                       choices=DEVICES)
 
 
 _MODEL_CACHE: dict = {}
 
 
 def load_feature_model(ms: ModelSettings):
+    from .backends import activate
+
+    activate(ms.backend, ms.device)  # before models.py imports Keras
     from .models import load_model
 
-    key = (ms.model, ms.weights, ms.precision)
+    key = (ms.model, ms.weights, ms.precision, ms.backend, ms.device)
     if key not in _MODEL_CACHE:
         is_file = Path(ms.model).suffix in (".keras", ".h5", ".pb")
         _MODEL_CACHE.clear()  # one model at a time: they are large
@@ -50,11 +59,12 @@ def load_feature_model(ms: ModelSettings):
 
 def build_dreamer(ms: ModelSettings):
     """A :class:`~dreamvideo.engine.Dreamer` for these settings (validates layers and channels)."""
-    from .engine import Dreamer
     from .objectives import guide as guide_objective
     from .objectives import parse_objective
 
     model = load_feature_model(ms)
+    from .engine import Dreamer
+
     objective = parse_objective(ms.layers or model.default_layers, mode=ms.objective)
     guide_img = None
     if ms.guide:
