@@ -90,7 +90,7 @@ def _common(p):
 
 def build_parser() -> argparse.ArgumentParser:
     from dreamvideo.engine import DreamSettings
-    from dreamvideo.models import MODELS
+    from dreamvideo.catalog import MODELS
     from dreamvideo.pipeline import ModelSettings
 
     parser = _Parser(prog="dreamvideo", description="DeepDream for moving pictures.")

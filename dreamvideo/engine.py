@@ -201,7 +201,8 @@ class Dreamer:
         the image rolled by ``shift`` (dy, dx) pixels. Returns (gradient (H, W, 3), loss)."""
         h, w = img_unit.shape[:2]
         x = _pad_to(np.asarray(img_unit, np.float32), self.loop.pad_multiple)
-        g, loss = self.loop.gradient(x, int(tile_size), self.weights_vector(weights), np.asarray(shift, np.int32))
+        g, loss = self.loop.gradient(x, int(tile_size), self.weights_vector(weights), np.asarray(shift, np.int32),
+                                     (h, w))
         return np.asarray(g)[:h, :w], float(loss)
 
     def ascend(self, img_unit: np.ndarray, steps: int, step_size: float, tile_size: int = 512, jitter: int = 32,
@@ -217,10 +218,10 @@ class Dreamer:
         step_map = np.ones((h, w), np.float32) if step_map is None else np.asarray(step_map, np.float32)
         x = _pad_to(np.asarray(img_unit, np.float32), self.loop.pad_multiple)
         m = _pad_to(step_map, self.loop.pad_multiple)
-        shifts = roll_schedule(seed, int(steps), int(jitter), x.shape[:2], int(tile_size))
+        shifts = roll_schedule(seed, int(steps), int(jitter), (h, w), int(tile_size))
         out, loss = self.loop.ascend(x, int(steps), float(step_size), int(tile_size), shifts,
                                      self.weights_vector(weights),
-                                     float(max_loss) if max_loss and max_loss > 0 else np.inf, m)
+                                     float(max_loss) if max_loss and max_loss > 0 else np.inf, m, (h, w))
         return np.asarray(out)[:h, :w], float(loss)
 
     def dream(self, base: np.ndarray, start: np.ndarray | None = None, settings: DreamSettings = DreamSettings(),

@@ -10,7 +10,6 @@ all of them (0.01 is the keras-io DeepDream default).
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backends
+from .catalog import DEFAULT_MODEL, MODELS, ModelSpec, suggest  # noqa: F401  (re-exported)
 from .errors import DreamFailure, UserError
 
 
@@ -41,40 +41,8 @@ _PREPROCESS = {
 }
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named network: how to build it, its preprocessing, default layers and smallest input side."""
-
-    name: str
-    builder: str
-    preprocess: str
-    default_layers: str
-    min_side: int = 32
-
-
-MODELS: dict[str, ModelSpec] = {
-    s.name: s
-    for s in (
-        # The classic keras-io DeepDream settings.
-        ModelSpec("inception_v3", "InceptionV3", "tf", "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5", 75),
-        ModelSpec("inception_resnet_v2", "InceptionResNetV2", "tf", "mixed_5b:1.0,mixed_6a:1.5,block17_5_ac:2.0", 75),
-        ModelSpec("vgg16", "VGG16", "caffe", "block4_conv3:1.0,block5_conv2:1.0"),
-        ModelSpec("vgg19", "VGG19", "caffe", "block4_conv4:1.0,block5_conv2:1.0"),
-        ModelSpec("resnet50", "ResNet50", "caffe", "conv3_block4_out:1.0,conv4_block3_out:1.5"),
-        ModelSpec("mobilenet_v2", "MobileNetV2", "tf", "block_10_expand_relu:1.0,block_13_expand_relu:1.0"),
-        ModelSpec("efficientnet_b0", "EfficientNetB0", "raw", "block4a_expand_activation:1.0,block5a_expand_activation:1.0"),
-        ModelSpec("inception5h", "", "inception5h", "mixed4c:1.0", 32),
-    )
-}
-DEFAULT_MODEL = "inception_v3"
 INCEPTION5H_URL = "https://storage.googleapis.com/download.tensorflow.org/models/inception5h.zip"
 INCEPTION5H_PB = "tensorflow_inception_graph.pb"
-
-
-def suggest(name: str, choices) -> str:
-    """``"; did you mean a, b?"`` for the nearest valid names, or ``""``."""
-    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 @dataclass
@@ -125,7 +93,8 @@ class FeatureModel:
                            self.precision, self._keras, names)
         # A functional sub-model is pruned to the ops its outputs need: nothing past the deepest layer.
         sub = keras.Model(self._keras.input, [self._keras.get_layer(_keras_name(n)).output for n in names])
-        out.keras_model = _fold_batchnorm(sub, keep={_keras_name(n) for n in names})
+        with _backend.building():
+            out.keras_model = _fold_batchnorm(sub, keep={_keras_name(n) for n in names})
         return out
 
     @property
@@ -241,6 +210,11 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = "imagenet", mode
     ``model_file``: a whole ``.keras`` / ``.h5`` model (then ``name`` is only a label, preprocessing "tf"),
     or a ``.pb`` frozen graph for inception5h.
     """
+    with _backend.building():
+        return _load_model(name, weights, model_file, precision)
+
+
+def _load_model(name, weights, model_file, precision) -> FeatureModel:
     if model_file is not None and not str(model_file).endswith(".pb"):
         return _load_model_file(model_file, "float32")  # a saved model computes as it was saved
     precision = resolve_precision(precision)

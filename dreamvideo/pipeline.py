@@ -952,7 +952,7 @@ class _PreviewTimeline:
 
 def _plan_terms(model: ModelSettings, sched: Schedules):
     """The objective's terms, for --layer-weights; loads the model only when it has to."""
-    from .models import MODELS
+    from .catalog import MODELS
     from .objectives import parse_objective
 
     if not sched.layer_weights.strip():

@@ -38,6 +38,7 @@ GPU_INSTALL = {
 _MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 _active: tuple[str, str] | None = None
+KERAS_BACKEND_AT_START = os.environ.get("KERAS_BACKEND")  # before activate() sets it
 
 
 def default_backend() -> str:
@@ -86,19 +87,22 @@ def activate(backend: str | None = None, device: str = "auto"):
                         f"(--backend, or DREAMVIDEO_BACKEND)")
     if device not in DEVICES:
         raise UserError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
-    if _active is not None and _active[0] == backend and device in ("auto", _active[1]):
-        return module(backend)
+    if _active is not None and _active[0] == backend:
+        if device in ("auto", _active[1]):
+            return module(backend)
+        if device == "gpu" and module(backend).start("gpu") != "gpu":
+            raise UserError(f"`device` gpu was asked for but {backend} sees no GPU; install {GPU_INSTALL[backend]}, "
+                            f"or use --device cpu")
+        raise UserError(f"the {backend} backend already runs on {_active[1]} in this process; `device` {device} "
+                        f"needs a new process")
     if "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
         if current != backend:
             raise UserError(f"Keras is already running on {current} in this process, so `backend` {backend} cannot "
                             f"be used; choose it before Keras is imported (start a new process with "
                             f"--backend {backend} or DREAMVIDEO_BACKEND={backend})")
-    if importlib.util.find_spec(_MODULE[backend]) is None:
+    if not installed(backend):
         raise UserError(f"the {backend} backend needs {_MODULE[backend]}, which is not installed: {INSTALL[backend]}")
-    if _active is not None and _active[0] == backend and device != _active[1]:
-        raise UserError(f"the {backend} backend already runs on {_active[1]} in this process; `device` {device} "
-                        f"needs a new process")
     os.environ["KERAS_BACKEND"] = backend
     mod = module(backend)
     mod.prepare(device)  # device hints the library reads when it is imported
@@ -112,6 +116,11 @@ def activate(backend: str | None = None, device: str = "auto"):
                         f"or use --device cpu")
     _active = (backend, resolved)
     return mod
+
+
+def installed(backend: str) -> bool:
+    """Whether the backend's library can be imported (without importing it)."""
+    return importlib.util.find_spec(_MODULE[backend]) is not None
 
 
 def module(backend: str):

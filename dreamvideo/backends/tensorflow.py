@@ -135,16 +135,23 @@ class Loop:
                                      body, [tf.constant(0), img, tf.constant(-float("inf"))])
         return img, loss
 
-    def gradient(self, img, tile, weights, shift):
+    def gradient(self, img, tile, weights, shift, hw=None):
         import tensorflow as tf
 
         g, loss = self._grad(tf.constant(img), tf.constant(tile), tf.constant(weights), tf.constant(shift))
         return g.numpy(), float(loss)
 
-    def ascend(self, img, steps, step_size, tile, shifts, weights, max_loss, step_map):
+    def ascend(self, img, steps, step_size, tile, shifts, weights, max_loss, step_map, hw=None):
         import tensorflow as tf
 
         out, loss = self._ascend(tf.constant(img), tf.constant(steps), tf.constant(step_size, tf.float32),
                                  tf.constant(tile), tf.constant(shifts.reshape(-1, 2)), tf.constant(weights),
                                  tf.constant(max_loss, tf.float32), tf.constant(step_map))
         return out.numpy(), float(loss)
+
+
+def building():
+    """While Keras builds a model (nothing to change on this backend)."""
+    import contextlib
+
+    return contextlib.nullcontext()

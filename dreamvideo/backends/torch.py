@@ -77,14 +77,14 @@ class Loop:
             l = self._loss(self._model(t[None]), weights)
             gt, = torch.autograd.grad(l, t)
             g[y0:y1, x0:x1] = gt * frac
-            loss += float(l) * frac
+            loss += float(l.detach()) * frac
         return torch.roll(g, (-int(shift[0]), -int(shift[1])), dims=(0, 1)), loss
 
-    def gradient(self, img, tile, weights, shift):
+    def gradient(self, img, tile, weights, shift, hw=None):
         g, loss = self._tiled(self._tensor(img), tile, self._tensor(weights), shift)
         return g.detach().cpu().numpy(), loss
 
-    def ascend(self, img, steps, step_size, tile, shifts, weights, max_loss, step_map):
+    def ascend(self, img, steps, step_size, tile, shifts, weights, max_loss, step_map, hw=None):
         torch = self._torch
         x, m, wt = self._tensor(img), self._tensor(step_map)[..., None], self._tensor(weights)
         loss = -float("inf")
@@ -96,3 +96,10 @@ class Loop:
                 g = g / torch.clamp(g.abs().mean(), min=1e-6)
                 x = torch.clamp(x + step_size * m * g, -1.0, 1.0)
         return x.detach().cpu().numpy(), loss
+
+
+def building():
+    """While Keras builds a model (nothing to change on this backend)."""
+    import contextlib
+
+    return contextlib.nullcontext()
