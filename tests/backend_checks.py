@@ -77,11 +77,25 @@ def look(weights: str, out_path: str) -> dict:
     return {"saved": out_path}
 
 
+def graph(pb: str, x_path: str, out_path: str) -> dict:
+    """inception5h-style frozen graph rebuilt in Keras: its activations on the saved input."""
+    from dreamvideo.models import load_model
+    from helpers import GRAPH_LAYERS
+
+    m = load_model("inception5h", weights=pb, precision="float32").select(GRAPH_LAYERS)
+    x = np.load(x_path)
+    # FeatureModel inputs are in unit space; the graph's own input is pixel - 117 (inception5h's mean).
+    acts = m.numpy((x + 117.0) / 127.5 - 1.0)
+    np.savez(out_path, **acts)
+    return {"layers": sorted(acts)}
+
+
 if __name__ == "__main__":
     from dreamvideo.backends import activate
 
     activate(sys.argv[1], "cpu")
-    result = engine_checks(sys.argv[3]) if sys.argv[2] == "engine" else look(sys.argv[3], sys.argv[4])
+    what = {"engine": engine_checks, "look": look, "graph": graph}[sys.argv[2]]
+    result = what(*sys.argv[3:])
     import keras
 
     result["keras_backend"] = keras.backend.backend()

@@ -181,3 +181,94 @@ def test_backend_flag_on_the_command_line(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "jax"
     assert (tmp_path / "o.png").is_file()
+
+
+# ---- the original DeepDream graph on every backend ----
+
+@pytest.fixture(scope="module")
+def graph_pb(tmp_path_factory):
+    from helpers import inception_like_graph
+
+    return inception_like_graph(tmp_path_factory.mktemp("g") / "tensorflow_inception_graph.pb")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frozen_graph_as_keras_matches_tensorflow_graph(backend, graph_pb, tmp_path):
+    """inception5h's ops (Conv2D, BiasAdd, Relu, MaxPool, LRN, ConcatV2, AvgPool) rebuilt as a Keras model
+    give the TensorFlow graph's own activations, on every backend."""
+    from backend_checks import graph
+    from helpers import GRAPH_LAYERS, graph_activations
+
+    x = np.random.default_rng(0).uniform(-117, 138, (1, 37, 50, 3)).astype(np.float32)  # odd sizes: SAME padding
+    np.save(tmp_path / "x.npy", x)
+    if backend == "tensorflow":
+        graph(str(graph_pb), str(tmp_path / "x.npy"), str(tmp_path / "acts.npz"))
+    else:
+        on_backend(backend, "graph", graph_pb, tmp_path / "x.npy", tmp_path / "acts.npz")
+    got = np.load(tmp_path / "acts.npz")
+    want = graph_activations(graph_pb, x)
+    for name in GRAPH_LAYERS:
+        assert got[name].shape == want[name].shape, name
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-4 * np.abs(want[name]).max(),
+                                   err_msg=name)
+
+
+def test_graph_reader_needs_no_tensorflow(graph_pb):
+    """The .pb is read by dreamvideo's own wire-format reader: the same nodes and weights TensorFlow sees."""
+    import tensorflow as tf
+
+    from dreamvideo.graphdef import _attr, parse_graph_def
+
+    nodes = parse_graph_def(graph_pb.read_bytes())
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(graph_pb.read_bytes())
+    assert [(n.name, n.op, n.inputs) for n in nodes] == [(n.name, n.op, list(n.input)) for n in gd.node]
+    for n, ref in zip(nodes, gd.node):
+        if n.op == "Const":
+            np.testing.assert_array_equal(_attr(n.attr["value"]), tf.make_ndarray(ref.attr["value"].tensor))
+
+
+def test_not_a_graph_is_a_one_line_error(tmp_path):
+    from dreamvideo.models import load_model
+
+    bad = tmp_path / "tensorflow_inception_graph.pb"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    with pytest.raises(UserError, match="is not a TensorFlow frozen graph"):
+        load_model("inception5h", weights=str(bad), precision="float32")
+
+
+# ---- --precision auto, doctor ----
+
+def test_precision_auto_is_measured_cached_and_told_once(capsys, monkeypatch, tmp_path):
+    from dreamvideo import precision
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+    first = precision.choose()
+    err = capsys.readouterr().err
+    assert f"--precision auto = {first.precision}" in err and "measured" in err
+    assert set(first.timings) >= {"float32", "bfloat16"} and not first.cached
+    again = precision.choose()
+    assert again.cached and again.precision == first.precision
+    assert capsys.readouterr().err == ""  # told once
+    assert precision.cache_path() == tmp_path / "dreamvideo" / "precision.json" and precision.cache_path().is_file()
+
+
+@pytest.mark.parametrize("bf16_speedup,expected", [(1.03, "float32"), (1.6, "bfloat16"), (0.6, "float32")])
+def test_precision_needs_a_clear_margin(monkeypatch, bf16_speedup, expected):
+    from dreamvideo import precision
+
+    monkeypatch.setattr(precision, "time_precision", lambda p: 0.1 if p == "float32" else 0.1 / bf16_speedup)
+    best, reason, _ = precision.measure("cpu")
+    assert best == expected
+    assert f"{bf16_speedup:.2f}x" in reason
+
+
+def test_doctor_shows_backend_device_and_precision():
+    from dreamvideo.doctor import doctor
+    from dreamvideo.pipeline import ModelSettings
+
+    text = doctor(ModelSettings(backend="tensorflow", device="auto", precision="auto"))
+    assert "backend:    tensorflow" in text and "keras" in text
+    assert "device:     cpu" in text or "device:     gpu" in text
+    assert "precision:  auto = " in text and "float32" in text
