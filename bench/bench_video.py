@@ -122,34 +122,34 @@ def quality(args):
 
 
 def overlap(args):
-    import dreamvideo.pipeline as pl
-    from dreamvideo.flow import FlowEstimator
-    from dreamvideo.io import VideoWriter
+    import dreamvideo
+    from dreamvideo.build import build_dreamer
+    from dreamvideo.coherence import VideoStepper, frames_with_flow
+    from dreamvideo.settings import SCHEDULED, split_options, with_blend_default
+    from dreamvideo.timeline import Timeline
 
     w, h = 640, 360
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         clip = make_clips(d, args.frames, w, h)["pan"]
         opts = dict(MODEL, **dict(args.opts))
-        model, sched, dream, video = pl._split(opts, pl.ModelSettings, pl.Schedules, pl.DreamSettings,
-                                               pl.VideoSettings)
-        sched = pl.with_blend_default(sched, video.coherence)
-        dreamer = pl.build_dreamer(model)
+        s = split_options("video", opts)
+        dream, video = s["dream"], s["video"]
+        sched = with_blend_default(s["schedules"], video.coherence)
+        dreamer = build_dreamer(s["model"])
         frames = read_frames(clip)
-        tl = pl.Timeline(sched, 12, len(frames), dreamer.objective.terms, use=("step_size", "steps", "blend"))
+        tl = Timeline(sched, 12, len(frames), dreamer.objective.terms, use=SCHEDULED["video"])
         # Engine only: the same per-frame work with flows computed beforehand.
-        est = FlowEstimator("dis")
-        flows = [(None, None)] + [est.pair(frames[i - 1], frames[i]) for i in range(1, len(frames))]
-        step = pl.VideoStepper(dreamer, dream, video, tl, 0)
-        step(0, (frames[0], None, None))  # warm-up (trace)
+        sources = list(frames_with_flow(frames, "dis"))
+        VideoStepper(dreamer, dream, video, tl, 0).dream(sources[0])  # warm-up (trace)
 
         def engine_only():
-            step = pl.VideoStepper(dreamer, dream, video, tl, 0)
-            for i, f in enumerate(frames):
-                step.keep(i, (f,), step(i, (f, *flows[i])))
+            step = VideoStepper(dreamer, dream, video, tl, 0)
+            for f in sources:
+                step.keep(f, step.dream(f))
 
         def full_render():
-            pl.dream_video(clip, d / "out.mp4", quiet=True, **opts)
+            dreamvideo.dream_video(clip, d / "out.mp4", quiet=True, **opts)
 
         # Rounds alternate the two, and each round's ratio is taken, so load drift on a shared
         # machine hits both sides alike.
@@ -195,7 +195,7 @@ def memory(args):
     import cv2
     from skimage import data
 
-    import dreamvideo.pipeline as pl
+    import dreamvideo
     from dreamvideo.io import VideoWriter
 
     n, w, h = args.frames, 128, 72
@@ -208,20 +208,16 @@ def memory(args):
                 x, y = int(200 + 150 * np.sin(i / 40)), int(200 + 100 * np.cos(i / 53))
                 vw.write(np.ascontiguousarray(cv2.resize(photo[y:y + 180, x:x + 320], (w, h))))
         count = {"frames": 0}
-        real_step = pl.VideoStepper.__call__
 
-        def counting(self, i, item):
-            count["frames"] = i + 1
-            return real_step(self, i, item)
-
-        pl.VideoStepper.__call__ = counting
+        def counting(done, total):
+            count["frames"] = done
 
         def sample():
             while not done.wait(0.5):
                 samples.append((count["frames"], rss_mb(), time.perf_counter()))
 
         threading.Thread(target=sample, daemon=True).start()
-        pl.dream_video(d / "long.mp4", d / "out.mp4", quiet=True, steps=5, **MODEL)
+        dreamvideo.dream_video(d / "long.mp4", d / "out.mp4", progress=counting, steps=5, **MODEL)
         done.set()
     warm = [s for s in samples if s[0] >= n // 10]
     base = np.median([m for f, m, _ in warm if f < n // 5])

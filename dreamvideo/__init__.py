@@ -9,24 +9,24 @@ pulse with the song::
     dreamvideo.zoom("cat.jpg", "zoom.mp4", frames=120, zoom="1.0 + 0.04*beat", audio="song.mp3")
     for frame in dreamvideo.dream_frames(my_frames, steps="5"): ...
 
-The heavy modules (TensorFlow) load on first use.
+The heavy modules (TensorFlow) load on first use; ``import dreamvideo`` alone is light.
 """
 
 __version__ = "0.1.0"
 
-_API = {"dream_video": "pipeline", "zoom": "pipeline", "dream_frames": "pipeline", "zoom_frames": "pipeline",
-        "build_dreamer": "pipeline", "load_model": "models", "plan_render": "pipeline", "preset_options": "pipeline",
-        "Dreamer": "engine", "DreamSettings": "engine", "layer": "objectives", "channel": "objectives",
-        "guide": "objectives", "parse_objective": "objectives"}
+_API = {"dream_image": "jobs", "dream_video": "jobs", "zoom": "jobs", "dream_frames": "jobs", "zoom_frames": "jobs",
+        "plan_render": "plan", "build_dreamer": "build", "load_model": "models", "Dreamer": "engine",
+        "Interrupted": "errors", "layer": "objectives", "channel": "objectives", "guide": "objectives",
+        "parse_objective": "objectives",
+        **{name: "settings" for name in ("ModelSettings", "DreamSettings", "VideoSettings", "ZoomSettings",
+                                         "Schedules")}}
 
 
-def dream_image(input, output, *, seed: int = 0, max_side=None, **options):
-    """Dream one image file; ``options`` are fields of ModelSettings and DreamSettings (``steps=10``...)."""
-    from .engine import DreamSettings
-    from .pipeline import ModelSettings, _split, dream_image as _dream_image
+def preset_options(name_or_path, kind: str = "zoom") -> dict:
+    """A preset as keyword options of a job: ``dreamvideo.zoom("cat.jpg", "z.mp4", **preset_options("pulse"))``."""
+    from .presets import options
 
-    model, dream = _split(options, ModelSettings, DreamSettings)
-    return _dream_image(input, output, model, dream, seed=seed, max_side=max_side)
+    return options(name_or_path, kind)
 
 
 def __getattr__(name):
@@ -35,3 +35,7 @@ def __getattr__(name):
 
         return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
     raise AttributeError(name)
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_API))

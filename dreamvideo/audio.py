@@ -22,12 +22,11 @@ the sigma, in seconds, of a gaussian blur over time applied to every feature.
 """
 
 import os
-import subprocess
 
 import numpy as np
 
 from .errors import DreamFailure, UserError
-from .schedule import AUDIO_FEATURES
+from .settings import AUDIO_FEATURES
 
 BEAT_HALF_LIFE = 0.12
 BANDS = {"low": (0.0, 200.0), "mid": (200.0, 2000.0), "high": (2000.0, np.inf)}
@@ -47,20 +46,18 @@ def load_audio(path, sr=22050, start=0.0, duration=None):
         raise UserError(f"the audio sample rate must be a positive whole number, not {sr!r}")
     if not start >= 0 or (duration is not None and not duration > 0):
         raise UserError(f"the audio start ({start!r}) must be >= 0 and the duration ({duration!r}) > 0")
-    import imageio_ffmpeg
+    from . import ffmpeg
 
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-ss", f"{start:.6f}", "-i", path,
-           "-map", "0:a:0", "-ac", "1", "-ar", str(int(sr)), "-f", "f32le"]
-    cmd += ["-t", f"{duration:.6f}"] if duration is not None else []
-    # run() waits for ffmpeg and kills it on any exception (Ctrl-C included), so it is always reaped.
-    proc = subprocess.run(cmd + ["pipe:1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip()
-        if "matches no streams" in err:
-            raise UserError(f"{path} has no audio track; pass --audio FILE with a soundtrack")
-        last = err.splitlines()[-1] if err else f"exit code {proc.returncode}"
-        raise DreamFailure(f"ffmpeg could not decode the audio of {path}: {last}; check that the file plays")
-    samples = np.frombuffer(proc.stdout, dtype="<f4", count=len(proc.stdout) // 4).astype(np.float32)
+    args = ["-v", "error", "-ss", f"{start:.6f}", "-i", ffmpeg.ff_path(path), "-map", "0:a:0", "-ac", "1",
+            "-ar", str(int(sr)), "-f", "f32le"]
+    args += ["-t", f"{duration:.6f}"] if duration is not None else []
+    try:
+        out = ffmpeg.run(args + ["pipe:1"], "audio")
+    except ffmpeg.Failed as e:
+        if "matches no streams" in e.text:
+            raise UserError(f"{path} has no audio track; pass a soundtrack (`audio`) that has one") from None
+        raise DreamFailure(f"ffmpeg could not decode the audio of {path}: {e.tail}; check that the file plays") from None
+    samples = np.frombuffer(out, dtype="<f4", count=len(out) // 4).astype(np.float32)
     if samples.size == 0:
         raise UserError(f"{path} has no audio after {start:g} s; choose an audio start inside the track")
     return samples, int(sr)

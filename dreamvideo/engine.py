@@ -14,8 +14,7 @@ seeds, the objective's loss in ``keras.ops``); only the gradient step and its lo
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 
 import cv2
 import numpy as np
@@ -24,44 +23,10 @@ from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .objectives import Objective
+from .settings import DreamSettings
 
 if TYPE_CHECKING:  # the engine imports Keras only through the model it is given
     from .models import FeatureModel
-
-
-def _opt(default, help):
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class DreamSettings:
-    """Engine settings; the single source of their defaults (the CLI builds its flags from these)."""
-
-    octaves: int = _opt(3, "number of octaves (image scales) to dream at")
-    octave_scale: float = _opt(1.4, "size ratio between successive octaves")
-    steps: int = _opt(20, "gradient-ascent steps per octave")
-    step_size: float = _opt(0.01, "step size per step, in [-1,1] image units")
-    jitter: int = _opt(32, "random roll of the image per step, in pixels (hides tile seams and grid artefacts)")
-    tile_size: int = _opt(512, "largest tile, in pixels, the gradient is computed on (bounds memory at any resolution)")
-    max_loss: float = _opt(0.0, "stop an octave early once the objective exceeds this (0 = never)")
-    reinject: bool = _opt(True, "re-inject the detail lost by downscaling after each octave")
-
-    MAX_STEPS = 100_000  # not a field: the graph takes steps, jitter and tile size as int32
-    MAX_PIXELS = 1 << 20
-
-    def check(self) -> "DreamSettings":
-        problems = [
-            (self.octaves < 1, "--octaves must be at least 1"),
-            (not 1.0 <= self.octave_scale < math.inf, "--octave-scale must be a number, 1.0 or more"),
-            (not 0 <= self.steps <= self.MAX_STEPS, f"--steps must be from 0 to {self.MAX_STEPS}"),
-            (not math.isfinite(self.step_size) or self.step_size < 0, "--step-size must be a number >= 0"),
-            (not 0 <= self.jitter <= self.MAX_PIXELS, f"--jitter must be from 0 to {self.MAX_PIXELS} pixels"),
-            (not 64 <= self.tile_size <= self.MAX_PIXELS, f"--tile-size must be from 64 to {self.MAX_PIXELS} pixels"),
-        ]
-        for bad, msg in problems:
-            if bad:
-                raise UserError(msg)
-        return self
 
 
 def setting_fields():
@@ -172,7 +137,7 @@ class Dreamer:
         guides = {}
         if any(t.guide for t in objective.terms):
             if guide_image is None:
-                raise UserError("a guide objective needs a guide image; pass --guide IMAGE")
+                raise UserError("a guide objective needs a guide image; pass one (`guide`)")
             g = to_unit(guide_image)
             side = max(g.shape[:2])
             if side > 512:  # guide features only need the guide's content, not its resolution

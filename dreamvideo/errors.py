@@ -22,3 +22,19 @@ class DreamFailure(DreamError, RuntimeError):
     """Something failed at run time (decode, encode, model load); exit code 1."""
 
     exit_code = 1
+
+
+class Interrupted(DreamError):
+    """A render stopped by Ctrl-C, SIGTERM or a cancelling progress callback: what was done is
+    finalized as a playable file and the work folder keeps the state to resume."""
+
+    exit_code = 130
+
+    def __init__(self, done: int, total: int, output, workdir, signal_name: str = ""):
+        self.done, self.total, self.output, self.workdir = done, total, output, workdir
+        self.signal_name = signal_name
+        if signal_name == "SIGTERM":
+            self.exit_code = 143  # 128 + SIGTERM, as a shell reports a process ended by it
+        what = f"stopped by {signal_name}" if signal_name else "interrupted"
+        super().__init__(f"{what} after {done}/{total} frames; {output} holds them, "
+                         f"and {workdir} keeps the state to resume")

@@ -27,16 +27,16 @@ from fractions import Fraction
 from pathlib import Path
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dreamvideo.errors import DreamFailure, UserError
+from dreamvideo.ffmpeg import SEQUENCE_FPS, Proc, VideoInfo, ff_path, has_audio, header, parse_header
+from dreamvideo.ffmpeg import _existing_file, require_audio  # noqa: F401  (re-exported)
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 WRITE_VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
-SEQUENCE_FPS = 25.0
 _FRAME_NAME = "frame_{:06d}.png"
 _FRAME_RE = re.compile(r"frame_\d+\.png")
 # swscale's default fast rounding darkens every RGB<->YUV round trip by about one level.
@@ -151,17 +151,6 @@ def atomic_output(path):
     staged.commit()
 
 
-def _existing_file(path, what: str) -> Path:
-    p = Path(str(path))
-    if not p.exists():
-        raise UserError(f"{what} {p} does not exist; check the path")
-    if p.is_dir():
-        raise UserError(f"{what} {p} is a folder; pass a file")
-    if p.stat().st_size == 0:
-        raise UserError(f"{what} {p} is empty (0 bytes); pass a valid file")
-    return p
-
-
 # ----------------------------------------------------------------------------- images
 
 
@@ -226,118 +215,53 @@ def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
     return Path(str(path))
 
 
+def fit_max_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``img`` downscaled (area averaging) so its longer side is at most ``max_side`` pixels."""
+    import cv2
+
+    if not max_side or max(img.shape[:2]) <= max_side:
+        return img
+    s = max_side / max(img.shape[:2])
+    size = (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def write_png(path, rgb: np.ndarray, fast: bool = False) -> Path:
+    """Write an HxWx3 uint8 RGB frame as PNG under a temporary name, then rename it into place.
+
+    Encoded in memory and written by Python, so a full disk is one clear DreamFailure (libpng,
+    writing the file itself, would print its own error first). ``fast``: light compression.
+    """
+    path = Path(str(path))
+    ok, buf = cv2.imencode(".png", _check_frame(rgb)[..., ::-1],
+                           [cv2.IMWRITE_PNG_COMPRESSION, 1 if fast else 3])
+    if not ok:
+        raise DreamFailure(f"could not encode frame {path.name} as PNG")
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(buf.tobytes())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise DreamFailure(f"could not save {path}: {e.strerror or e}; check free disk space") from None
+    return path
+
+
+def read_png(path) -> np.ndarray:
+    """A PNG written by :func:`write_png` as HxWx3 uint8 RGB."""
+    a = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if a is None:
+        raise DreamFailure(f"could not read {path}; the work folder is damaged: run without resume to start over")
+    return np.ascontiguousarray(a[..., ::-1])
+
+
 def _check_frame(rgb) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DreamFailure(f"frame must be HxWx3 uint8 RGB, got {rgb.dtype} {rgb.shape}; convert it before writing")
     return rgb
-
-
-# ----------------------------------------------------------------------------- ffmpeg
-
-
-def _ffmpeg() -> str:
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _ff_path(path) -> str:
-    """A file path as ffmpeg must get it: absolute and with the file: protocol, so that a file named
-    like an ffmpeg URL (``concat:a|b``, ``pipe:0``, ``subfile,,...``) is read as that file, never as
-    what the URL points at, and a name starting with '-' is never taken for an option."""
-    return "file:" + os.path.abspath(str(path))
-
-
-class _Proc:
-    """One ffmpeg process; stderr goes to a temporary file (a pipe could fill up and stall ffmpeg)."""
-
-    def __init__(self, args, stdin=None, stdout=None):
-        self.err = tempfile.TemporaryFile()
-        self.p = subprocess.Popen([_ffmpeg(), "-hide_banner", "-nostdin", "-y", *args],
-                                  stdin=stdin, stdout=stdout, stderr=self.err, start_new_session=True)
-
-    def error_tail(self) -> str:
-        self.err.seek(0)
-        lines = [ln.strip() for ln in self.err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-        return lines[-1] if lines else "no error message"
-
-    def close(self) -> None:
-        """Kill ffmpeg if still running, reap it and release its pipes; safe to call more than once."""
-        self.p.kill()  # first: flushing stdin into a live ffmpeg that stopped reading could block
-        for pipe in (self.p.stdin, self.p.stdout):
-            if pipe:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        self.p.wait()
-        self.err.close()
-
-    def wait(self) -> int:
-        """Let ffmpeg finish on its own (after stdin was closed); kill it if interrupted while waiting."""
-        try:
-            rc = self.p.wait()
-        except BaseException:
-            self.close()
-            raise
-        return rc
-
-
-# ----------------------------------------------------------------------------- probing
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """Video geometry and timing: width, height in pixels; fps; nframes (an estimate, 0 if unknown);
-    duration in seconds; has_audio."""
-
-    width: int
-    height: int
-    fps: float
-    nframes: int
-    duration: float
-    has_audio: bool
-
-
-def _ffmpeg_header(path, what="video") -> str:
-    """stderr of `ffmpeg -i path`, which lists the streams (then fails for lack of an output).
-
-    Raises UserError naming ffmpeg's reason when the file cannot be opened at all."""
-    path = _existing_file(path, what)
-    r = subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", "-i", _ff_path(path)],
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-    text = r.stderr.decode("utf-8", "replace")
-    if "Input #0" not in text:
-        last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["unknown error"]
-        reason = last[0].split("Error opening input files: ")[-1].strip()
-        raise UserError(f"cannot read {what} {path}: {reason}; pass a media file ffmpeg can decode")
-    return text
-
-
-def _has_audio(header: str) -> bool:
-    return re.search(r"Stream #.*: Audio:", header) is not None
-
-
-def require_audio(path) -> None:
-    """UserError unless ``path`` exists and has an audio stream (for a soundtrack the user named)."""
-    if not _has_audio(_ffmpeg_header(path, "audio source")):
-        raise UserError(f"{path} has no audio track; pass --audio FILE with a soundtrack")
-
-
-def _parse_header(text: str, path) -> VideoInfo:
-    video = [ln for ln in text.splitlines() if re.search(r"Stream #.*: Video:", ln) and "(attached pic)" not in ln]
-    if not video:
-        raise UserError(f"cannot read video {path}: no video stream found; pass a video file ffmpeg can decode")
-    line = video[0].split("Video:", 1)[1]
-    size = re.search(r"(?<![\w/])([1-9]\d{0,5})x([1-9]\d{0,5})(?!\w)", line)
-    if not size:
-        raise UserError(f"cannot read video {path}: unknown frame size; pass a video file ffmpeg can decode")
-    w, h = int(size[1]), int(size[2])
-    rot = re.search(r"rotation of (-?[\d.]+) degrees", text)
-    if rot and round(float(rot[1])) % 180 == 90:  # ffmpeg autorotates, so frames come out transposed
-        w, h = h, w
-    rate = re.search(r"([\d.]+) fps", line) or re.search(r"([\d.]+) tbr", line)
-    fps = float(rate[1]) if rate and float(rate[1]) > 0 else SEQUENCE_FPS
-    dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
-    duration = int(dur[1]) * 3600 + int(dur[2]) * 60 + float(dur[3]) if dur else 0.0
-    return VideoInfo(w, h, fps, int(round(duration * fps)), duration, _has_audio(text))
 
 
 def _natural_key(p: Path):
@@ -369,10 +293,10 @@ def probe_video(path, fps: float | None = None) -> VideoInfo:
         fps = float(fps or SEQUENCE_FPS)
         h, w = read_image(files[0]).shape[:2]
         return VideoInfo(w, h, fps, len(files), len(files) / fps, False)
-    return _parse_header(_ffmpeg_header(path), path)
+    return parse_header(header(path), path)
 
 
-def _even_size(w: int, h: int, max_side: int | None) -> tuple[int, int]:
+def even_size(w: int, h: int, max_side: int | None) -> tuple[int, int]:
     """Output size: longer side <= max_side (if given), aspect kept, both sides even (>= 2).
 
     Rounding to even changes each side by at most 1 px beyond the exact aspect ratio, so an odd
@@ -392,7 +316,7 @@ class VideoReader:
 
     start/end (seconds) trim the input (ffmpeg input seeking), frames caps the count, max_side
     downscales (INTER_AREA / ffmpeg area) so the longer side is <= max_side, and sizes are always
-    rounded to even numbers (H.264 yuv420p needs them; see _even_size). fps resamples a video to
+    rounded to even numbers (H.264 yuv420p needs them; see even_size). fps resamples a video to
     that rate (dropping/duplicating frames) or sets the rate of an image sequence (default 25).
     Videos come out at a constant frame rate. `.info` describes the output: size after scaling,
     fps, estimated nframes and duration after trimming, and whether the source has audio.
@@ -418,7 +342,7 @@ class VideoReader:
         if src.duration and self.start >= src.duration:
             raise UserError(f"start {self.start:g}s is past the end of {path} ({src.duration:.2f}s); use a smaller start")
         self.src, self.fps = src, float(fps or src.fps)
-        w, h = _even_size(src.width, src.height, max_side)
+        w, h = even_size(src.width, src.height, max_side)
         stop = min(src.duration, end) if end is not None and src.duration else (end or src.duration)
         n = int(round((stop - self.start) * self.fps)) if stop else 0
         n = min(n, frames) if frames and n else (frames or n)
@@ -471,12 +395,12 @@ class VideoReader:
         filters = [f"fps={self.fps:g}"] if self.fps != self.src.fps else []
         if (w, h) != (self.src.width, self.src.height):
             filters.append(f"scale={w}:{h}:flags=area+{_SWS}")
-        args += ["-i", _ff_path(self.path), "-map", "0:v:0", "-an", "-sn"]
+        args += ["-i", ff_path(self.path), "-map", "0:v:0", "-an", "-sn"]
         args += ["-vf", ",".join(filters)] if filters else []
         args += ["-frames:v", str(self.frames)] if self.frames else []
         args += ["-sws_flags", f"bicubic+{_SWS}", "-fps_mode", "cfr", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self.close()
-        self._proc = proc = _Proc(args, stdout=subprocess.PIPE)
+        self._proc = proc = Proc(args, stdout=subprocess.PIPE)
         nbytes, count = w * h * 3, 0
         while True:
             buf = bytearray(nbytes)  # a fresh buffer per frame keeps yielded frames independent and writable
@@ -537,7 +461,7 @@ class VideoWriter:
                 warnings.warn(f"{self.path.name}: {self.kind.strip('.')} output has no audio track; audio ignored",
                               stacklevel=2)
             else:
-                self.has_audio = _has_audio(_ffmpeg_header(audio, "audio source"))
+                self.has_audio = has_audio(header(audio, "audio source"))
         self._audio = (str(audio), float(audio_start or 0.0), audio_duration) if self.has_audio else None
         self._staged = _Staged(path)
         # With audio, the video is encoded alone first and muxed with the audio in finish(): ffmpeg's
@@ -567,11 +491,10 @@ class VideoWriter:
                                f"{self.size[0]}x{self.size[1]}; resize frames to the writer's size")
         self.count += 1
         if self.kind == "frames":
-            if not cv2.imwrite(str(self._staged.temp / _FRAME_NAME.format(self.count)), frame[..., ::-1]):
-                raise DreamFailure(f"could not write frames into {self.path}; check free disk space")
+            write_png(self._staged.temp / _FRAME_NAME.format(self.count), frame)
             return
         if self._proc is None:
-            self._proc = _Proc(self._encode_args(), stdin=subprocess.PIPE)
+            self._proc = Proc(self._encode_args(), stdin=subprocess.PIPE)
         try:
             self._proc.p.stdin.write(np.ascontiguousarray(frame).data)
         except OSError:  # BrokenPipeError: ffmpeg has exited
@@ -586,7 +509,7 @@ class VideoWriter:
         if self.kind == ".gif":
             # One palette for the whole clip, tuned to the moving parts (stats_mode=diff).
             return args + ["-vf", "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=sierra2_4a",
-                           "-loop", "0", _ff_path(self._video)]
+                           "-loop", "0", ff_path(self._video)]
         # Tag BT.709 explicitly: players assume it for untagged video, and ffmpeg would convert with BT.601.
         vf = (f"scale={w // 2 * 2 or 2}:{h // 2 * 2 or 2}:flags={_SWS}:out_color_matrix=bt709:out_range=tv,"
               "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv")
@@ -595,7 +518,7 @@ class VideoWriter:
                      "-deadline", "good", "-cpu-used", "4"]
         else:
             codec = ["-c:v", "libx264", "-crf", str(self.quality or 18), "-preset", "medium"]
-        return args + ["-vf", vf, "-pix_fmt", "yuv420p", *codec, *self._container_flags(), _ff_path(self._video)]
+        return args + ["-vf", vf, "-pix_fmt", "yuv420p", *codec, *self._container_flags(), ff_path(self._video)]
 
     def _container_flags(self) -> list[str]:
         return ["-movflags", "+faststart"] if self.kind in (".mp4", ".mov") else []
@@ -604,10 +527,10 @@ class VideoWriter:
         """Copy the encoded video and add the trimmed audio, padded with silence and cut to the video's length."""
         src, start, dur = self._audio
         acodec = ["-c:a", "libopus", "-b:a", "128k"] if self.kind == ".webm" else ["-c:a", "aac", "-b:a", "192k"]
-        args = ["-loglevel", "error", "-i", _ff_path(self._video), "-ss", f"{start:.6f}"]
-        args += (["-t", f"{float(dur):.6f}"] if dur else []) + ["-i", _ff_path(src), "-map", "0:v:0", "-map", "1:a:0"]
+        args = ["-loglevel", "error", "-i", ff_path(self._video), "-ss", f"{start:.6f}"]
+        args += (["-t", f"{float(dur):.6f}"] if dur else []) + ["-i", ff_path(src), "-map", "0:v:0", "-map", "1:a:0"]
         args += ["-c:v", "copy", *acodec, "-af", "apad", "-t", f"{self.count / self.fps:.6f}"]
-        self._proc = _Proc(args + self._container_flags() + [_ff_path(self._staged.temp)])
+        self._proc = Proc(args + self._container_flags() + [ff_path(self._staged.temp)])
         self._wait("add audio to")
 
     def _wait(self, doing: str) -> None:

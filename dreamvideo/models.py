@@ -249,11 +249,11 @@ def _build_keras(spec: ModelSpec, weights):
             fname = m.group(1).rsplit("/", 1)[-1] if m else f"the {spec.builder} notop weights"
             raise DreamFailure(
                 f"could not download ImageNet weights for {spec.name} (offline?): put {fname} in "
-                f"{Path(os.environ.get('KERAS_HOME', Path.home() / '.keras')) / 'models'}/ or pass --weights FILE"
+                f"{Path(os.environ.get('KERAS_HOME', Path.home() / '.keras')) / 'models'}/ or pass a weights file (`weights`)"
             ) from None
     path = Path(weights)
     if not path.is_file():
-        raise UserError(f"weights file {weights} not found; pass an existing .weights.h5/.h5 file or --weights imagenet")
+        raise UserError(f"weights file {weights} not found; pass an existing .weights.h5/.h5 file or imagenet as `weights`")
     net = build(weights=None, **kw)
     try:
         net.load_weights(str(path))
@@ -323,7 +323,7 @@ def _download_inception5h() -> str:
             z.extract(INCEPTION5H_PB, home)
     except Exception:
         raise DreamFailure(f"could not download inception5h (offline?): put {INCEPTION5H_PB} in {home}/ "
-                           f"or pass --weights PATH/{INCEPTION5H_PB}") from None
+                           f"or pass PATH/{INCEPTION5H_PB} as `weights`") from None
     return str(pb)
 
 

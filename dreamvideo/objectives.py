@@ -98,7 +98,7 @@ def parse_objective(text: str, mode: str = "l2") -> Objective:
     """Parse ``mixed4:1.0,mixed5:1.5`` / ``mixed4c:97`` / ``mixed4c:97:2.0`` into an Objective."""
     items = [s for s in str(text).split(",") if s.strip()]
     if not items:
-        raise UserError("--layers is empty; give e.g. mixed4:1.0,mixed5:1.5 or mixed4c:97")
+        raise UserError("`layers` is empty; give e.g. mixed4:1.0,mixed5:1.5 or mixed4c:97")
     obj = Objective(())
     for item in items:
         m = _ITEM.match(item)

@@ -1,10 +1,8 @@
-"""Look before a long render: plot a render's per-frame curves, lay out preview frames.
+"""Look before a long render: plot its per-frame curves and dream a few preview frames.
 
-:func:`plot_curves` draws every scheduled curve and audio feature of a timeline (the dict that
-:meth:`dreamvideo.pipeline.Timeline.curves` returns) against time in seconds, with the frame index
-on a top axis: one panel per curve, a constant curve as a thin panel that states its value.
-:func:`contact_sheet` lays a few labelled frames out on a grid. matplotlib is imported only
-when a plot is drawn (``pip install "dreamvideo[plot]"``); nothing here knows TensorFlow.
+:func:`plan_render` takes exactly the input and options of a video or zoom render and, instead of
+rendering, writes a plot of every scheduled curve and audio feature over the timeline (drawn by
+:mod:`dreamvideo.plot`) and, on request, a contact sheet of a few frames dreamed small.
 """
 
 from __future__ import annotations
@@ -13,153 +11,167 @@ from pathlib import Path
 
 import numpy as np
 
+from . import io as dio
+from .build import build_dreamer, objective_terms
 from .errors import UserError
-
-ORDER = ("zoom", "angle", "dx", "dy", "step_size", "steps", "blend")
-AUDIO_ORDER = ("rms", "onset", "beat", "low", "mid", "high")
-PLOT_EXTS = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp")
-
-
-def ordered(names) -> list[str]:
-    """Curve names in plotting order: motion, dream strength, layer weights, then audio features."""
-    def key(n):
-        if n in ORDER:
-            return (0, ORDER.index(n), n)
-        if n.startswith("audio "):
-            a = n[6:]
-            return (2, AUDIO_ORDER.index(a) if a in AUDIO_ORDER else 99, n)
-        return (1, 0, n)
-    return sorted(names, key=key)
+from .plot import PLOT_EXTS as _PLOT_EXTS
+from .render import TqdmProgress, open_video, soundtrack
+from .settings import SCHEDULED, ModelSettings, Schedules, check_moving, split_options, with_blend_default
+from .timeline import Timeline, frame_seed
+from .zoom import ZoomStepper, song_frames, zoom_start
 
 
-def is_constant(values) -> bool:
-    v = np.asarray(values, np.float64)
-    return v.size == 0 or bool(np.all(v == v[0]))
+def plan_output(output) -> Path:
+    """Where a plan's plot goes: ``output`` if it names a plot (png/svg/pdf/jpg/webp), else
+    ``<output without its suffix>.plan.png`` (so a render's ``-o clip.mp4`` gives ``clip.plan.png``)."""
+    p = Path(str(output))
+    return p if p.suffix.lower() in _PLOT_EXTS else p.with_name(p.name.rstrip("/").rsplit(".", 1)[0] + ".plan.png")
 
 
-def describe(name: str, values) -> str:
-    """One line about a curve: ``zoom 1 .. 1.1 (mean 1.02)`` or ``zoom = 1.05 (constant)``."""
-    v = np.asarray(values, np.float64)
-    if v.size == 0:
-        return f"{name}: no frames"
-    if is_constant(v):
-        return f"{name} = {v[0]:.4g} (constant)"
-    return f"{name} {v.min():.4g} .. {v.max():.4g} (mean {v.mean():.4g})"
+def preview_output(plot) -> Path:
+    """The default contact sheet next to a plot: ``plan.png`` -> ``plan.preview.png``."""
+    p = Path(str(plot))
+    return p.with_name(f"{p.stem}.preview.png")
 
 
-def _matplotlib():
+def _preview_steps(steps: int, preview_steps: int) -> int:
+    if preview_steps > 0:
+        return preview_steps if steps > 0 else 0
+    return max(1, steps // 2) if steps > 0 else 0
+
+
+class _PreviewTimeline:
+    """A timeline for a smaller preview: pixel shifts scaled, steps per octave reduced."""
+
+    def __init__(self, timeline: Timeline, scale: float, preview_steps: int):
+        self.tl, self.scale, self.preview_steps = timeline, scale, preview_steps
+
+    def value(self, name, f):
+        v = self.tl.value(name, f)
+        return v * self.scale if name in ("dx", "dy") else v
+
+    def weights(self, f):
+        return self.tl.weights(f)
+
+    def settings(self, base, f):
+        from dataclasses import replace
+
+        s = self.tl.settings(base, f)
+        return replace(s, steps=_preview_steps(s.steps, self.preview_steps))
+
+
+def _plan_terms(model: ModelSettings, sched: Schedules):
+    """The objective's terms, for `layer_weights`; loads the model only when it has to."""
+    if not sched.layer_weights.strip():
+        return ()
+    return objective_terms(model)
+
+
+def _all_audio_features(timeline: Timeline, audio, fps, n, start, smoothing) -> dict:
+    """Every audio feature (the timeline's, plus the rest), without onset/beat if librosa is missing."""
+    from .audio import features_for
+    from .settings import AUDIO_FEATURES
+
+    have = dict(timeline.features or {})
+    missing = [k for k in AUDIO_FEATURES if k not in have]
+    if not audio or not missing:
+        return have
     try:
-        import matplotlib  # noqa: F401
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UserError('plots need matplotlib: pip install "dreamvideo[plot]"') from None
-    return Figure, FigureCanvasAgg
+        have.update(features_for(audio, fps, n, start=start, smoothing=smoothing, needed=missing))
+    except UserError:
+        rest = [k for k in missing if k not in ("onset", "beat")]
+        if rest:
+            have.update(features_for(audio, fps, n, start=start, smoothing=smoothing, needed=rest))
+    return have
 
 
-def plot_curves(curves: dict, fps: float, path, title: str = "") -> dict:
-    """Plot ``curves`` (name -> per-frame values) at ``fps`` into ``path`` (png/svg/pdf/jpg).
+def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None = None, preview=None,
+         preview_frames: int = 6, preview_size: int = 256, preview_steps: int = 0, quiet: bool = False,
+         **options) -> dict:
+    """Look before a long render: plot the per-frame curves of a ``kind`` ("video" or "zoom") render.
 
-    Returns ``{"path": Path, "panels": [curve names in order], "titles": [panel titles]}``.
-    Beats (frames where ``audio beat`` is 1) are marked on every panel as faint vertical lines.
+    ``input`` and ``options`` are those of :func:`dream_video` / :func:`zoom`. Writes a plot of every
+    scheduled curve and audio feature over the timeline to ``output`` (see :func:`plan_output`); with
+    ``preview`` (a path, or True for :func:`preview_output`) it also dreams ``preview_frames`` evenly
+    spaced frames at ``preview_size`` px (longer side) with ``preview_steps`` steps per octave (0 =
+    half the render's) into a contact sheet. A video's preview frames are dreamed one by one, without
+    the previous frame's dream; a zoom's preview renders every frame up to the last shown, small.
+
+    Returns ``{"plot", "preview" (Path or None), "curves" {name: per-frame values}, "panels",
+    "titles", "fps", "frames"}``.
     """
-    path = Path(path)
-    if path.suffix.lower() not in PLOT_EXTS:
-        raise UserError(f"cannot write plot {path}: use one of {', '.join(PLOT_EXTS)}")
-    if not fps > 0:
-        raise UserError(f"a plot needs fps > 0, not {fps!r}")
-    Figure, FigureCanvasAgg = _matplotlib()
-    names = ordered(curves)
-    if not names:
-        raise UserError("nothing to plot: the timeline has no curves")
-    n = max(len(np.asarray(curves[k])) for k in names)
-    t = np.arange(n) / fps
-    heights = [0.45 if is_constant(curves[k]) else 1.3 for k in names]
-    fig = Figure(figsize=(10, 0.9 + sum(heights)), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(names), 1, sharex=True, squeeze=False,
-                        gridspec_kw={"height_ratios": heights})[:, 0]
-    beat = np.asarray(curves.get("audio beat", []), np.float64)
-    beats = t[: beat.size][beat[: t.size] >= 0.999] if beat.size else []
-    titles = []
-    for ax, name in zip(axes, names):
-        v = np.asarray(curves[name], np.float64)
-        x = t[: v.size]
-        audio = name.startswith("audio ")
-        color = "tab:orange" if audio else ("tab:green" if name.startswith("weight") else "tab:blue")
-        style = "steps-post" if name == "steps" else "default"
-        marker = "o" if v.size == 1 else None
-        ax.plot(x, v, color=color, drawstyle=style, marker=marker, lw=1.2)
-        if audio and v.size > 1:
-            ax.fill_between(x, 0, v, color=color, alpha=0.25, step=None)
-        for b in beats:
-            ax.axvline(b, color="0.6", lw=0.5, alpha=0.6, zorder=0)
-        label = describe(name, v)
-        ax.set_title(label, loc="left", fontsize=8 if is_constant(v) else 9, pad=2)
-        titles.append(label)
-        if is_constant(v):
-            ax.set_yticks([])
-            for side in ("top", "right", "left"):
-                ax.spines[side].set_visible(False)
-        else:
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3, lw=0.5)
-    axes[-1].set_xlabel("time (s)")
-    axes[-1].set_xlim(0, max(t[-1], 1.0 / fps) if n > 1 else 1.0 / fps)
-    top = axes[0].secondary_xaxis("top", functions=(lambda s: s * fps, lambda f: f / fps))
-    top.set_xlabel("frame", fontsize=8)
-    top.tick_params(labelsize=7)
-    head = f"{n} frames, {n / fps:.2f} s at {fps:g} fps"
-    fig.suptitle(f"{title}  ({head})" if title else head, fontsize=10)
-    from .io import atomic_output
+    from dataclasses import replace
 
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    return {"path": path, "panels": names, "titles": titles}
+    from .plot import contact_sheet, evenly_spaced, plot_curves
 
+    if kind not in ("video", "zoom"):
+        raise UserError(f"plan kind must be video or zoom, not {kind!r}")
+    if preview_frames < 1 or preview_size < 16 or preview_steps < 0:
+        raise UserError("`preview_frames` must be at least 1, `preview_size` at least 16 and `preview_steps` >= 0")
+    plot_path = plan_output(output)
+    if input:
+        dio.check_not_same(input, plot_path)
+    s = split_options(kind, options)
+    model, sched, dream, ks = s["model"], s["schedules"], s["dream"].check(), s[kind]
+    if kind == "video":
+        check_moving(ks)
+        reader = open_video(input, ks, max_side)
+        reader.close()
+        info = reader.info
+        fps, n = info.fps, info.nframes
+        if n < 1:
+            raise UserError(f"cannot tell how many frames {input} has; pass a frame count (`frames`)")
+        audio, audio_start = soundtrack(input, ks, info)
+        sched = with_blend_default(sched, ks.coherence)
+    else:
+        ks = song_frames(ks)
+        init = zoom_start(input, ks, max_side, seed)
+        fps, n, audio, audio_start = ks.fps, ks.frames, ks.audio, 0.0
+    dreamer = build_dreamer(model) if preview else None
+    terms = dreamer.objective.terms if dreamer else _plan_terms(model, sched)
+    timeline = Timeline(sched, fps, n, terms, audio or None, audio_start, use=SCHEDULED[kind])
+    curves = {k: np.asarray(v, np.float64) for k, v in timeline.curves().items()}
+    for k, v in _all_audio_features(timeline, audio, fps, n, audio_start, sched.smoothing).items():
+        curves.setdefault(f"audio {k}", np.asarray(v, np.float64))
+    title = f"dreamvideo plan {kind}: {Path(str(input)).name if input else ks.from_noise}"
+    drawn = plot_curves(curves, fps, plot_path, title=title)
+    result = {"plot": drawn["path"], "preview": None, "curves": curves, "panels": drawn["panels"],
+              "titles": drawn["titles"], "fps": float(fps), "frames": int(n)}
+    if not preview:
+        return result
+    sheet = preview_output(plot_path) if preview is True or preview == "" else Path(str(preview))
+    if input:
+        dio.check_not_same(input, sheet)
+    want = evenly_spaced(n, preview_frames)
+    tiles = []
+    side = min(preview_size, max_side) if max_side else preview_size
+    if kind == "video":
+        pt = _PreviewTimeline(timeline, 1.0, preview_steps)
+        first = _preview_steps(ks.first_steps, preview_steps) if ks.first_steps else None
+        bar = TqdmProgress("preview", quiet)
+        bar(0, len(want))
+        with open_video(input, ks, side, frames=want[-1] + 1) as reader:
+            for i, frame in enumerate(reader):
+                if i in want:
+                    out = dreamer.dream(frame, None, pt.settings(dream, i), seed=frame_seed(seed, i),
+                                        weights=pt.weights(i), steps=first if i == 0 else None)
+                    tiles.append((f"#{i} {i / fps:.2f}s", out))
+                    bar(len(tiles), len(want))
+        bar.close()
+    else:
+        import cv2
 
-def evenly_spaced(nframes: int, count: int) -> list[int]:
-    """``count`` frame indices spread evenly over ``0 .. nframes-1`` (first and last included)."""
-    if nframes < 1 or count < 1:
-        return []
-    return sorted({int(round(i)) for i in np.linspace(0, nframes - 1, min(count, nframes))})
-
-
-def sheet_size(tile_wh, count: int, cols: int | None = None, gap: int = 4) -> tuple[int, int]:
-    """(width, height) of a contact sheet of ``count`` tiles of size ``tile_wh`` = (w, h)."""
-    cols = max(1, min(count, cols or 3))
-    rows = -(-count // cols)
-    return cols * tile_wh[0] + (cols + 1) * gap, rows * tile_wh[1] + (rows + 1) * gap
-
-
-def contact_sheet(tiles, path, cols: int | None = None, gap: int = 4) -> Path:
-    """Write labelled frames ``[(label, HxWx3 uint8), ...]`` on a grid (3 columns by default) to ``path``.
-
-    Tiles are scaled to the first one's size; the sheet is :func:`sheet_size` big, dark grey
-    between tiles, each label in the tile's top-left corner.
-    """
-    import cv2
-
-    from .io import write_image
-
-    tiles = list(tiles)
-    if not tiles:
-        raise UserError("a contact sheet needs at least one frame")
-    h, w = tiles[0][1].shape[:2]
-    cols = max(1, min(len(tiles), cols or 3))
-    sw, sh = sheet_size((w, h), len(tiles), cols, gap)
-    sheet = np.full((sh, sw, 3), 32, np.uint8)
-    scale = max(0.3, min(w, h) / 320)
-    thick = max(1, int(round(scale * 1.5)))
-    for k, (label, img) in enumerate(tiles):
-        img = np.ascontiguousarray(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h),
-                                                                                   interpolation=cv2.INTER_AREA))
-        if label:
-            (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-            cv2.rectangle(img, (0, 0), (min(w, tw + 6), th + base + 6), (0, 0, 0), -1)
-            cv2.putText(img, label, (3, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
-                        cv2.LINE_AA)
-        r, c = divmod(k, cols)
-        y, x = gap + r * (h + gap), gap + c * (w + gap)
-        sheet[y:y + h, x:x + w] = img
-    return write_image(path, sheet)
+        size = dio.even_size(init.shape[1], init.shape[0], side)  # the zoom's start has even sides already
+        small = init if size == init.shape[1::-1] else cv2.resize(init, size, interpolation=cv2.INTER_AREA)
+        zs = replace(ks, first_steps=_preview_steps(ks.first_steps, preview_steps) if ks.first_steps else 0)
+        stepper = ZoomStepper(dreamer, dream, zs, _PreviewTimeline(timeline, small.shape[1] / init.shape[1],
+                                                                    preview_steps), seed, small)
+        bar = TqdmProgress("preview", quiet)
+        bar(0, want[-1] + 1)
+        for i, out in enumerate(stepper.frames(want[-1] + 1)):
+            if i in want:
+                tiles.append((f"#{i} {i / fps:.2f}s", out))
+            bar(i + 1, want[-1] + 1)
+        bar.close()
+    result["preview"] = contact_sheet(tiles, sheet)
+    return result

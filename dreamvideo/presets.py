@@ -142,3 +142,117 @@ def write(path, sections: dict, header: str = "", description: str = "") -> Path
     with atomic_output(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------- presets and the settings
+
+
+def _convert(f, value, label, key):
+    """``value`` from a preset converted to settings field ``f``'s type (``f`` None: a top-level int).
+    A value that does not fit is a UserError, or ValueError/TypeError for the caller to phrase."""
+    default = f.default if f is not None else 0
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{label}: {key} must be true or false, not {value!r}")
+        return value
+    if isinstance(value, bool):
+        raise UserError(f"{label}: {key} must be a {type(default).__name__}, not {str(value).lower()}")
+    parse = (f.metadata.get("parse") if f is not None else None) or type(default)
+    out = parse(value if isinstance(value, str) else repr(value))  # 10.5 is no int; 0.01 is the schedule "0.01"
+    choices = f.metadata.get("choices") if f is not None else None
+    if choices and out not in choices:
+        raise UserError(f"{label}: {key} = {value!r} is not one of {', '.join(choices)}")
+    return out
+
+
+def _top_value(key, value, label):
+    v = _convert(None, value, label, key)
+    if key == "max_side" and v <= 0:
+        raise UserError(f"{label}: max_side must be a positive whole number")
+    if key == "seed" and not 0 <= v < 2 ** 32:
+        raise UserError(f"{label}: seed must be a whole number from 0 to {2 ** 32 - 1}")
+    return v
+
+
+def resolve(name_or_path, kind: str) -> dict:
+    """A preset's values for a ``kind`` job ("image", "video", "zoom"): ``{None: {seed, max_side},
+    section: {field: typed value}}``, only the settings that job has.
+
+    A key applies to the sections of this job that have a field of that name (any section when the
+    key is at the top level). ``steps``/``step_size`` cross between ``[dream]`` and ``[schedules]``:
+    a still image has no schedules, and a moving render schedules them. Keys of settings the job does
+    not have are left out, so one preset serves every command; unknown keys and values of the wrong
+    type are one-line :class:`UserError`\\ s, whether or not this job uses them.
+    """
+    from dataclasses import fields
+
+    from .settings import KIND_SECTIONS, MOVING, SECTIONS, TOP_LEVEL
+
+    path, data = read(name_or_path)
+    label = f"preset {path.stem if path.parent == BUILTIN_DIR else path}"
+    schema = {s: {f.name for f in fields(c)} for s, c in SECTIONS.items()}
+    mine = {s: set(schema[s]) for s in KIND_SECTIONS[kind]}
+    if "schedules" in mine:  # a moving render's steps and step size are schedules
+        mine["dream"] -= set(MOVING)
+    out: dict = {None: {}}
+    for section, key, value in entries(data, schema, set(TOP_LEVEL), label):
+        if section is None and key in TOP_LEVEL:
+            out[None][key] = _top_value(key, value, label)
+            continue
+        homes = [section] if section else [s for s in SECTIONS if key in schema[s]]
+        converted, problem = {}, None
+        for s in homes:  # checked in its own settings even where this job does not use it
+            f = {x.name: x for x in fields(SECTIONS[s])}[key]
+            try:
+                converted[s] = _convert(f, value, label, key)
+            except UserError as e:
+                problem = problem or e
+            except (ValueError, TypeError):
+                want = {"int": "a whole number", "float": "a number"}.get(type(f.default).__name__, "valid")
+                problem = problem or UserError(f"{label}: {key} = {value!r} is not {want}")
+        if problem and (section or not converted):  # top level: fine if some section takes it
+            raise problem
+        targets = [s for s in converted if key in mine.get(s, ())]
+        cross = {"dream": "schedules", "schedules": "dream"}
+        if not targets and section in cross and key in mine.get(cross[section], ()):
+            other = cross[section]
+            try:
+                converted[other] = _convert({x.name: x for x in fields(SECTIONS[other])}[key], value, label, key)
+                targets = [other]
+            except (ValueError, TypeError):  # a schedule expression has no meaning for a still image
+                pass
+        for s in targets:
+            out.setdefault(s, {})[key] = converted[s]
+    return out
+
+
+def options(name_or_path, kind: str = "zoom") -> dict:
+    """A preset as flat keyword options of the ``kind`` job: ``dreamvideo.zoom("cat.jpg", "z.mp4",
+    **presets.options("pulse"))``."""
+    out = {}
+    for values in resolve(name_or_path, kind).values():
+        out.update(values)
+    return out
+
+
+def sections_of(settings: dict, top: dict, only_changed: bool = True) -> dict:
+    """``{section: settings dataclass}`` and top-level values as preset sections ``{None: {...},
+    section: {field: value}}``; with ``only_changed`` the defaults are left out. Paths to existing
+    files (model, weights, guide, audio) are made absolute: a preset may be used from another folder."""
+    from dataclasses import fields
+
+    from .settings import SECTIONS
+
+    out = {None: {k: v for k, v in top.items() if v is not None and not (only_changed and k == "seed" and v == 0)}}
+    for section, obj in settings.items():
+        values = {}
+        for f in fields(SECTIONS[section]):
+            value = getattr(obj, f.name)
+            if value is None or (only_changed and value == f.default):
+                continue
+            if f.name in ("model", "weights", "guide", "audio") and value and Path(str(value)).is_file():
+                value = str(Path(str(value)).resolve())
+            values[f.name] = value
+        if values:
+            out[section] = values
+    return {k: v for k, v in out.items() if v}

@@ -33,8 +33,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import UserError
+from .settings import AUDIO_FEATURES
 
-AUDIO_FEATURES = ("rms", "onset", "beat", "low", "mid", "high")
 VARIABLES = ("t", "f", "fps") + AUDIO_FEATURES
 CONSTANTS = {"pi": math.pi, "e": math.e}
 INTERPOLATIONS = ("linear", "cubic", "step")
@@ -153,7 +153,7 @@ class _Var(_Node):
 
     def ev(self, env):
         if self.name not in env:
-            fix = "pass --audio FILE to use audio features" if self.name in AUDIO_FEATURES else "give it a value"
+            fix = "pass a soundtrack (`audio`) to use audio features" if self.name in AUDIO_FEATURES else "give it a value"
             raise _EvalError(self.pos, f"no value for '{self.name}'; {fix}")
         return env[self.name]
 
@@ -471,7 +471,7 @@ class Schedule:
         for k in sorted(self.names & set(AUDIO_FEATURES)):
             a = None if features is None or k not in features else np.asarray(features[k], dtype=np.float64).ravel()
             if a is None or a.size == 0:
-                raise UserError(f"the {self.name} schedule uses '{k}' but no audio features were given; pass --audio FILE")
+                raise UserError(f"the {self.name} schedule uses '{k}' but no audio features were given; pass a soundtrack (`audio`)")
             if not np.all(np.isfinite(a)):
                 raise UserError(f"audio feature '{k}' holds inf or nan; recompute the audio features")
             feats[k] = a

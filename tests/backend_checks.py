@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def engine_checks(model_file: str) -> dict:
-    from dreamvideo.engine import Dreamer, DreamSettings, to_unit
+    from dreamvideo.engine import Dreamer, to_unit
+    from dreamvideo.settings import DreamSettings
     from dreamvideo.models import load_model
     from dreamvideo.objectives import layer
     from helpers import photo
@@ -65,7 +66,8 @@ def engine_checks(model_file: str) -> dict:
 
 def look(weights: str, out_path: str) -> dict:
     """Dream a small photo with the shared MobileNetV2 weights; save the result for the caller."""
-    from dreamvideo.engine import Dreamer, DreamSettings
+    from dreamvideo.engine import Dreamer
+    from dreamvideo.settings import DreamSettings
     from dreamvideo.models import load_model
     from dreamvideo.objectives import layer
     from helpers import photo

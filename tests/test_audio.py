@@ -68,7 +68,7 @@ def test_mp4_audio_track(media):
 
 
 def test_missing_audio_is_a_user_error(media):
-    with pytest.raises(UserError, match="has no audio track; pass --audio FILE"):
+    with pytest.raises(UserError, match=r"has no audio track; pass a soundtrack \(`audio`\)"):
         load_audio(media / "silent.mp4")
     with pytest.raises(UserError, match="not found"):
         load_audio(media / "nope.wav")

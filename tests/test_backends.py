@@ -171,7 +171,8 @@ def test_backend_flag_on_the_command_line(tmp_path):
         pytest.skip("jax is not installed")
     iio.imwrite(tmp_path / "cat.png", photo("chelsea")[::4, ::4])
     model = tiny_model_file(tmp_path / "tiny.keras")
-    code = ("import sys, cli; rc = cli.main(sys.argv[1:]); import keras; print(keras.backend.backend()); "
+    code = ("import sys; from dreamvideo import cli; rc = cli.main(sys.argv[1:]); import keras; "
+            "print(keras.backend.backend()); "
             "sys.exit(rc)")
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "DREAMVIDEO_BACKEND")}
     env["PYTHONPATH"] = str(HERE.parent)
@@ -266,7 +267,7 @@ def test_precision_needs_a_clear_margin(monkeypatch, bf16_speedup, expected):
 
 def test_doctor_shows_backend_device_and_precision():
     from dreamvideo.doctor import doctor
-    from dreamvideo.pipeline import ModelSettings
+    from dreamvideo.settings import ModelSettings
 
     text = doctor(ModelSettings(backend="tensorflow", device="auto", precision="auto"))
     assert "backend:    tensorflow" in text and "keras" in text

@@ -122,5 +122,5 @@ def test_guide_objective_runs(tiny, img):
 
 
 def test_settings_checked():
-    with pytest.raises(UserError, match="--octave-scale"):
+    with pytest.raises(UserError, match="`octave_scale`"):
         DreamSettings(octave_scale=0.5).check()

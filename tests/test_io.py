@@ -69,9 +69,9 @@ def test_max_side_keeps_aspect_and_even_sizes(clips):
     with io.VideoReader(clips["clip"], max_side=81) as r:
         frames = list(r)
     assert (r.info.width, r.info.height) == (80, 60) and frames[0].shape == (60, 80, 3)
-    assert io._even_size(1920, 1080, 1000) == (1000, 562)
-    assert io._even_size(1080, 1920, None) == (1080, 1920)
-    assert io._even_size(3, 1, None) == (2, 2)
+    assert io.even_size(1920, 1080, 1000) == (1000, 562)
+    assert io.even_size(1080, 1920, None) == (1080, 1920)
+    assert io.even_size(3, 1, None) == (2, 2)
 
 
 def test_start_end_and_frame_cap_trim(clips):

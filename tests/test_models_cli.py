@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import cli
+from dreamvideo import cli
 from dreamvideo.engine import Dreamer, DreamSettings, to_unit
 from dreamvideo.models import load_model
 from dreamvideo.objectives import layer
@@ -98,7 +98,7 @@ def test_imagenet_weights_offline_say_where_to_put_them(files, capsys, monkeypat
     monkeypatch.setattr("keras.utils.get_file", offline)
     rc, _, err = run(capsys, "image", files / "cat.png", "-o", tmp_path / "o.png")
     assert rc == 1
-    assert "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in err and "--weights FILE" in err
+    assert "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in err and "or pass a weights file (--weights)" in err
 
 
 def test_layers_lists_channels(capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import py_compile
 import subprocess
@@ -10,9 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-import cli
-from dreamvideo import pipeline
-from dreamvideo.plan import sheet_size
+import dreamvideo
+from dreamvideo import cli
+from dreamvideo import zoom as zoom_module
+from dreamvideo.plan import plan_render
+from dreamvideo.plot import sheet_size
+from dreamvideo.settings import split_options
 
 from helpers import ROOT, photo, tiny_model_file
 
@@ -75,7 +79,7 @@ def scale_between(prev, cur, candidates):
     return float(candidates[int(np.argmin(err))])
 
 
-_MOVE = pipeline.move
+_MOVE = zoom_module.move
 
 
 def test_rendered_music_video_zoom_follows_the_beat(media, tmp_path, capsys, monkeypatch):
@@ -92,7 +96,7 @@ def test_rendered_music_video_zoom_follows_the_beat(media, tmp_path, capsys, mon
         used.append(zoom)
         return _MOVE(img, zoom, angle, dx, dy)
 
-    monkeypatch.setattr(pipeline, "move", spy)
+    monkeypatch.setattr(zoom_module, "move", spy)
     out = tmp_path / "frames"
     rc, _, err = run(capsys, "zoom", media / "texture.png", "-o", out, "--zoom", "1.0 + 0.1*beat",
                      "--audio", media / "click.wav", "--frames", 40, "--fps", 10, "--steps", 0, "--octaves", 1,
@@ -122,7 +126,7 @@ def test_rendered_music_video_zoom_follows_the_beat(media, tmp_path, capsys, mon
 def test_plan_plots_every_curve_and_audio_feature(media, tmp_path, capsys):
     import imageio.v3 as iio
 
-    res = pipeline.plan_render("zoom", media / "cat.png", tmp_path / "plan.png", zoom="1.0 + 0.04*beat",
+    res = plan_render("zoom", media / "cat.png", tmp_path / "plan.png", zoom="1.0 + 0.04*beat",
                                audio=str(media / "click.wav"), frames=48, fps=12, layers="conv2,conv3",
                                model=str(media / "tiny.keras"), layer_weights="conv3=0.5+0.5*sin(t)")
     motion = ["zoom", "angle", "dx", "dy", "step_size", "steps"]
@@ -156,7 +160,7 @@ def test_plan_video_with_preview_contact_sheet(media, clips, tmp_path, capsys):
     assert sheet.shape[1::-1] == sheet_size((80, 60), 4)
     assert sheet[:4].max() == 32 and sheet[10:50, 10:70].std() > 5  # grey gaps around dreamed frames
 
-    res = pipeline.plan_render("video", clips["clip"], tmp_path / "v.png", step_size="0.01*(1+rms)",
+    res = plan_render("video", clips["clip"], tmp_path / "v.png", step_size="0.01*(1+rms)",
                                model=str(media / "tiny.keras"), layers="conv2")
     assert res["panels"][:3] == ["step_size", "steps", "blend"] and "audio rms" in res["panels"]
     assert res["frames"] == 24 and res["fps"] == 12
@@ -176,7 +180,14 @@ def test_zoom_preview_named_file(media, tmp_path, capsys):
 # ---------------------------------------------------------------- presets
 
 def parse(*argv):
-    return vars(cli._parse_args([str(a) for a in argv]))
+    """The settings a command line means, flat: {"schedules.zoom": ..., "seed": ...}."""
+    out = {}
+    for section, values in cli.settings_of(argv).items():
+        if section is None:
+            out.update(values)
+        else:
+            out.update({f"{section}.{k}": v for k, v in dataclasses.asdict(values).items()})
+    return out
 
 
 def test_every_builtin_preset_loads_for_every_command(media):
@@ -186,9 +197,9 @@ def test_every_builtin_preset_loads_for_every_command(media):
     assert {"classic", "googlenet", "pulse", "gentle-video", "mobilenet-offline"} <= set(names)
     for name in names:
         assert presets.description(name)
-        for kind, classes in pipeline._KIND_CLASSES.items():
-            opts = pipeline.preset_options(name, kind)
-            pipeline._split(opts.copy(), *classes)  # every option is a field of that command's settings
+        for kind in ("image", "video", "zoom"):
+            opts = dreamvideo.preset_options(name, kind)
+            split_options(kind, opts)  # every option is a field of that command's settings
         parse("zoom", media / "cat.png", "-o", "z.mp4", "--preset", name)
         parse("video", "clip.mp4", "-o", "v.mp4", "--preset", name)
         parse("image", media / "cat.png", "-o", "i.png", "--preset", name)
@@ -197,22 +208,22 @@ def test_every_builtin_preset_loads_for_every_command(media):
 def test_preset_values_and_flags_override_them(media):
     base = ("zoom", media / "cat.png", "-o", "z.mp4")
     ns = parse(*base, "--preset", "pulse")
-    assert ns["Schedules.zoom"] == "1.01 + 0.03*beat" and ns["Schedules.steps"] == "8"
-    assert ns["ZoomSettings.first_steps"] == 20 and ns["DreamSettings.octaves"] == 3
+    assert ns["schedules.zoom"] == "1.01 + 0.03*beat" and ns["schedules.steps"] == "8"
+    assert ns["zoom.first_steps"] == 20 and ns["dream.octaves"] == 3
     ns = parse(*base, "--steps", "3", "--preset", "pulse", "--first-steps", "0")  # given flags win, wherever
-    assert ns["Schedules.steps"] == "3" and ns["ZoomSettings.first_steps"] == 0
-    assert ns["Schedules.zoom"] == "1.01 + 0.03*beat"
+    assert ns["schedules.steps"] == "3" and ns["zoom.first_steps"] == 0
+    assert ns["schedules.zoom"] == "1.01 + 0.03*beat"
     # A flag equal to its default still overrides the preset.
     ns = parse("image", "a.png", "-o", "b.png", "--preset", "googlenet", "--octaves", "3")
-    assert ns["DreamSettings.octaves"] == 3 and ns["DreamSettings.steps"] == 10
+    assert ns["dream.octaves"] == 3 and ns["dream.steps"] == 10
     # A still image takes a preset's scheduled steps when they are a plain number, and skips expressions.
     ns = parse("image", "a.png", "-o", "b.png", "--preset", "gentle-video")
-    assert ns["DreamSettings.steps"] == 12 and ns["DreamSettings.jitter"] == 16
-    assert "VideoSettings.coherence" not in ns
-    assert parse("image", "a.png", "-o", "b.png", "--preset", "pulse")["DreamSettings.step_size"] == 0.01
-    assert parse("video", "c.mp4", "-o", "v.mp4", "--preset", "gentle-video")["Schedules.blend"] == "0.995"
+    assert ns["dream.steps"] == 12 and ns["dream.jitter"] == 16
+    assert "video.coherence" not in ns
+    assert parse("image", "a.png", "-o", "b.png", "--preset", "pulse")["dream.step_size"] == 0.01
+    assert parse("video", "c.mp4", "-o", "v.mp4", "--preset", "gentle-video")["schedules.blend"] == "0.995"
     # The Python API reads presets too.
-    opts = pipeline.preset_options("gentle-video", "video")
+    opts = dreamvideo.preset_options("gentle-video", "video")
     assert opts["coherence"] == "flow" and opts["blend"] == "0.995" and "zoom" not in opts
 
 

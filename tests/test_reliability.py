@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cli
+from dreamvideo import cli
 from conftest import FFMPEG, ffmpeg, ffmpeg_children, live_ffmpeg
 from dreamvideo import io, presets
-from dreamvideo.pipeline import ZoomStepper
+from dreamvideo.zoom import ZoomStepper
 from helpers import ROOT, photo, tiny_model_file
 
 CLIP_FRAMES = 36  # corpus clip: 96x64 @12 fps, 3 s, with a tone
@@ -261,7 +261,7 @@ def test_8k_image_dreams_in_bounded_memory_through_tiles(corpus, tmp_path):
     del big
     t = time.monotonic()
     with open(tmp_path / "stderr.txt", "wb") as log:
-        p = subprocess.Popen([sys.executable, "-m", "cli", "image", str(src), "-o", str(out), "--tile-size", "512",
+        p = subprocess.Popen([sys.executable, "-m", "dreamvideo.cli", "image", str(src), "-o", str(out), "--tile-size", "512",
                               *fast(corpus)], cwd=ROOT, stdout=log, stderr=log)
         _, status, usage = os.wait4(p.pid, 0)  # the rusage of this child alone
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -309,7 +309,7 @@ def _render_argv(kind, corpus, out) -> list[str]:
     else:
         args = ["zoom", str(corpus / "cat.png"), "-o", str(out), "--frames", str(CLIP_FRAMES), "--zoom", "1.03",
                 "--angle", "1.5", "--dx", "0.5*sin(t)"]
-    return [sys.executable, "-m", "cli", *args, *common]
+    return [sys.executable, "-m", "dreamvideo.cli", *args, *common]
 
 
 @pytest.mark.slow
@@ -390,9 +390,10 @@ def _rss_kb(pid="self") -> int:
 def test_a_2000_frame_zoom_keeps_memory_and_frame_time_flat(corpus, tmp_path, capsys, monkeypatch):
     n, warm = 2000, 200
     times, rss, ff_rss = [], {}, {}
-    original = ZoomStepper.__call__
+    original = ZoomStepper.dream
 
-    def call(self, i, item=None):
+    def call(self, frame):
+        i = frame.index
         times.append(time.perf_counter())  # the whole loop per frame: dream, save, encode behind
         if i % 20 == 0:
             rss[i] = _rss_kb()
@@ -401,9 +402,9 @@ def test_a_2000_frame_zoom_keeps_memory_and_frame_time_flat(corpus, tmp_path, ca
                     ff_rss[i] = _rss_kb(pid)
                 except OSError:
                     pass
-        return original(self, i, item)
+        return original(self, frame)
 
-    monkeypatch.setattr(ZoomStepper, "__call__", call)
+    monkeypatch.setattr(ZoomStepper, "dream", call)
     out = tmp_path / "long.mp4"
     rc, _, err = run(capsys, "zoom", "--from-noise", "64x48", "-o", out, "--frames", n, "--zoom", "1.02",
                      "--angle", "0.5", "--dx", "sin(t)", *fast(corpus))
@@ -435,7 +436,7 @@ EVIL = ["__import__('os').system('touch MARKER')", "open('MARKER', 'w')", "().__
 def test_schedules_holding_code_or_shell_are_usage_errors(corpus, tmp_path, capsys, monkeypatch, flag, text):
     monkeypatch.chdir(tmp_path)
     calls = []
-    monkeypatch.setattr(ZoomStepper, "__call__", lambda self, i, item=None: calls.append(i))
+    monkeypatch.setattr(ZoomStepper, "dream", lambda self, frame: calls.append(frame.index))
     value = f"conv2={text}" if flag == "--layer-weights" else text
     rc, _, err = run(capsys, "zoom", corpus / "cat.png", "-o", "out.mp4", "--frames", "3", *fast(corpus), flag, value)
     assert rc == 2 and err.startswith("dreamvideo: error: ") and err.count("\n") == 1, err
@@ -446,7 +447,7 @@ def test_schedules_holding_code_or_shell_are_usage_errors(corpus, tmp_path, caps
 def test_a_preset_holding_code_is_a_usage_error_and_nothing_runs(corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     calls = []
-    monkeypatch.setattr(ZoomStepper, "__call__", lambda self, i, item=None: calls.append(i))
+    monkeypatch.setattr(ZoomStepper, "dream", lambda self, frame: calls.append(frame.index))
     look = tmp_path / "look.toml"
     for key, value in [("zoom", EVIL[0]), ("angle", EVIL[4]), ("steps", EVIL[5]), ("dx", EVIL[2]),
                        ("layer_weights", "conv2=" + EVIL[1])]:
@@ -579,15 +580,15 @@ def test_the_work_folder_stays_next_to_the_named_output(corpus, tmp_path, capsys
     cwd = tmp_path / "cwd"
     (cwd / "sub dir").mkdir(parents=True)
     monkeypatch.chdir(cwd)
-    original, seen = ZoomStepper.__call__, []
+    original, seen = ZoomStepper.dream, []
 
-    def call(self, i, item=None):
-        if i == 2:
+    def call(self, frame):
+        if frame.index == 2:
             seen.extend(sorted(p.name for p in (cwd / "sub dir").iterdir()))
             raise KeyboardInterrupt
-        return original(self, i, item)
+        return original(self, frame)
 
-    monkeypatch.setattr(ZoomStepper, "__call__", call)
+    monkeypatch.setattr(ZoomStepper, "dream", call)
     name = "sub dir/-odd;$(touch MARKER).mp4"
     rc, _, err = run(capsys, "zoom", corpus / "cat.png", "-o", name, "--frames", "5", *fast(corpus))
     assert rc == 130

@@ -126,7 +126,7 @@ def test_parse_expression_api():
 
 
 def test_missing_audio_is_a_user_error():
-    with pytest.raises(UserError, match="pass --audio"):
+    with pytest.raises(UserError, match=r"pass a soundtrack \(`audio`\)"):
         Schedule.parse("1 + beat").values(3, 25)
     with pytest.raises(ScheduleError, match="no value for 'beat'"):
         parse_expression("1 + beat")({})

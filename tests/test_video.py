@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-import cli
+from dreamvideo import cli
 import dreamvideo
 from conftest import FFMPEG, audio_samples, ffmpeg, ffmpeg_children
 from dreamvideo import io
-from dreamvideo.pipeline import VideoStepper, ZoomStepper, color_stats
+from dreamvideo.coherence import VideoStepper
+from dreamvideo.zoom import ZoomStepper, color_stats
 from helpers import MOBILENET_WEIGHTS, needs_weights, photo, tiny_model_file
 
 PAN_STEP = 3  # pixels per frame the pan's window moves right
@@ -75,15 +76,15 @@ def dominant_hz(samples, rate=8000) -> float:
 
 def stop_at(monkeypatch, cls, k=None, exc=KeyboardInterrupt) -> list[int]:
     """Patch a stepper to raise ``exc`` when asked for frame ``k``; returns the frame indices it was asked for."""
-    original, calls = cls.__call__, []
+    original, calls = cls.dream, []
 
-    def call(self, i, item=None):
-        calls.append(i)
-        if i == k:
-            raise exc(f"stop at frame {i}")
-        return original(self, i, item)
+    def dream(self, frame):
+        calls.append(frame.index)
+        if frame.index == k:
+            raise exc(f"stop at frame {frame.index}")
+        return original(self, frame)
 
-    monkeypatch.setattr(cls, "__call__", call)
+    monkeypatch.setattr(cls, "dream", dream)
     return calls
 
 
@@ -394,12 +395,12 @@ def test_ctrl_c_on_the_first_frame_leaves_no_output_and_no_ffmpeg(clips, media, 
 
 
 def ctrl_c_while_ffmpeg_finishes(monkeypatch):
-    """Ctrl-C while waiting for ffmpeg to finalize a file (what io._Proc.wait does on an interrupt: end ffmpeg)."""
+    """Ctrl-C while waiting for ffmpeg to finalize a file (what io.Proc.wait does on an interrupt: end ffmpeg)."""
     def wait(self):
         self.close()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(io._Proc, "wait", wait)
+    monkeypatch.setattr(io.Proc, "wait", wait)
 
 
 @pytest.mark.parametrize("first_ctrl_c", [None, 5])

@@ -19,9 +19,7 @@ import os
 import sys
 
 from ..errors import UserError
-
-BACKENDS = ("tensorflow", "jax", "torch")
-DEVICES = ("auto", "cpu", "gpu")
+from ..settings import BACKENDS, DEVICES, default_backend  # noqa: F401  (re-exported)
 
 # What to run when the backend's library is missing (one line, as every missing optional library).
 INSTALL = {
@@ -39,15 +37,6 @@ _MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 _active: tuple[str, str] | None = None
 KERAS_BACKEND_AT_START = os.environ.get("KERAS_BACKEND")  # before activate() sets it
-
-
-def default_backend() -> str:
-    """``DREAMVIDEO_BACKEND``, else a set ``KERAS_BACKEND`` that is one of ours, else tensorflow."""
-    env = os.environ.get("DREAMVIDEO_BACKEND", "").strip().lower()
-    if env:
-        return env
-    keras_env = os.environ.get("KERAS_BACKEND", "").strip().lower()
-    return keras_env if keras_env in BACKENDS else "tensorflow"
 
 
 @contextlib.contextmanager
@@ -83,24 +72,24 @@ def activate(backend: str | None = None, device: str = "auto"):
     backend = (backend or default_backend()).strip().lower()
     device = (device or "auto").strip().lower()
     if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)} "
-                        f"(--backend, or DREAMVIDEO_BACKEND)")
+        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)} as `backend` "
+                        f"(or DREAMVIDEO_BACKEND)")
     if device not in DEVICES:
-        raise UserError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+        raise UserError(f"unknown device {device!r}; use one of {', '.join(DEVICES)} as `device`")
     if _active is not None and _active[0] == backend:
         if device in ("auto", _active[1]):
             return module(backend)
         if device == "gpu" and module(backend).start("gpu") != "gpu":
-            raise UserError(f"`device` gpu was asked for but {backend} sees no GPU; install {GPU_INSTALL[backend]}, "
-                            f"or use --device cpu")
-        raise UserError(f"the {backend} backend already runs on {_active[1]} in this process; `device` {device} "
-                        f"needs a new process")
+            raise UserError(f"a GPU was asked for (`device`) but {backend} sees no GPU; install {GPU_INSTALL[backend]}, "
+                            f"or cpu as `device`")
+        raise UserError(f"the {backend} backend already runs on {_active[1]} in this process; {device} as "
+                        f"`device` needs a new process")
     if "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
         if current != backend:
-            raise UserError(f"Keras is already running on {current} in this process, so `backend` {backend} cannot "
-                            f"be used; choose it before Keras is imported (start a new process with "
-                            f"--backend {backend} or DREAMVIDEO_BACKEND={backend})")
+            raise UserError(f"Keras is already running on {current} in this process, so {backend} cannot be the "
+                            f"`backend`; it must be chosen before Keras is imported (start a new process with "
+                            f"{backend} as `backend`, or DREAMVIDEO_BACKEND={backend})")
     if not installed(backend):
         raise UserError(f"the {backend} backend needs {_MODULE[backend]}, which is not installed: {INSTALL[backend]}")
     os.environ["KERAS_BACKEND"] = backend
@@ -112,8 +101,8 @@ def activate(backend: str | None = None, device: str = "auto"):
 
         resolved = mod.start(device)
     if device == "gpu" and resolved != "gpu":
-        raise UserError(f"`device` gpu was asked for but {backend} sees no GPU; install {GPU_INSTALL[backend]}, "
-                        f"or use --device cpu")
+        raise UserError(f"a GPU was asked for (`device`) but {backend} sees no GPU; install {GPU_INSTALL[backend]}, "
+                        f"or cpu as `device`")
     _active = (backend, resolved)
     return mod
 

@@ -1,7 +1,9 @@
-"""dreamvideo command line: ``dreamvideo image|video|zoom|plan|layers ...``.
+"""dreamvideo command line: ``dreamvideo image|video|zoom|plan|layers|presets ...``.
 
 Flags are generated from the settings dataclasses (the single source of defaults); the parsed
-arguments never leave this module: they are turned into those dataclasses first.
+arguments never leave this module: they are turned into those dataclasses first. Nothing here
+imports a model framework until a command needs one, so ``--help``, ``presets`` and usage errors
+are fast. Core error messages name settings as `field_name`; they are shown here as ``--field-name``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import re  # noqa: E402
+
 from dreamvideo import __version__  # noqa: E402
-from dreamvideo.errors import DreamError  # noqa: E402
+from dreamvideo import settings as S  # noqa: E402
+from dreamvideo.errors import DreamError, Interrupted  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,14 +35,16 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_settings(parser, cls, skip=(), title=None):
-    """Add one flag per field of dataclass ``cls`` (bools as --x/--no-x), help and defaults from it."""
+def add_settings(parser, section, skip=(), title=None):
+    """Add one flag per field of settings ``section`` (bools as --x/--no-x), help and defaults from it.
+    The dest is ``section.field``; :func:`settings_from` turns them back into the dataclass."""
+    cls = S.SECTIONS[section]
     group = parser.add_argument_group(title or cls.__doc__.splitlines()[0] if cls.__doc__ else None)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         meta = f.metadata
-        kw = dict(dest=f"{cls.__name__}.{f.name}", default=f.default, help=meta.get("help", ""))
+        kw = dict(dest=f"{section}.{f.name}", default=f.default, help=meta.get("help", ""))
         if isinstance(f.default, bool) and f.name.startswith("no_"):
             kw["action"] = "store_true"
         elif isinstance(f.default, bool):
@@ -51,15 +58,29 @@ def add_settings(parser, cls, skip=(), title=None):
         group.add_argument(_flag(f.name), **kw)
 
 
-def settings_from(ns, cls, **fixed):
-    values = {f.name: getattr(ns, f"{cls.__name__}.{f.name}") for f in dataclasses.fields(cls)
-              if hasattr(ns, f"{cls.__name__}.{f.name}")}
-    values.update(fixed)
-    return cls(**values)
+def settings_from(ns, section):
+    """The ``section`` settings dataclass from parsed flags (fields without a flag keep their default)."""
+    cls = S.SECTIONS[section]
+    return cls(**{f.name: getattr(ns, f"{section}.{f.name}") for f in dataclasses.fields(cls)
+                  if hasattr(ns, f"{section}.{f.name}")})
 
 
-_SCHED_HELP = ("a number, keyframes '0:(1.0), 48:(1.05), 96:(1.0)', or an expression of t (seconds), f (frame), "
-               "fps and the audio features rms onset beat low mid high (0..1), e.g. --zoom '1.0 + 0.04*beat'.")
+def sections_from(ns, kind) -> dict:
+    """``{section: settings}`` of a ``kind`` job from parsed flags."""
+    return {section: settings_from(ns, section) for section in S.KIND_SECTIONS[kind]}
+
+
+def job_options(ns, kind) -> dict:
+    """The keyword options of a ``kind`` job: its settings, whole, by section; checked here first, so a
+    mistake is reported before the job's heavy imports."""
+    sections = sections_from(ns, kind)
+    sections["dream"].check()
+    if kind in ("video", "zoom"):
+        S.check_moving(sections[kind])
+    return sections
+
+
+_SCHED_HELP = S.SCHEDULE_HELP
 
 
 def _resume(p):
@@ -89,10 +110,6 @@ def _common(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dreamvideo.engine import DreamSettings
-    from dreamvideo.catalog import MODELS
-    from dreamvideo.pipeline import ModelSettings
-
     parser = _Parser(prog="dreamvideo", description="DeepDream for moving pictures.")
     parser.add_argument("--version", action="version", version=f"dreamvideo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -103,47 +120,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output image (png, jpg, webp, ...)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default: %(default)s)")
     _common(p)
-    add_settings(p, ModelSettings, title="model and objective")
-    add_settings(p, DreamSettings, title="dream engine")
-    _preset_args(p)
+    add_settings(p, "model", title="model and objective")
+    add_settings(p, "dream", title="dream engine")
+    _preset_args(p, "image")
 
     p = sub.add_parser("video", help="dream over a video clip",
                        description="Dream over a video clip or image sequence, coherent from frame to frame, "
                                    "keeping the audio. Schedules: " + _SCHED_HELP)
-    _video_args(p)
+    _render_args(p, "video")
 
     p = sub.add_parser("zoom", help="grow an infinite-zoom animation from an image",
                        description="Infinite zoom: each frame is the previous dream zoomed, rotated and shifted, "
                                    "then dreamed. Schedules: " + _SCHED_HELP)
-    _zoom_args(p)
+    _render_args(p, "zoom")
     _plan_parser(sub)
     sub.add_parser("presets", help="list the built-in presets",
                    description="List the built-in presets (--preset NAME).")
 
     p = sub.add_parser("layers", help="list a model's dreamable layers",
-                       description=f"List dreamable layers and their channels. Models: {', '.join(MODELS)}.")
-    p.add_argument("--model", default=ModelSettings.model, help="model name or model file (default: %(default)s)")
+                       description=f"List dreamable layers and their channels. Models: {', '.join(S.MODEL_NAMES)}.")
+    p.add_argument("--model", default=S.ModelSettings.model, help="model name or model file (default: %(default)s)")
     p.add_argument("--weights", default="random",
                    help="weights to load (layer names do not depend on them; default: %(default)s)")
     p.add_argument("--filter", default="", help="only layers whose name contains this text")
+
+    p = sub.add_parser("doctor", help="show the backend, device and precision the engine runs with, and why",
+                       description="Show the Keras backend, the device, the installed backends and what "
+                                   "--precision auto means here (measured once per machine, then cached).")
+    add_settings(p, "model", title="model settings (only backend, device and precision matter here)",
+                 skip=("model", "weights", "layers", "objective", "guide"))
     return parser
 
 
 def _cmd_image(ns) -> int:
-    from dreamvideo.engine import DreamSettings
-    from dreamvideo.pipeline import ModelSettings, dream_image
+    opts = job_options(ns, "image")
+    from dreamvideo.jobs import dream_image
 
-    out = dream_image(ns.input, ns.output, settings_from(ns, ModelSettings), settings_from(ns, DreamSettings),
-                      seed=ns.seed, max_side=ns.max_side, quality=ns.quality)
+    out = dream_image(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, quality=ns.quality, **opts)
     if not ns.quiet:
         print(f"wrote {out}")
     return 0
 
 
 def _cmd_layers(ns) -> int:
-    from dreamvideo.pipeline import ModelSettings, load_feature_model
+    from dreamvideo.build import load_feature_model
 
-    model = load_feature_model(ModelSettings(model=ns.model, weights=ns.weights, precision="float32"))
+    model = load_feature_model(S.ModelSettings(model=ns.model, weights=ns.weights, precision="float32"))
     print(f"# {model.name}: default layers {model.default_layers}")
     print(f"{'layer':48s} {'kind':22s} channels")
     for info in model.layers:
@@ -152,18 +174,10 @@ def _cmd_layers(ns) -> int:
     return 0
 
 
-def _render_options(ns, *classes) -> dict:
-    out = {}
-    for cls in classes:
-        out.update(dataclasses.asdict(settings_from(ns, cls)))
-    return out
-
-
 def _cmd_video(ns) -> int:
-    from dreamvideo.engine import DreamSettings
-    from dreamvideo.pipeline import ModelSettings, Schedules, VideoSettings, dream_video
+    opts = job_options(ns, "video")
+    from dreamvideo.jobs import dream_video
 
-    opts = _render_options(ns, ModelSettings, DreamSettings, VideoSettings, Schedules)
     out = dream_video(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume, quiet=ns.quiet,
                       **opts)
     if not ns.quiet:
@@ -172,10 +186,9 @@ def _cmd_video(ns) -> int:
 
 
 def _cmd_zoom(ns) -> int:
-    from dreamvideo.engine import DreamSettings
-    from dreamvideo.pipeline import ModelSettings, Schedules, ZoomSettings, zoom
+    opts = job_options(ns, "zoom")
+    from dreamvideo.jobs import zoom
 
-    opts = _render_options(ns, ModelSettings, DreamSettings, ZoomSettings, Schedules)
     out = zoom(ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, resume=ns.resume, quiet=ns.quiet, **opts)
     if not ns.quiet:
         print(f"wrote {out}")
@@ -188,30 +201,38 @@ def _resume_command(argv) -> str:
     return shlex.join(["dreamvideo", *argv, *([] if "--resume" in argv else ["--resume"])])
 
 
+def _flags(message: str) -> str:
+    """Core messages name a setting as `field_name`; on the command line it is the flag --field-name."""
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m[1].replace("_", "-"), str(message))
+
+
 def main(argv=None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage mistake, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage mistake, 130 interrupted,
+    143 stopped by SIGTERM)."""
+    from dreamvideo.signals import Terminated, sigterm_as_interrupt
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    renders = argv[:1] in (["video"], ["zoom"])
     try:
-        ns = _parse_args(argv)
-        return COMMANDS[ns.command](ns)
+        with sigterm_as_interrupt():  # a scheduler's or container's stop takes Ctrl-C's careful way out
+            ns = _parse_args(argv)
+            return COMMANDS[ns.command](ns)
     except SystemExit as e:  # --help / --version
         return int(e.code or 0)
     except _UsageError as e:
         print(f"dreamvideo: error: {e}", file=sys.stderr)
         return 2
     except DreamError as e:
-        from dreamvideo.pipeline import Interrupted
-
         if isinstance(e, Interrupted):
             print(f"dreamvideo: {e}; resume with: {_resume_command(argv)}", file=sys.stderr)
         else:
-            print(f"dreamvideo: error: {e}", file=sys.stderr)
+            print(f"dreamvideo: error: {_flags(e)}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:  # outside the frame loop (start-up, the final encode): the work folder is kept
-        renders = argv[:1] in (["video"], ["zoom"])
-        print("dreamvideo: interrupted" + (f"; resume with: {_resume_command(argv)}" if renders else ""),
+    except KeyboardInterrupt as e:  # outside the frame loop (start-up, the final encode): the work folder is kept
+        what = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
+        print(f"dreamvideo: {what}" + (f"; resume with: {_resume_command(argv)}" if renders else ""),
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     except MemoryError:
         print("dreamvideo: error: out of memory; lower --tile-size or --max-side", file=sys.stderr)
         return 1
@@ -221,49 +242,36 @@ def main(argv=None) -> int:
 
 _VIDEO_OUT = "output: .mp4 .webm .gif .mov .mkv, or a folder for PNG frames"
 _PLAN_OUT = "the plot: .png .svg .pdf (a video name such as out.mp4 becomes out.plan.png)"
-_MOVING = ("step_size", "steps")  # scheduled in video and zoom, so not engine flags there
 
 
-def _video_args(p, output_help=_VIDEO_OUT):
-    """The arguments of `dreamvideo video` (also those of `dreamvideo plan video`)."""
-    from dreamvideo.engine import DreamSettings
-    from dreamvideo.pipeline import ModelSettings, Schedules, VideoSettings
+_RENDER_ARGS = {  # kind: (input help, the schedules it does not have)
+    "video": ("video file (mp4, mov, mkv, webm, avi, gif...) or image folder / glob", ("zoom", "angle", "dx", "dy")),
+    "zoom": ("start image (or use --from-noise WxH)", ("blend",)),
+}
 
-    p.add_argument("input", help="video file (mp4, mov, mkv, webm, avi, gif...) or image folder / glob")
+
+def _render_args(p, kind, output_help=_VIDEO_OUT):
+    """The arguments of `dreamvideo video|zoom` (also those of `dreamvideo plan video|zoom`)."""
+    input_help, no_schedules = _RENDER_ARGS[kind]
+    p.add_argument("input", nargs="?" if kind == "zoom" else None, help=input_help)
     p.add_argument("-o", "--output", required=True, help=output_help)
     _common(p)
     _resume(p)
-    add_settings(p, VideoSettings, title="video")
-    add_settings(p, ModelSettings, title="model and objective")
-    add_settings(p, DreamSettings, skip=_MOVING, title="dream engine")
-    add_settings(p, Schedules, skip=("zoom", "angle", "dx", "dy"), title="schedules (per-frame values)")
-    _preset_args(p)
+    add_settings(p, kind, title=kind)
+    add_settings(p, "model", title="model and objective")
+    add_settings(p, "dream", skip=S.MOVING, title="dream engine")
+    add_settings(p, "schedules", skip=no_schedules, title="schedules (per-frame values)")
+    _preset_args(p, kind)
 
 
-def _zoom_args(p, output_help=_VIDEO_OUT):
-    """The arguments of `dreamvideo zoom` (also those of `dreamvideo plan zoom`)."""
-    from dreamvideo.engine import DreamSettings
-    from dreamvideo.pipeline import ModelSettings, Schedules, ZoomSettings
-
-    p.add_argument("input", nargs="?", help="start image (or use --from-noise WxH)")
-    p.add_argument("-o", "--output", required=True, help=output_help)
-    _common(p)
-    _resume(p)
-    add_settings(p, ZoomSettings, title="zoom")
-    add_settings(p, ModelSettings, title="model and objective")
-    add_settings(p, DreamSettings, skip=_MOVING, title="dream engine")
-    add_settings(p, Schedules, skip=("blend",), title="schedules (per-frame values)")
-    _preset_args(p)
-
-
-def _preset_args(p):
+def _preset_args(p, kind):
     g = p.add_argument_group("presets")
     g.add_argument("--preset", default=None, metavar="NAME|FILE",
                    help="start from a named look (see `dreamvideo presets`) or a .toml file; flags given "
                         "on the command line override it")
     g.add_argument("--save-preset", default=None, metavar="FILE",
                    help="write the effective settings that differ from the defaults to FILE (.toml), then go on")
-    p.set_defaults(_settings_parser=p)
+    p.set_defaults(_settings_parser=p, _kind=kind)
 
 
 def _parse_args(argv):
@@ -272,24 +280,40 @@ def _parse_args(argv):
     parser = build_parser()
     ns = parser.parse_args(argv)
     if getattr(ns, "preset", None):
-        from dreamvideo.pipeline import preset_defaults
+        from dreamvideo import presets
 
         sub = ns._settings_parser
-        sub.set_defaults(**preset_defaults(ns.preset, {a.dest for a in sub._actions}))
+        dests = {a.dest for a in sub._actions}
+        defaults = {}
+        for section, values in presets.resolve(ns.preset, ns._kind).items():
+            for key, value in values.items():
+                dest = key if section is None else f"{section}.{key}"
+                if dest in dests:
+                    defaults[dest] = value
+        sub.set_defaults(**defaults)
         ns = parser.parse_args(argv)
     if getattr(ns, "save_preset", None):
         import shlex
 
         from dreamvideo import presets
-        from dreamvideo.pipeline import preset_sections
 
-        values = {k: v for k, v in vars(ns).items() if "." in k or k in ("seed", "max_side")}
         header = (f"dreamvideo preset (dreamvideo {__version__}), saved from:\n"
                   f"  {shlex.join(['dreamvideo', *argv])}")
-        path = presets.write(ns.save_preset, preset_sections(values), header=header)
+        sections = presets.sections_of(sections_from(ns, ns._kind), {k: getattr(ns, k) for k in S.TOP_LEVEL})
+        path = presets.write(ns.save_preset, sections, header=header)
         if not getattr(ns, "quiet", False):
             print(f"saved preset {path}")
     return ns
+
+
+def settings_of(argv) -> dict:
+    """What a job's command line (``image|video|zoom ...`` or ``plan video|zoom ...``) means, without
+    running it: ``{section: settings dataclass, ..., None: {"seed": ..., "max_side": ...}}`` with
+    presets applied (a ``--save-preset`` is written). Usage mistakes raise as in :func:`main`."""
+    ns = _parse_args([str(a) for a in argv])
+    out = sections_from(ns, ns._kind)
+    out[None] = {k: getattr(ns, k) for k in S.TOP_LEVEL}
+    return out
 
 
 def _plan_parser(sub):
@@ -301,11 +325,11 @@ def _plan_parser(sub):
                     "contact sheet. Nothing is rendered otherwise.")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
     kinds.required = True
-    for kind, args in (("video", _video_args), ("zoom", _zoom_args)):
+    for kind in ("video", "zoom"):
         q = kinds.add_parser(kind, help=f"plan a `dreamvideo {kind}` render",
                              description=f"Plot the curves of a `dreamvideo {kind}` render (same arguments; -o is "
                                          f"the plot). Schedules: " + _SCHED_HELP)
-        args(q, _PLAN_OUT)
+        _render_args(q, kind, _PLAN_OUT)
         g = q.add_argument_group("preview")
         g.add_argument("--preview", nargs="?", const=True, default=None, metavar="FILE",
                        help="also dream a few frames small into a contact sheet (default file: the plot's "
@@ -319,22 +343,27 @@ def _plan_parser(sub):
 
 
 def _cmd_plan(ns) -> int:
-    from dreamvideo.engine import DreamSettings
-    from dreamvideo.pipeline import ModelSettings, Schedules, VideoSettings, ZoomSettings, plan_render
+    opts = job_options(ns, ns.kind)
+    from dreamvideo.plan import plan_render
 
-    kind_cls = VideoSettings if ns.kind == "video" else ZoomSettings
-    opts = _render_options(ns, ModelSettings, DreamSettings, kind_cls, Schedules)
     res = plan_render(ns.kind, ns.input, ns.output, seed=ns.seed, max_side=ns.max_side, preview=ns.preview,
                       preview_frames=ns.preview_frames, preview_size=ns.preview_size,
                       preview_steps=ns.preview_steps, quiet=ns.quiet, **opts)
     if not ns.quiet:
-        from dreamvideo.plan import describe
+        from dreamvideo.plot import describe
 
         print(f"wrote {res['plot']}: {res['frames']} frames, {res['frames'] / res['fps']:.2f} s at {res['fps']:g} fps")
         for name in res["panels"]:
             print(f"  {describe(name, res['curves'][name])}")
         if res["preview"]:
             print(f"wrote {res['preview']}")
+    return 0
+
+
+def _cmd_doctor(ns) -> int:
+    from dreamvideo.doctor import doctor
+
+    print(doctor(settings_from(ns, "model")))
     return 0
 
 
@@ -347,7 +376,7 @@ def _cmd_presets(ns) -> int:
 
 
 COMMANDS = {"image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "plan": _cmd_plan,
-            "presets": _cmd_presets, "layers": _cmd_layers}
+            "presets": _cmd_presets, "layers": _cmd_layers, "doctor": _cmd_doctor}
 
 if __name__ == "__main__":
     sys.exit(main())

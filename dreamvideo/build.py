@@ -1,0 +1,62 @@
+"""The Dreamer a job dreams with, built from :class:`~dreamvideo.settings.ModelSettings`.
+
+One model is kept loaded (they are large): a second job with the same model, weights and precision
+reuses it, as a preview followed by its render does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .settings import ModelSettings
+
+MODEL_FILE_SUFFIXES = (".keras", ".h5", ".pb")
+_MODEL_CACHE: dict = {}
+
+
+def load_feature_model(ms: ModelSettings):
+    """The :class:`~dreamvideo.models.FeatureModel` named by ``ms`` (a model name or a model file), on
+    ``ms.backend`` and ``ms.device``."""
+    from .backends import activate
+
+    activate(ms.backend, ms.device)  # before models.py imports Keras
+    from .models import load_model
+
+    key = (ms.model, ms.weights, ms.precision, ms.backend, ms.device)
+    if key not in _MODEL_CACHE:
+        is_file = Path(ms.model).suffix in MODEL_FILE_SUFFIXES
+        _MODEL_CACHE.clear()
+        _MODEL_CACHE[key] = load_model(
+            ms.model if not is_file else "file", ms.weights, model_file=ms.model if is_file else None,
+            precision=ms.precision)
+    return _MODEL_CACHE[key]
+
+
+def build_dreamer(ms: ModelSettings):
+    """A :class:`~dreamvideo.engine.Dreamer` for these settings (validates layers and channels)."""
+    from .io import read_image
+    from .objectives import guide, parse_objective
+
+    model = load_feature_model(ms)
+    from .engine import Dreamer
+
+    objective = parse_objective(ms.layers or model.default_layers, mode=ms.objective)
+    guide_img = None
+    if ms.guide:
+        guide_img = read_image(ms.guide)
+        # With a guide image every layer term becomes a guide term of the same weight.
+        terms = [guide(t.layer, t.weight) for t in objective.terms]
+        objective = sum(terms[1:], terms[0])
+    return Dreamer(model, objective, guide_image=guide_img)
+
+
+def objective_terms(ms: ModelSettings):
+    """The objective's terms without loading the model where the layers are known (named models)."""
+    from .objectives import parse_objective
+    from .settings import MODEL_NAMES
+
+    if ms.layers or ms.model in MODEL_NAMES:
+        from .catalog import MODELS  # no Keras: the backend is not chosen yet
+
+        return parse_objective(ms.layers or MODELS[ms.model].default_layers, mode=ms.objective).terms
+    return build_dreamer(ms).objective.terms

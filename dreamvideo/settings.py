@@ -1,0 +1,214 @@
+"""Every setting of a render, as frozen dataclasses: the single source of the defaults.
+
+The command line builds its flags from these fields (help text, choices and metavar are in each
+field's metadata), the presets check their keys against them, and the jobs take them typed. This
+module imports no model framework and no IO library, so ``dreamvideo --help``, ``dreamvideo presets``
+and every usage error stay fast.
+
+Error messages name a setting as ``\\`octave_scale\\``` (a field name in backquotes); the command line
+shows that as its flag, ``--octave-scale``, and a Python user sees the keyword they would pass.
+
+Convention: step sizes are in unit space ([-1, 1] image units) per step; sizes, tiles and jitter are
+in pixels; times are in seconds; frame rates in frames per second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from .errors import UserError
+
+
+def _opt(default, help, **extra):
+    return field(default=default, metadata={"help": help, **extra})
+
+
+#: The named networks (their builders live in :mod:`dreamvideo.models`; a test keeps both in step).
+MODEL_NAMES = ("inception_v3", "inception_resnet_v2", "vgg16", "vgg19", "resnet50", "mobilenet_v2",
+               "efficientnet_b0", "inception5h")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("tensorflow", "jax", "torch")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def default_backend() -> str:
+    """``DREAMVIDEO_BACKEND``, else a set ``KERAS_BACKEND`` that is one of :data:`BACKENDS`, else tensorflow."""
+    import os
+
+    env = os.environ.get("DREAMVIDEO_BACKEND", "").strip().lower()
+    if env:
+        return env
+    keras_env = os.environ.get("KERAS_BACKEND", "").strip().lower()
+    return keras_env if keras_env in BACKENDS else "tensorflow"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which network, weights, layers and precision to dream with."""
+
+    model: str = _opt("inception_v3", "model name (see `dreamvideo layers --help`) or a .keras/.h5/.pb model file")
+    weights: str = _opt("imagenet", "imagenet (download on first use), random, or a .weights.h5/.h5 file")
+    layers: str = _opt("", "objective: LAYER:WEIGHT,... or LAYER:CHANNEL[:WEIGHT] (default: the model's classic set)")
+    objective: str = _opt("l2", "how a layer is maximised: l2 (mean square) or mean", choices=("l2", "mean"))
+    guide: str = _opt("", "guide image: dream towards this image's features at the chosen layers")
+    precision: str = _opt("auto", "compute precision (auto: measured once per machine and cached; see "
+                          "`dreamvideo doctor`)", choices=PRECISIONS)
+    backend: str = _opt(default_backend(), "Keras backend to dream on (default: $DREAMVIDEO_BACKEND, else a set "
+                        "$KERAS_BACKEND, else tensorflow)", choices=BACKENDS)
+    device: str = _opt("auto", "where to compute: auto (the backend's GPU when it sees one), cpu or gpu",
+                       choices=DEVICES)
+
+
+@dataclass(frozen=True)
+class DreamSettings:
+    """Engine settings: octaves, steps, tiles (the dream of one image)."""
+
+    octaves: int = _opt(3, "number of octaves (image scales) to dream at")
+    octave_scale: float = _opt(1.4, "size ratio between successive octaves")
+    steps: int = _opt(20, "gradient-ascent steps per octave")
+    step_size: float = _opt(0.01, "step size per step, in [-1,1] image units")
+    jitter: int = _opt(32, "random roll of the image per step, in pixels (hides tile seams and grid artefacts)")
+    tile_size: int = _opt(512, "largest tile, in pixels, the gradient is computed on (bounds memory at any resolution)")
+    max_loss: float = _opt(0.0, "stop an octave early once the objective exceeds this (0 = never)")
+    reinject: bool = _opt(True, "re-inject the detail lost by downscaling after each octave")
+
+    MAX_STEPS = 100_000  # not a field: the graph takes steps, jitter and tile size as int32
+    MAX_PIXELS = 1 << 20
+
+    def check(self) -> "DreamSettings":
+        """Return self, or raise a one-line :class:`UserError` naming the first bad field."""
+        problems = [
+            (self.octaves < 1, "`octaves` must be at least 1"),
+            (not 1.0 <= self.octave_scale < math.inf, "`octave_scale` must be a number, 1.0 or more"),
+            (not 0 <= self.steps <= self.MAX_STEPS, f"`steps` must be from 0 to {self.MAX_STEPS}"),
+            (not math.isfinite(self.step_size) or self.step_size < 0, "`step_size` must be a number >= 0"),
+            (not 0 <= self.jitter <= self.MAX_PIXELS, f"`jitter` must be from 0 to {self.MAX_PIXELS} pixels"),
+            (not 64 <= self.tile_size <= self.MAX_PIXELS, f"`tile_size` must be from 64 to {self.MAX_PIXELS} pixels"),
+        ]
+        for bad, msg in problems:
+            if bad:
+                raise UserError(msg)
+        return self
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How a clip is read, kept coherent from frame to frame, and written."""
+
+    coherence: str = _opt("flow", "temporal coherence: flow (warp the previous dream by optical flow), "
+                          "blend (cross-fade it, the older tools' way) or none", choices=("flow", "blend", "none"))
+    flow: str = _opt("dis", "optical flow method", choices=("dis", "farneback"))
+    first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
+    carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
+                             "upkeep); new content (disoccluded or entering the frame) gets the full step")
+    start: float = _opt(0.0, "start at this time in the source, in seconds")
+    end: float = _opt(0.0, "stop at this time in the source, in seconds (0 = the end)")
+    frames: int = _opt(0, "render at most this many frames (0 = all)")
+    fps: float = _opt(0.0, "output frame rate (0 = keep the source's)")
+    quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger")
+    audio: str = _opt("", "soundtrack file for the output (and audio features) instead of the source's audio")
+    no_audio: bool = _opt(False, "write no audio track")
+
+
+@dataclass(frozen=True)
+class ZoomSettings:
+    """Infinite zoom: each frame is the previous dream moved, then dreamed again."""
+
+    frames: int = _opt(100, "number of frames to render (0 with --audio: as long as the song)")
+    fps: float = _opt(25.0, "output frame rate")
+    first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
+    color_match: bool = _opt(True, "keep every frame's colour statistics matched to the first frame's (stops drift)")
+    from_noise: str = _opt("", "start from smoothed noise of this size, WxH (e.g. 640x360), instead of an image")
+    quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger")
+    audio: str = _opt("", "soundtrack to mux into the output and to drive audio-reactive schedules")
+
+
+# Flow carries the dream's residual almost whole (a slow decay bounds it over hundreds of frames);
+# a cross-fade must let the new frame in, or it ghosts. Measured in bench/bench_video.py.
+BLEND_DEFAULT = {"flow": 0.995, "blend": 0.5, "none": 0.0}
+
+AUDIO_FEATURES = ("rms", "onset", "beat", "low", "mid", "high")
+SCHEDULE_HELP = ("a number, keyframes '0:(1.0), 48:(1.05), 96:(1.0)', or an expression of t (seconds), "
+                 "f (frame), fps and the audio features " + " ".join(AUDIO_FEATURES) +
+                 " (0..1), e.g. --zoom '1.0 + 0.04*beat'.")
+_SCHED = "a number, keyframes or an expression (see the schedules help above)"
+
+
+@dataclass(frozen=True)
+class Schedules:
+    """Values that may change per frame (schedules)."""
+
+    step_size: str = _opt(repr(DreamSettings.step_size), f"step size per step: {_SCHED}", metavar="SCHEDULE")
+    steps: str = _opt(str(DreamSettings.steps), "steps per octave (rounded)", metavar="SCHEDULE")
+    blend: str = _opt("", "video: how much of the previous dream carries into the next frame, 0..1 "
+                      f"(default: {BLEND_DEFAULT['flow']} for flow, {BLEND_DEFAULT['blend']} for blend)",
+                      metavar="SCHEDULE")
+    zoom: str = _opt("1.05", "zoom: scale per frame (>1 zooms in)", metavar="SCHEDULE")
+    angle: str = _opt("0", "zoom: rotation per frame, degrees counter-clockwise", metavar="SCHEDULE")
+    dx: str = _opt("0", "zoom: shift per frame, pixels to the right", metavar="SCHEDULE")
+    dy: str = _opt("0", "zoom: shift per frame, pixels down", metavar="SCHEDULE")
+    layer_weights: str = _opt("", "per-layer weight schedules, 'LAYER=SCHEDULE;LAYER=SCHEDULE'", metavar="SPEC")
+    interp: str = _opt("linear", "keyframe interpolation", choices=("linear", "cubic", "step"))
+    smoothing: float = _opt(0.0, "smooth the audio features over this many seconds")
+
+
+#: Preset sections: ``[model] [dream] [video] [zoom] [schedules]`` of a preset file.
+SECTIONS = {"model": ModelSettings, "dream": DreamSettings, "video": VideoSettings, "zoom": ZoomSettings,
+            "schedules": Schedules}
+#: Settings outside any section (top level of a preset, keyword arguments of every job).
+TOP_LEVEL = ("seed", "max_side")
+#: The sections each job takes, in the order keyword options are matched (a name two sections share
+#: goes to the first: ``steps`` is a schedule in video and zoom, an engine setting for a still image).
+KIND_SECTIONS = {"image": ("model", "dream"),
+                 "video": ("model", "schedules", "dream", "video"),
+                 "zoom": ("model", "schedules", "dream", "zoom")}
+#: Every per-frame curve, in the order a plan plots them (motion first, then the dream's strength).
+CURVES = ("zoom", "angle", "dx", "dy", "step_size", "steps", "blend")
+#: Engine settings that a moving render takes as schedules instead (so they are no engine flags there).
+MOVING = ("step_size", "steps")
+#: Per-frame values each moving job evaluates from its schedules.
+SCHEDULED = {"video": ("step_size", "steps", "blend"),
+             "zoom": ("step_size", "steps", "zoom", "angle", "dx", "dy")}
+
+
+def field_names(cls) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def split_options(kind: str, options: dict) -> dict:
+    """Flat keyword options (``steps=10, coherence="flow"``) of a ``kind`` job into its typed
+    sections, ``{"model": ModelSettings(...), ...}``. An unknown name is a :class:`TypeError` (as
+    for any Python function); a section may also be passed whole (``dream=DreamSettings(...)``)."""
+    if kind not in KIND_SECTIONS:
+        raise UserError(f"kind must be one of {', '.join(KIND_SECTIONS)}, not {kind!r}")
+    left = dict(options)
+    out = {}
+    for section in KIND_SECTIONS[kind]:
+        cls = SECTIONS[section]
+        if isinstance(left.get(section), cls):  # the whole section (``zoom="1.05"`` is the schedule)
+            out[section] = left.pop(section)
+            continue
+        out[section] = cls(**{k: left.pop(k) for k in list(left) if k in field_names(cls)})
+    if left:
+        raise TypeError(f"unknown option(s) for a {kind} job: {', '.join(left)}")
+    return out
+
+
+def with_blend_default(sched: Schedules, coherence: str) -> Schedules:
+    """Fill an empty ``blend`` schedule with the coherence mode's default."""
+    from dataclasses import replace
+
+    return sched if sched.blend.strip() else replace(sched, blend=repr(BLEND_DEFAULT[coherence]))
+
+
+def check_moving(ks) -> None:
+    """Video or zoom settings that contradict each other or are out of range are usage errors."""
+    if getattr(ks, "no_audio", False) and ks.audio:
+        raise UserError("`no_audio` and `audio` contradict each other; pass one of them")
+    if not 0.0 <= getattr(ks, "carry_step", 0.0) <= 1.0:  # nan too
+        raise UserError(f"`carry_step` must be between 0 and 1, not {ks.carry_step}")
+    if not 0 <= ks.first_steps <= DreamSettings.MAX_STEPS:
+        raise UserError(f"`first_steps` must be from 0 to {DreamSettings.MAX_STEPS}")
+    if ks.quality < 0:
+        raise UserError("`quality` must be 0 or more")
