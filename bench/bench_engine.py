@@ -3,6 +3,7 @@
     python bench/bench_engine.py                  # the table of bench/RESULTS.md (~5-8 min on 2 cores)
     python bench/bench_engine.py --experiments    # + per-step variants (pure bf16, jit, BN unfolded)
     python bench/bench_engine.py --steps-only     # only the per-step timings (for threading / env runs)
+    python bench/bench_engine.py --frames-only --backends tensorflow,jax,torch   # a frame per backend/precision
 
 The reference is a re-implementation of the algorithm of keras-io's
 ``examples/generative/deep_dream.py``: a ``@tf.function`` gradient-ascent step called from a Python
@@ -17,6 +18,10 @@ variant in its own worker process (one model per process, as in real use), the w
 turns round by round after one warm-up (tracing) each; the table gives medians and the median of
 the per-round ratios, which survive the load drift of a shared machine better than absolute times.
 The per-step table and the profile run in the parent process at the final octave size.
+
+Backends: each (backend, precision) frame variant runs ``Dreamer.dream`` in its own worker started
+with ``DREAMVIDEO_BACKEND`` set (Keras fixes its backend at import), on the very same weights
+(saved once from the parent's model). The reference stays TensorFlow, as keras-io's.
 """
 
 from __future__ import annotations
@@ -117,8 +122,8 @@ def frame(w: int, h: int) -> np.ndarray:
     return cv2.resize(img[..., ::-1], (w, h), interpolation=cv2.INTER_AREA).copy()
 
 
-def build(precision: str, fold: bool = True, policy: str | None = None):
-    """InceptionV3, random weights from a fixed seed (identical in every variant)."""
+def build(precision: str, fold: bool = True, policy: str | None = None, weights: str = "random"):
+    """InceptionV3, random weights from a fixed seed (identical in every variant), or ``weights`` (a file)."""
     keras.utils.set_random_seed(0)
     saved = models._fold_batchnorm
     if not fold:
@@ -127,11 +132,11 @@ def build(precision: str, fold: bool = True, policy: str | None = None):
         if policy:  # e.g. a pure "bfloat16" policy instead of mixed_bfloat16
             models._POLICY, saved_pol = {**models._POLICY, precision: policy}, models._POLICY
             try:
-                m = load_model("inception_v3", "random", precision=precision)
+                m = load_model("inception_v3", weights, precision=precision)
             finally:
                 models._POLICY = saved_pol
         else:
-            m = load_model("inception_v3", "random", precision=precision)
+            m = load_model("inception_v3", weights, precision=precision)
         d = Dreamer(m, parse_objective(LAYERS))
     finally:
         models._fold_batchnorm = saved
@@ -282,6 +287,11 @@ def main(argv=None):
     ap.add_argument("--frames-only", action="store_true", help="only the whole-frame timings")
     ap.add_argument("--inter", type=int, default=0, help="tf inter-op threads (0 = TF default)")
     ap.add_argument("--intra", type=int, default=0, help="tf intra-op threads (0 = TF default)")
+    ap.add_argument("--backends", default="tensorflow",
+                    help="frame variants on these Keras backends, comma-separated (tensorflow,jax,torch)")
+    ap.add_argument("--precisions", default="",
+                    help="frame precisions per backend, comma-separated (default: float32 and what auto picks on "
+                         "tensorflow; with --backends other than tensorflow alone: float32,bfloat16)")
     a = ap.parse_args(argv)
     if a.inter:
         tf.config.threading.set_inter_op_parallelism_threads(a.inter)
@@ -311,7 +321,12 @@ def main(argv=None):
     if not a.frames_only:
         steps, x = steps_section(a, d32, dbf, ref, weights, auto, w, h, final_flops)
     if not a.steps_only:
-        frames_section(a, auto, w, h, frame_flops)
+        weights_file = Path(tempfile.mkdtemp(prefix="dv_bench_")) / "inception_v3_random.weights.h5"
+        m32._keras.save_weights(str(weights_file))  # every worker, every backend: these very weights
+        try:
+            frames_section(a, auto, w, h, frame_flops, str(weights_file))
+        finally:
+            shutil.rmtree(weights_file.parent, ignore_errors=True)
     # The profile last, so the profiler cannot disturb any timing above.
     if steps and not a.no_profile:
         profile_section(auto, steps, x)
@@ -394,7 +409,17 @@ FRAME_VARIANTS = {  # key -> (label, precision, BN folded); "ref" is the referen
 }
 
 
-def _frame_worker(conn, key, w, h, inter, intra):
+def variant(key: str):
+    """(label, backend, precision, BN folded) of a frame variant: a FRAME_VARIANTS key (TensorFlow) or
+    ``backend:precision``."""
+    if key in FRAME_VARIANTS:
+        label, precision, fold = FRAME_VARIANTS[key]
+        return label, "tensorflow", precision, fold
+    backend, precision = key.split(":")
+    return f"ours {backend} {precision}", backend, precision, True
+
+
+def _frame_worker(conn, key, w, h, inter, intra, weights_file):
     """One variant in its own process, as a real run holds one model: build, warm up, then time a
     frame each time the parent asks. The variants take turns, so they never share the CPU."""
     if inter:
@@ -402,33 +427,51 @@ def _frame_worker(conn, key, w, h, inter, intra):
     if intra:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
     img = frame(w, h)
-    _, precision, fold = FRAME_VARIANTS[key]
+    _, backend, precision, fold = variant(key)
+    from dreamvideo import backends, precision as prec
+
+    assert backends.active()[0] == backend and keras.backend.backend() == backend
+    auto = prec.choose(announce=False).precision  # what auto means on this backend (measured, cached)
     if key == "ref":
-        run = partial(Reference(build("float32", fold=False)[0]._keras), img)
+        run = partial(Reference(build("float32", fold=False, weights=weights_file)[0]._keras), img)
     else:
         settings = DreamSettings(octaves=OCTAVES, octave_scale=SCALE, steps=STEPS, step_size=STEP_SIZE, jitter=0,
                                  tile_size=1024, max_loss=0.0, reinject=True)
-        run = partial(build(resolve_precision(precision), fold=fold)[1].dream, img, settings=settings)
+        p = auto if precision == "auto" else precision
+        run = partial(build(p, fold=fold, weights=weights_file)[1].dream, img, settings=settings)
     t0 = time.perf_counter()
     run()
-    conn.send(time.perf_counter() - t0)
+    conn.send((time.perf_counter() - t0, auto))
     while conn.recv():
         load = OtherLoad()
         conn.send((timed(run, 1)[0], load.cores()))
 
 
-def frames_section(a, auto, w, h, frame_flops):
+def frames_section(a, auto, w, h, frame_flops, weights_file):
     # ---- whole frames: each variant in its own process (one model per process, as in real use:
     # several models in one process evict each other's oneDNN primitives from TF's 1024-entry
     # per-thread cache, which slowed the engine by up to 50% in an all-in-one-process bench)
-    keys = ["ref", "f32", "auto"] + (["f32-unfolded", "auto-unfolded"] if a.unfolded else [])
+    chosen = [b.strip() for b in a.backends.split(",") if b.strip()]
+    if chosen == ["tensorflow"] and not a.precisions:
+        keys = ["ref", "f32", "auto"] + (["f32-unfolded", "auto-unfolded"] if a.unfolded else [])
+    else:
+        precisions = [p.strip() for p in (a.precisions or "float32,bfloat16").split(",") if p.strip()]
+        keys = ["ref"] + [f"{b}:{p}" for b in chosen for p in precisions]
     ctx = mp.get_context("spawn")
-    workers, warm = {}, {}
+    workers, warm, autos = {}, {}, {}
     for k in keys:  # start one at a time, so the warm-ups do not overlap
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_frame_worker, args=(child, k, w, h, a.inter, a.intra), daemon=True)
-        proc.start()
-        warm[k] = parent.recv()
+        backend = variant(k)[1]
+        saved = {v: os.environ.get(v) for v in ("DREAMVIDEO_BACKEND", "KERAS_BACKEND")}
+        os.environ["DREAMVIDEO_BACKEND"] = os.environ["KERAS_BACKEND"] = backend  # read by the spawned child
+        try:
+            proc = ctx.Process(target=_frame_worker, args=(child, k, w, h, a.inter, a.intra, weights_file),
+                               daemon=True)
+            proc.start()
+        finally:
+            for v, val in saved.items():
+                os.environ.pop(v, None) if val is None else os.environ.__setitem__(v, val)
+        warm[k], autos[backend] = parent.recv()
         workers[k] = (proc, parent)
     times = {k: [] for k in keys}
     others = {k: [] for k in keys}
@@ -449,12 +492,17 @@ def frames_section(a, auto, w, h, frame_flops):
     for k, ts in times.items():
         ratio = np.median(np.array(times["ref"]) / np.array(ts))  # per-round ratio, then the median
         runs = ", ".join(f"{t:.2f} ({o:.1f})" for t, o in zip(ts, others[k]))
-        print(f"| {FRAME_VARIANTS[k][0].format(auto=auto)} | {warm[k]:.1f} | {np.median(ts):.2f} | {runs} | "
+        label, backend, precision, _ = variant(k)
+        label = label.format(auto=autos.get(backend, auto))
+        if k not in FRAME_VARIANTS and precision == autos.get(backend):
+            label += " (= auto)"
+        print(f"| {label} | {warm[k]:.1f} | {np.median(ts):.2f} | {runs} | "
               f"{ratio:.2f}x | {frame_flops / np.median(ts) / 1e9:.0f} |")
     print(f"\nEach variant runs in its own process; speed-up = median over rounds of (reference time / variant "
           f"time) in the same round. Other load: CPU used by all other processes during that run, in cores "
           f"(mean {np.mean([o for v in others.values() for o in v]):.2f} of {os.cpu_count()}); a disturbed run "
-          f"shows there.")
+          f"shows there. precision auto, measured per backend: "
+          + ", ".join(f"{b} = {p}" for b, p in autos.items()) + ".")
 
 
 if __name__ == "__main__":

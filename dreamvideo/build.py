@@ -15,10 +15,14 @@ _MODEL_CACHE: dict = {}
 
 
 def load_feature_model(ms: ModelSettings):
-    """The :class:`~dreamvideo.models.FeatureModel` named by ``ms`` (a model name or a model file)."""
+    """The :class:`~dreamvideo.models.FeatureModel` named by ``ms`` (a model name or a model file), on
+    ``ms.backend`` and ``ms.device``."""
+    from .backends import activate
+
+    activate(ms.backend, ms.device)  # before models.py imports Keras
     from .models import load_model
 
-    key = (ms.model, ms.weights, ms.precision)
+    key = (ms.model, ms.weights, ms.precision, ms.backend, ms.device)
     if key not in _MODEL_CACHE:
         is_file = Path(ms.model).suffix in MODEL_FILE_SUFFIXES
         _MODEL_CACHE.clear()
@@ -30,11 +34,12 @@ def load_feature_model(ms: ModelSettings):
 
 def build_dreamer(ms: ModelSettings):
     """A :class:`~dreamvideo.engine.Dreamer` for these settings (validates layers and channels)."""
-    from .engine import Dreamer
     from .io import read_image
     from .objectives import guide, parse_objective
 
     model = load_feature_model(ms)
+    from .engine import Dreamer
+
     objective = parse_objective(ms.layers or model.default_layers, mode=ms.objective)
     guide_img = None
     if ms.guide:
@@ -51,7 +56,7 @@ def objective_terms(ms: ModelSettings):
     from .settings import MODEL_NAMES
 
     if ms.layers or ms.model in MODEL_NAMES:
-        from .models import MODELS
+        from .catalog import MODELS  # no Keras: the backend is not chosen yet
 
         return parse_objective(ms.layers or MODELS[ms.model].default_layers, mode=ms.objective).terms
     return build_dreamer(ms).objective.terms

@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     from dreamvideo.ui import add_ui_parser
 
     add_ui_parser(sub)
+
+    p = sub.add_parser("doctor", help="show the backend, device and precision the engine runs with, and why",
+                       description="Show the Keras backend, the device, the installed backends and what "
+                                   "--precision auto means here (measured once per machine, then cached).")
+    add_settings(p, "model", title="model settings (only backend, device and precision matter here)",
+                 skip=("model", "weights", "layers", "objective", "guide"))
     return parser
 
 
@@ -375,6 +381,13 @@ def _cmd_plan(ns) -> int:
     return 0
 
 
+def _cmd_doctor(ns) -> int:
+    from dreamvideo.doctor import doctor
+
+    print(doctor(settings_from(ns, "model")))
+    return 0
+
+
 def _cmd_presets(ns) -> int:
     from dreamvideo import presets
 
@@ -445,7 +458,7 @@ def _cmd_batch(ns) -> int:
 
 
 COMMANDS = {"ui": _cmd_ui, "image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "plan": _cmd_plan,
-            "presets": _cmd_presets, "layers": _cmd_layers, "batch": _cmd_batch}
+            "presets": _cmd_presets, "layers": _cmd_layers, "batch": _cmd_batch, "doctor": _cmd_doctor}
 
 if __name__ == "__main__":
     sys.exit(main())

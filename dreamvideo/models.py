@@ -10,8 +10,6 @@ all of them (0.01 is the keras-io DeepDream default).
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import os
 import sys
 import re
@@ -21,78 +19,30 @@ from pathlib import Path
 
 import numpy as np
 
+from . import backends
+from .catalog import DEFAULT_MODEL, MODELS, ModelSpec, suggest  # noqa: F401  (re-exported)
 from .errors import DreamFailure, UserError
 
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Silence TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) that ignores
-    TF_CPP_MIN_LOG_LEVEL in recent releases; DREAMVIDEO_DEBUG=1 keeps it."""
-    if os.environ.get("DREAMVIDEO_DEBUG"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with _quiet_native_stderr():
-    import tensorflow as tf  # noqa: E402
-    import keras  # noqa: E402
-
-    tf.config.list_physical_devices("GPU")  # the CUDA probe prints once, here
+# Keras fixes its backend on import: choose it first (the default one unless build.py chose already).
+_backend = backends.current()
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
 
 # Preprocessing from unit space [-1, 1] to what each network was trained on.
+# keras.ops only, so that they run inside every backend's graph or tape.
+_CAFFE_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 _PREPROCESS = {
     "tf": lambda x: x,  # Inception, MobileNet: already [-1, 1]
-    "caffe": lambda x: (x[..., ::-1] + 1.0) * 127.5 - tf.constant([103.939, 116.779, 123.68]),  # VGG, ResNet: BGR, mean
+    "caffe": lambda x: (ops.flip(x, axis=-1) + 1.0) * 127.5 - _CAFFE_MEAN,  # VGG, ResNet: BGR, mean
     "raw": lambda x: (x + 1.0) * 127.5,  # EfficientNet rescales inside the model
     "inception5h": lambda x: (x + 1.0) * 127.5 - 117.0,  # the original DeepDream graph
 }
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named network: how to build it, its preprocessing, default layers and smallest input side."""
-
-    name: str
-    builder: str
-    preprocess: str
-    default_layers: str
-    min_side: int = 32
-
-
-MODELS: dict[str, ModelSpec] = {
-    s.name: s
-    for s in (
-        # The classic keras-io DeepDream settings.
-        ModelSpec("inception_v3", "InceptionV3", "tf", "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5", 75),
-        ModelSpec("inception_resnet_v2", "InceptionResNetV2", "tf", "mixed_5b:1.0,mixed_6a:1.5,block17_5_ac:2.0", 75),
-        ModelSpec("vgg16", "VGG16", "caffe", "block4_conv3:1.0,block5_conv2:1.0"),
-        ModelSpec("vgg19", "VGG19", "caffe", "block4_conv4:1.0,block5_conv2:1.0"),
-        ModelSpec("resnet50", "ResNet50", "caffe", "conv3_block4_out:1.0,conv4_block3_out:1.5"),
-        ModelSpec("mobilenet_v2", "MobileNetV2", "tf", "block_10_expand_relu:1.0,block_13_expand_relu:1.0"),
-        ModelSpec("efficientnet_b0", "EfficientNetB0", "raw", "block4a_expand_activation:1.0,block5a_expand_activation:1.0"),
-        ModelSpec("inception5h", "", "inception5h", "mixed4c:1.0", 32),
-    )
-}
-DEFAULT_MODEL = "inception_v3"
 INCEPTION5H_URL = "https://storage.googleapis.com/download.tensorflow.org/models/inception5h.zip"
 INCEPTION5H_PB = "tensorflow_inception_graph.pb"
-
-
-def suggest(name: str, choices) -> str:
-    """``"; did you mean a, b?"`` for the nearest valid names, or ``""``."""
-    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 @dataclass
@@ -117,9 +67,13 @@ class FeatureModel:
     default_layers: str
     precision: str = "float32"
     _keras: object = None
-    _graph_def: object = None
-    _selected: tuple = ()
-    _fn: object = field(default=None, repr=False)
+    names: tuple = ()
+    keras_model: object = field(default=None, repr=False)  # after select(): the pruned (folded) Keras model
+
+    @property
+    def preprocess_fn(self):
+        """Unit space -> the network's input space, in keras.ops."""
+        return _PREPROCESS[self.preprocess]
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -136,22 +90,32 @@ class FeatureModel:
         for n in names:
             self.layer(n)
         out = FeatureModel(self.name, self.preprocess, self.min_side, self.layers, self.default_layers,
-                           self.precision, self._keras, self._graph_def, names)
-        if self._keras is not None:
-            # A functional sub-model is pruned to the ops its outputs need: nothing past the deepest layer.
-            sub = keras.Model(self._keras.input, [self._keras.get_layer(n).output for n in names])
-            sub = _fold_batchnorm(sub, keep=names)
-            out._fn = lambda x: dict(zip(names, _as_list(sub(x, training=False))))
-            out._sub = sub
-        else:
-            out._fn = _graph_function(self._graph_def, names)
+                           self.precision, self._keras, names)
+        # A functional sub-model is pruned to the ops its outputs need: nothing past the deepest layer.
+        sub = keras.Model(self._keras.input, [self._keras.get_layer(_keras_name(n)).output for n in names])
+        with _backend.building():
+            out.keras_model = _fold_batchnorm(sub, keep={_keras_name(n) for n in names})
         return out
 
+    @property
+    def _sub(self):
+        return self.keras_model
+
     def __call__(self, x):
-        """``x``: (1, H, W, 3) float32 in [-1, 1]. Returns {layer: (1, h, w, C)} in the compute dtype."""
-        if self._fn is None:
+        """``x``: (1, H, W, 3) float32 in [-1, 1] (array or backend tensor). Returns {layer: (1, h, w, C)}
+        as backend tensors in the compute dtype."""
+        if self.keras_model is None:
             raise RuntimeError("call select(layers) first")
-        return self._fn(_PREPROCESS[self.preprocess](x))
+        return dict(zip(self.names, _as_list(self.keras_model(self.preprocess_fn(x), training=False))))
+
+    def numpy(self, x) -> dict:
+        """Like calling the model, with float32 NumPy activations."""
+        return {k: ops.convert_to_numpy(ops.cast(v, "float32")) for k, v in self(ops.convert_to_tensor(x)).items()}
+
+
+def _keras_name(name: str) -> str:
+    """Keras layer names cannot hold '/', which TensorFlow graph names (inception5h) do."""
+    return name.replace("/", "__")
 
 
 def _as_list(x):
@@ -224,20 +188,14 @@ def _dreamable(model) -> list[LayerInfo]:
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` -> bfloat16 on a GPU or a CPU with native bf16 (AMX / AVX512-BF16), else float32."""
+    """``auto`` -> the precision measured fastest on this backend and device (see :mod:`.precision`)."""
     if precision not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"unknown precision {precision!r}; use auto, float32, bfloat16 or float16")
     if precision != "auto":
         return precision
-    if tf.config.list_physical_devices("GPU"):
-        return "bfloat16"
-    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("0", "false"):
-        return "float32"  # without oneDNN, TF's own bf16 conv gradients run ~12x slower than float32
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        flags = ""
-    return "bfloat16" if re.search(r"\b(amx_bf16|avx512_bf16)\b", flags) else "float32"
+    from .precision import choose
+
+    return choose().precision
 
 
 _POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -252,6 +210,13 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = "imagenet", mode
     ``model_file``: a whole ``.keras`` / ``.h5`` model (then ``name`` is only a label, preprocessing "tf"),
     or a ``.pb`` frozen graph for inception5h.
     """
+    with _backend.building():
+        return _load_model(name, weights, model_file, precision)
+
+
+def _load_model(name, weights, model_file, precision) -> FeatureModel:
+    if model_file is not None and not str(model_file).endswith(".pb"):
+        return _load_model_file(model_file, "float32")  # a saved model computes as it was saved
     precision = resolve_precision(precision)
     if model_file is not None:
         return _load_model_file(model_file, precision)
@@ -260,7 +225,7 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = "imagenet", mode
     spec = MODELS[name]
     if spec.name == "inception5h":
         pb = weights if weights not in (None, "imagenet", "random") else _download_inception5h()
-        return _load_frozen_graph(pb, spec)
+        return _load_frozen_graph(pb, spec, precision)
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(_POLICY[precision])
     try:
@@ -318,7 +283,7 @@ def _load_model_file(path: str, precision: str) -> FeatureModel:
     if not p.is_file():
         raise UserError(f"model file {path} not found; pass a .keras, .h5 or .pb file")
     if p.suffix == ".pb":
-        return _load_frozen_graph(str(p), MODELS["inception5h"])
+        return _load_frozen_graph(str(p), MODELS["inception5h"], precision)
     try:
         net = keras.saving.load_model(str(p), compile=False)
     except Exception as e:
@@ -346,9 +311,6 @@ def _resize_input(net):
 
 # ---- the original DeepDream GoogLeNet (inception5h frozen graph) ----
 
-_GRAPH_KINDS = {"Conv2D", "BiasAdd", "Relu", "Concat", "ConcatV2", "MaxPool", "AvgPool", "LRN"}
-
-
 def _download_inception5h() -> str:
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / "inception5h"
     pb = home / INCEPTION5H_PB
@@ -365,53 +327,20 @@ def _download_inception5h() -> str:
     return str(pb)
 
 
-def _read_graph_def(pb: str):
-    p = Path(pb)
-    if not p.is_file():
-        raise UserError(f"frozen graph {pb} not found; pass the path of {INCEPTION5H_PB}")
-    gd = tf.compat.v1.GraphDef()
+def _load_frozen_graph(pb: str, spec: ModelSpec, precision: str = "float32") -> FeatureModel:
+    """The frozen GraphDef rebuilt as a Keras model (weights copied), so it runs on every backend."""
+    from .graphdef import keras_from_graph_def, read_graph_def
+
+    gd = read_graph_def(pb)
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(_POLICY[precision])
     try:
-        gd.ParseFromString(p.read_bytes())
-    except Exception:
-        raise UserError(f"{pb} is not a TensorFlow frozen graph (.pb); pass {INCEPTION5H_PB}") from None
-    return gd
-
-
-def _input_name(gd) -> str:
-    for node in gd.node:
-        if node.op == "Placeholder":
-            return node.name
-    raise UserError("the frozen graph has no input placeholder")
-
-
-def _graph_function(gd, names):
-    inp = _input_name(gd)
-
-    def imports(x):
-        tf.compat.v1.import_graph_def(gd, input_map={inp: x}, name="g")
-
-    wrapped = tf.compat.v1.wrap_function(imports, [tf.TensorSpec([None, None, None, 3], tf.float32)])
-    g = wrapped.graph
-    fn = wrapped.prune(feeds=g.inputs[0] if g.inputs else wrapped.inputs[0],
-                       fetches=[g.get_tensor_by_name(f"g/{n}:0") for n in names])
-    return lambda x: dict(zip(names, _as_list(fn(x))))
-
-
-def _load_frozen_graph(pb: str, spec: ModelSpec) -> FeatureModel:
-    gd = _read_graph_def(pb)
-    inp = _input_name(gd)
-    with tf.Graph().as_default() as g:
-        x = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3])
-        tf.compat.v1.import_graph_def(gd, input_map={inp: x}, name="g")
-        layers = []
-        for op in g.get_operations():
-            if op.type in _GRAPH_KINDS and op.name.startswith("g/") and op.outputs:
-                shape = op.outputs[0].shape
-                if shape.rank == 4 and shape[-1] is not None:
-                    layers.append(LayerInfo(op.name[2:], op.type, int(shape[-1])))
+        net, layers = keras_from_graph_def(gd)
+    finally:
+        keras.config.set_dtype_policy(policy)
     if not layers:
         raise UserError(f"frozen graph {pb} has no convolutional layers to dream on")
     names = {i.name for i in layers}
     default = spec.default_layers if all(t.split(":")[0] in names for t in spec.default_layers.split(",")) \
         else f"{layers[len(layers) // 2].name}:1.0"
-    return FeatureModel(spec.name, spec.preprocess, spec.min_side, layers, default, "float32", _graph_def=gd)
+    return FeatureModel(spec.name, spec.preprocess, spec.min_side, layers, default, precision, _keras=net)

@@ -32,6 +32,17 @@ BACKENDS = ("tensorflow", "jax", "torch")
 DEVICES = ("auto", "cpu", "gpu")
 
 
+def default_backend() -> str:
+    """``DREAMVIDEO_BACKEND``, else a set ``KERAS_BACKEND`` that is one of :data:`BACKENDS`, else tensorflow."""
+    import os
+
+    env = os.environ.get("DREAMVIDEO_BACKEND", "").strip().lower()
+    if env:
+        return env
+    keras_env = os.environ.get("KERAS_BACKEND", "").strip().lower()
+    return keras_env if keras_env in BACKENDS else "tensorflow"
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """Which network, weights, layers and precision to dream with."""
@@ -41,7 +52,12 @@ class ModelSettings:
     layers: str = _opt("", "objective: LAYER:WEIGHT,... or LAYER:CHANNEL[:WEIGHT] (default: the model's classic set)")
     objective: str = _opt("l2", "how a layer is maximised: l2 (mean square) or mean", choices=("l2", "mean"))
     guide: str = _opt("", "guide image: dream towards this image's features at the chosen layers")
-    precision: str = _opt("auto", "compute precision", choices=PRECISIONS)
+    precision: str = _opt("auto", "compute precision (auto: measured once per machine and cached; see "
+                          "`dreamvideo doctor`)", choices=PRECISIONS)
+    backend: str = _opt(default_backend(), "Keras backend to dream on (default: $DREAMVIDEO_BACKEND, else a set "
+                        "$KERAS_BACKEND, else tensorflow)", choices=BACKENDS)
+    device: str = _opt("auto", "where to compute: auto (the backend's GPU when it sees one), cpu or gpu",
+                       choices=DEVICES)
 
 
 @dataclass(frozen=True)

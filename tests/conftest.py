@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+# `--precision auto` caches its measurement (and JAX its compiled programs) in the user's cache
+# folder: tests use a fresh one, inherited by the processes they start.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dreamvideo-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 
 def ffmpeg(*args) -> str:

@@ -34,3 +34,49 @@ def tiny_model_file(path: Path, seed: int = 0) -> Path:
             x = keras.layers.AveragePooling2D(2, name=f"pool{i}")(x)
     keras.Model(inp, x).save(path)
     return path
+
+
+def inception_like_graph(path: Path) -> Path:
+    """A small frozen graph with every op of inception5h's feature layers (Conv2D, BiasAdd, Relu, MaxPool,
+    LRN, AvgPool, ConcatV2) and a constant division, named like inception5h. Needs TensorFlow."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    rng = np.random.default_rng(1)
+    c = lambda *shape: tf.constant(rng.normal(0, 0.3, shape).astype(np.float32))
+    w0, b0, w1, w2, b2 = c(3, 3, 3, 8), c(8), c(1, 1, 8, 6), c(3, 3, 8, 4), c(4)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def net(x):
+        x = x / 64.0
+        a = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, w0, 2, "SAME"), b0, name="conv2d0_pre_relu"), name="conv2d0")
+        p = tf.nn.max_pool2d(a, 3, 2, "SAME", name="maxpool0")
+        n = tf.nn.local_response_normalization(p, depth_radius=2, bias=1.0, alpha=1e-3, beta=0.75,
+                                               name="localresponsenorm0")
+        m1 = tf.nn.relu(tf.nn.conv2d(n, w1, 1, "SAME"), name="mixed3a_1x1")
+        m2 = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(n, w2, 1, "SAME"), b2), name="mixed3a_3x3")
+        m = tf.concat([m1, m2], axis=3, name="mixed3a")
+        return tf.nn.avg_pool2d(m, 3, 1, "SAME", name="avgpool0")
+
+    gd = convert_variables_to_constants_v2(net.get_concrete_function()).graph.as_graph_def()
+    path.write_bytes(gd.SerializeToString())
+    return path
+
+
+GRAPH_LAYERS = ("conv2d0", "maxpool0", "localresponsenorm0", "mixed3a", "avgpool0")
+
+
+def graph_activations(pb: Path, x: np.ndarray) -> dict:
+    """The frozen graph's own activations (TensorFlow) at GRAPH_LAYERS for a batch ``x`` of graph input."""
+    import tensorflow as tf
+
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(Path(pb).read_bytes())
+    inp = next(n.name for n in gd.node if n.op == "Placeholder")
+
+    def imports(t):
+        tf.compat.v1.import_graph_def(gd, input_map={inp: t}, name="g")
+
+    f = tf.compat.v1.wrap_function(imports, [tf.TensorSpec([None, None, None, 3], tf.float32)])
+    fn = f.prune(feeds=f.inputs[0], fetches=[f.graph.get_tensor_by_name(f"g/{n}:0") for n in GRAPH_LAYERS])
+    return dict(zip(GRAPH_LAYERS, (np.asarray(a) for a in fn(tf.constant(x)))))

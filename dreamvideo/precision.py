@@ -1,0 +1,143 @@
+"""``--precision auto``: measured, not guessed.
+
+On first use for a (backend, device, processor or GPU name, library versions), a few ascent steps
+of a small conv net are timed in float32 and bfloat16 (and float16 on a GPU) through the real
+engine; the fastest wins if it beats float32 by a clear margin (:data:`MARGIN`), else float32.
+The choice is cached in ``$XDG_CACHE_HOME/dreamvideo/precision.json`` (default
+``~/.cache/dreamvideo``) and printed once to stderr when measured.
+
+Convention: timings are seconds per ascent step of the probe net (smaller is faster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MARGIN = 1.10  # a lower precision must be at least this many times faster than float32 to be chosen
+PROBE_SIDE = 96  # pixels: big enough that convolutions, not per-call overhead, dominate the step
+PROBE_STEPS = 3
+
+
+@dataclass(frozen=True)
+class Choice:
+    precision: str
+    reason: str
+    key: str
+    timings: dict = field(default_factory=dict)  # precision -> seconds per probe step
+    cached: bool = False
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dreamvideo" / "precision.json"
+
+
+def machine_key() -> str:
+    from . import backends
+
+    mod = backends.current()
+    name, device = backends.active()
+    return f"{name}|{device}|{mod.device_name(device)}|{mod.versions()}"
+
+
+def _load() -> dict:
+    try:
+        data = json.loads(cache_path().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save(data: dict) -> None:
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs a re-measure next time
+
+
+def _probe_model(precision: str):
+    import keras
+
+    from .models import _POLICY, FeatureModel, _dreamable
+
+    from . import backends
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(_POLICY[precision])
+    try:
+        keras.utils.set_random_seed(0)
+        x = inp = keras.Input((None, None, 3))
+        for i, (ch, stride) in enumerate(((64, 2), (128, 1), (128, 1), (192, 2), (192, 1)), 1):
+            x = keras.layers.Conv2D(ch, 3, strides=stride, padding="same", activation="relu", name=f"c{i}")(x)
+        with backends.current().building():
+            net = keras.Model(inp, x)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    return FeatureModel("probe", "tf", 16, _dreamable(net), "c5:1.0", precision, _keras=net)
+
+
+def time_precision(precision: str) -> float:
+    """Seconds per ascent step of the probe net at ``precision`` (after one warm-up call)."""
+    import numpy as np
+
+    from .engine import Dreamer
+    from .objectives import layer
+
+    d = Dreamer(_probe_model(precision), layer("c5"))
+    img = np.random.default_rng(0).uniform(-1, 1, (PROBE_SIDE, PROBE_SIDE, 3)).astype(np.float32)
+    d.ascend(img, 1, 0.01, 512, 0)  # compile / warm up: most of the probe's time on TensorFlow and JAX
+    t = time.perf_counter()
+    d.ascend(img, PROBE_STEPS, 0.01, 512, 0)
+    return (time.perf_counter() - t) / PROBE_STEPS
+
+
+def measure(device: str) -> tuple[str, str, dict]:
+    candidates = ["float32", "bfloat16"] + (["float16"] if device == "gpu" else [])
+    timings = {}
+    for p in candidates:
+        try:
+            timings[p] = time_precision(p)
+        except Exception as e:  # a precision the device cannot run is simply not a candidate
+            timings[p] = None
+            print(f"dreamvideo: {p} did not run here ({type(e).__name__}); not a candidate", file=sys.stderr)
+    f32 = timings["float32"]
+    best = min((p for p in candidates if timings.get(p)), key=lambda p: timings[p])
+    speed = {p: f32 / t for p, t in timings.items() if t}
+    if best != "float32" and speed[best] >= MARGIN:
+        reason = f"{best} ran {speed[best]:.2f}x float32's speed (chosen above {MARGIN:.2f}x)"
+    else:
+        others = ", ".join(f"{p} {speed[p]:.2f}x" for p in candidates if p != "float32" and p in speed)
+        reason = f"no lower precision beat float32 by {MARGIN:.2f}x ({others or 'none ran'})"
+        best = "float32"
+    return best, reason, timings
+
+
+def choose(remeasure: bool = False, announce: bool = True) -> Choice:
+    """The precision ``auto`` means on the active backend and device (cached per machine key)."""
+    from . import backends
+
+    backends.current()
+    key = machine_key()
+    data = _load()
+    entry = data.get(key)
+    if entry and not remeasure and entry.get("precision") in ("float32", "bfloat16", "float16"):
+        return Choice(entry["precision"], entry.get("reason", ""), key, entry.get("timings", {}), True)
+    t = time.perf_counter()
+    best, reason, timings = measure(backends.active()[1])
+    took = time.perf_counter() - t
+    data[key] = {"precision": best, "reason": reason, "timings": timings, "measured_s": round(took, 2),
+                 "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    _save(data)
+    if announce:
+        print(f"dreamvideo: --precision auto = {best} on {key.split('|')[0]}/{key.split('|')[1]}: {reason} "
+              f"(measured in {took:.1f} s, cached in {cache_path()})", file=sys.stderr)
+    return Choice(best, reason, key, timings, False)
