@@ -64,7 +64,7 @@ def main():
     print(f"load average before: {loadavg()} on {os.cpu_count()} cores; ray {ray.__version__}", flush=True)
     ms = ModelSettings(model="mobilenet_v2", weights=str(WEIGHTS), layers=LAYERS)
     t0 = time.perf_counter()
-    with D.cluster(a.workers) as ray:
+    with D.cluster() as ray:
         ray.get(ray.remote(num_cpus=0)(lambda: 1).remote())
         start = time.perf_counter() - t0
         n, res = D.worker_resources(ray, a.workers)

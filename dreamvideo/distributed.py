@@ -34,7 +34,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -174,7 +174,7 @@ def _sigterm_raises():
 
 
 @contextlib.contextmanager
-def cluster(workers: int = 0, address: str = "", quiet: bool = False):
+def cluster(address: str = ""):
     """A Ray session for one command: joins ``address`` (``auto`` or ``HOST:PORT``) or starts a
     local cluster of this machine's CPUs (and GPUs) on localhost, without the dashboard; a cluster
     started here is shut down on leaving the block, however it is left. Yields the ``ray`` module.
@@ -203,13 +203,17 @@ def cluster(workers: int = 0, address: str = "", quiet: bool = False):
         else:
             if cluster_mode is not None:
                 ray_constants.ENABLE_RAY_CLUSTER = False  # every Ray process binds to 127.0.0.1 only
-            ray.init(num_cpus=_cpu_count(), object_store_memory=_object_store_bytes(), **kwargs)
+            try:
+                ray.init(num_cpus=_cpu_count(), object_store_memory=_object_store_bytes(), **kwargs)
+            except Exception as e:  # noqa: BLE001 - Ray raises a plain Exception when its start-up times out
+                raise DreamFailure(f"the local Ray cluster did not start: {str(e).splitlines()[0]}; "
+                                   f"if the machine is busy, try again later") from None
         _sigterm_raises()
         yield ray
     finally:
         try:
-            if ray.is_initialized():
-                ray.shutdown()
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # also after a failed start, whose half-started processes it ends
         finally:
             if cluster_mode is not None:
                 ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
@@ -629,7 +633,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
     try:
         if not resume:
             shutil.rmtree(store.path, ignore_errors=True)
-        with cluster(ds.workers, ds.ray_address, quiet) as ray:
+        with cluster(ds.ray_address) as ray:
             n, resources = worker_resources(ray, ds.workers)
             chunks = _load_plan(work.path, resume)
             cutter = None
@@ -936,7 +940,7 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
     bar = None
     results: dict[int, str] = {}
     errors: dict[int, BaseException] = {}
-    with cluster(ds.workers, ds.ray_address, quiet) as ray:
+    with cluster(ds.ray_address) as ray:
         n, resources = worker_resources(ray, ds.workers)
         threads = max(1, int(resources.get("num_cpus", 1))) if "num_gpus" not in resources else 2
         task = ray.remote(**resources, max_retries=1)(_batch_task)
