@@ -447,7 +447,7 @@ def _batch_parser(sub):
 
 
 def _cmd_batch(ns) -> int:
-    from dreamvideo.distributed import batch
+    from dreamvideo.batch import batch
 
     ds = _distributed_from(ns)
     lines = batch(ns.jobs, distributed=ds, resume=ns.resume, quiet=ns.quiet)

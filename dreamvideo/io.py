@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 

@@ -20,8 +20,8 @@ import pytest
 
 from conftest import ffmpeg
 from dreamvideo import io
-from dreamvideo.distributed import (Chunk, chunk_length, crossfade, fade_weight, histogram_cuts, plan_chunks,
-                                    read_batch)
+from dreamvideo.batch import read_batch
+from dreamvideo.chunks import Chunk, chunk_length, crossfade, fade_weight, histogram_cuts, plan_chunks
 from dreamvideo.errors import UserError
 from helpers import ROOT, tiny_model_file
 
@@ -361,7 +361,7 @@ def test_sigterm_stops_cluster_and_render_then_resume_redoes_no_finished_chunk(k
 @pytest.mark.ray
 @needs_ray
 def test_batch_renders_every_job_across_workers_and_resume_keeps_finished_ones(kit, ray_tmp, capsys):
-    from dreamvideo.distributed import run_batch_job
+    from dreamvideo.batch import run_batch_job
 
     io.write_image(kit / "still.png", (np.indices((48, 64)).sum(0)[..., None] * [3, 2, 1] % 256).astype(np.uint8))
     jobs = write(kit / "jobs.toml", f"""

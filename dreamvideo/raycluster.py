@@ -1,0 +1,150 @@
+"""Ray for dreamvideo: importing it (a one-line error without it), a cluster for the length of a
+command (local and localhost-only, or joined), and each worker's share of the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+
+from .errors import DreamFailure, UserError
+
+
+RAY_INSTALL = 'pip install "dreamvideo[ray]"'
+
+
+def import_ray():
+    """The ``ray`` module, or a one-line UserError naming the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"rendering with workers needs Ray; install it with: {RAY_INSTALL}") from None
+    return ray
+
+
+def _sigterm_raises():
+    """SIGTERM raises :class:`~dreamvideo.signals.Terminated` (Ctrl-C's careful way out); returns the
+    handler that was there. ``ray.init`` installs its own handler (exit at once), which would skip
+    the partial file and leave the cluster to ``atexit``."""
+    import signal
+
+    from .signals import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def cluster(address: str = ""):
+    """A Ray session for one command: joins ``address`` (``auto`` or ``HOST:PORT``) or starts a
+    local cluster of this machine's CPUs (and GPUs) on localhost, without the dashboard; a cluster
+    started here is shut down on leaving the block, however it is left. Yields the ``ray`` module.
+    If Ray is already initialized (a caller's own session), it is used and left as it is."""
+    import logging
+    import signal
+
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from ray._private import ray_constants  # private, but the only switch for a localhost-only node
+
+    cluster_mode = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's start-up notes would break the one progress line
+    before = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    try:
+        if address:
+            _check_reachable(address)
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise UserError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0].rstrip('.')}; "
+                                f"start it with `ray start --head` or use --workers N") from None
+        else:
+            if cluster_mode is not None:
+                ray_constants.ENABLE_RAY_CLUSTER = False  # every Ray process binds to 127.0.0.1 only
+            try:
+                ray.init(num_cpus=_cpu_count(), object_store_memory=_object_store_bytes(), **kwargs)
+            except Exception as e:  # noqa: BLE001 - Ray raises a plain Exception when its start-up times out
+                raise DreamFailure(f"the local Ray cluster did not start: {str(e).splitlines()[0]}; "
+                                   f"if the machine is busy, try again later") from None
+        _sigterm_raises()
+        yield ray
+    finally:
+        try:
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # also after a failed start, whose half-started processes it ends
+        finally:
+            if cluster_mode is not None:
+                ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
+            if before is not None:
+                signal.signal(signal.SIGTERM, before)
+
+
+def _check_reachable(address: str) -> None:
+    """A ``HOST:PORT`` that does not answer is a one-line UserError at once (Ray would retry for minutes)."""
+    import socket
+
+    if address == "auto":  # the cluster `ray start` recorded last (or RAY_ADDRESS), which may be long gone
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            address = canonicalize_bootstrap_address("auto") or ""
+        except Exception:  # noqa: BLE001 - private API: let ray.init find it and say what it says
+            return
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise UserError(f"cannot reach a Ray cluster at {address}: {e.strerror or e}; start one there with "
+                        f"`ray start --head`, or use --workers N for a local one") from None
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _object_store_bytes() -> int:
+    # Frames pass through it a few per worker at a time; Ray's default (30% of RAM) is far more than
+    # that and slows the start. Past this, Ray spills to disk rather than failing.
+    return 1 << 30
+
+
+def worker_resources(ray, workers: int) -> tuple[int, dict]:
+    """How many workers to run and the Ray resources of each: one GPU per worker where the cluster
+    has GPUs (``workers`` 0: one per GPU), else the CPUs divided between them (0: one per node)."""
+    res = ray.cluster_resources()
+    gpus, cpus = int(res.get("GPU", 0)), max(1.0, float(res.get("CPU", 1)))
+    if gpus:
+        n = workers or gpus
+        return n, {"num_gpus": min(1.0, gpus / n), "num_cpus": max(0.01, min(1.0, cpus / n))}
+    n = workers or max(1, len([x for x in ray.nodes() if x.get("Alive")]))
+    return n, {"num_cpus": cpus / n}
+
+
+def limit_threads(threads: int) -> None:
+    """Give this process's TensorFlow and OpenCV ``threads`` compute threads (workers share a machine's
+    cores; TensorFlow would take them all in each worker). Before TensorFlow makes its first op."""
+    import cv2
+
+    cv2.setNumThreads(1)  # flow and PNG run beside the dream
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    except (ImportError, RuntimeError):  # no TensorFlow backend, or it already started (threads then fixed)
+        pass
