@@ -190,6 +190,13 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
     return ReusePlan(dreamt, fill, sorted(boxes), share, whole=share > CROP_LIMIT)
 
 
+def crop_side(min_side: float, settings: DreamSettings) -> int:
+    """The smallest side of a crop of new content: room for two octaves. A crop of one octave dreams
+    about half as strongly as a whole frame there (MobileNetV2 at 192x108, the right edge: a 32 px wide
+    crop 6.0, 48 px 8.4, 64 px 10.5, the whole frame 10.5 mean |dream - source|)."""
+    return int(np.ceil(min_side * settings.octave_scale ** (min(settings.octaves, 2) - 1)))
+
+
 def fill_from_neighbours(residual: np.ndarray, fill: np.ndarray, known: np.ndarray) -> np.ndarray:
     """``residual`` (H, W, 3 float32) with the ``fill`` pixels replaced by a Gaussian-weighted mean
     of the ``known`` pixels around them (normalized convolution)."""
@@ -253,7 +260,7 @@ class VideoStepper:
         t0 = time.perf_counter()
         h, w = src.shape[:2]
         grow = max(1.0, self.dreamer.model.min_side / min(h, w))
-        plan = reuse_plan(frame.mask, v, min(int(np.ceil(self.dreamer.model.min_side / grow)), h, w),
+        plan = reuse_plan(frame.mask, v, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
                           color_change(self.prev_src, src), frame.flow)
         self.last = plan
         if plan.cut:

@@ -118,7 +118,7 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
                            f"~{cost:.0%} of a whole dream each"}
     if ks.coherence != "flow" or ks.full_frames or not full:
         return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "every frame is dreamed whole"}
-    from .coherence import color_change, reuse_plan
+    from .coherence import color_change, crop_side, reuse_plan
     from .flow import FlowEstimator
     from .render import open_video
 
@@ -132,7 +132,7 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
     upkeep = dream_cost(1, dream.octave_scale, ks.upkeep_steps) / full
     for k in range(1, len(frames), every):
         flow, mask = est.pair(frames[k - 1], frames[k])
-        p = reuse_plan(mask, ks, 32, color_change(frames[k - 1], frames[k]), flow)
+        p = reuse_plan(mask, ks, crop_side(32, dream), color_change(frames[k - 1], frames[k]), flow)
         cuts += p.cut
         shares.append(p.share)
         costs.append(1.0 if p.cut or p.whole else upkeep + p.share)
