@@ -108,6 +108,18 @@ class ReusePlan:
     whole: bool = False
 
 
+def _span(a0: int, a1: int, n: int, least: int) -> tuple[int, int]:
+    """[a0, a1) clipped to [0, n), then widened to ``least`` (or n) within it: a crop at the frame's
+    edge grows inwards, so it keeps its octaves."""
+    a0, a1 = max(0, int(a0)), min(n, int(a1))
+    short = min(least, n) - (a1 - a0)
+    if short > 0:
+        a0 = max(0, a0 - short // 2)
+        a1 = min(n, a0 + min(least, n))
+        a0 = max(0, a1 - min(least, n))
+    return a0, a1
+
+
 def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, change: float = 0.0,
                flow: np.ndarray | None = None) -> ReusePlan:
     """Which parts of a frame to dream, from its flow ``mask`` (1 where the previous frame saw the
@@ -163,11 +175,9 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
     rects += [(r0, ch) + span for span, r0 in open_.items()]
     pad, boxes = video.context, []
     for r0, r1, c0, c1 in rects:
-        y0, y1, x0, x1 = r0 * CELL - pad, min(h, r1 * CELL) + pad, c0 * CELL - pad, min(w, c1 * CELL) + pad
-        grow_y, grow_x = max(0, min_side - (y1 - y0)), max(0, min_side - (x1 - x0))
-        y0, y1 = y0 - grow_y // 2, y1 + grow_y - grow_y // 2
-        x0, x1 = x0 - grow_x // 2, x1 + grow_x - grow_x // 2
-        boxes.append((int(max(0, y0)), int(min(h, y1)), int(max(0, x0)), int(min(w, x1))))
+        y0, y1 = _span(r0 * CELL - pad, min(h, r1 * CELL) + pad, h, min_side)
+        x0, x1 = _span(c0 * CELL - pad, min(w, c1 * CELL) + pad, w, min_side)
+        boxes.append((y0, y1, x0, x1))
 
     def area(b):
         return (b[1] - b[0]) * (b[3] - b[2])
