@@ -17,7 +17,8 @@ default engine settings, side by side in one process, three ways:
 The sides take turns in ``--rounds`` rounds (each round: its share of every side's frames), and the
 speed figures are medians over rounds of ratios taken within a round, so load from other jobs on the
 shared machine hits all sides alike. Flicker (bench_video's warping error, output over source) is
-measured on the lossless frames and again on the frames as played (x264 CRF 18, decoded); strength is
+measured on the lossless frames and again on the frames as played (dream and source both through x264
+CRF 18 and decoded); strength is
 mean |output - source| over all frames and over the last quarter, over none's on the same frames.
 
 Zoom: 256x144 coffee, today's defaults (``full_frames``) against the reuse defaults, frames interleaved;
@@ -197,8 +198,9 @@ def video(args, dreamer, out_dir: Path):
             re = [outs["reuse"][i] for i in range(n)]
             flick, strength = flicker_and_strength(src, re)
             played, enc_s = encode_decode(re, d / f"{name}-reuse.mp4")
-            flick_played, _ = flicker_and_strength(src[:len(played)], played)
+            # As played: both the dream and the source through the same x264, so codec noise is in both terms.
             src_played, _ = encode_decode(src, d / f"{name}-src.mp4")
+            flick_played, _ = flicker_and_strength(src_played, played)
             # Reference "as played" flicker of none on its frames is not defined (not consecutive).
             none_idx = which["none"]
             s_reuse = [np.abs(re[i].astype(np.float32) - src[i]).mean() for i in range(n)]
