@@ -376,6 +376,7 @@ def _cmd_plan(ns) -> int:
         print(f"wrote {res['plot']}: {res['frames']} frames, {res['frames'] / res['fps']:.2f} s at {res['fps']:g} fps")
         for name in res["panels"]:
             print(f"  {describe(name, res['curves'][name])}")
+        print(f"  work: {res['work']['summary']}")
         if res["preview"]:
             print(f"wrote {res['preview']}")
     return 0

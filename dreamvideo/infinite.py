@@ -1,6 +1,11 @@
 """The infinite zoom: each frame is the previous dream moved (zoom, rotation, shift), colour-matched
 to the first frame, then dreamed again.
 
+Each frame is the previous dream magnified, so its coarse structure is already dreamed and only
+fine detail is new: unless ``full_frames``, frames after the first dream only the finest
+``detail_octaves`` octaves with ``detail_steps`` of the scheduled steps (a fraction of a still
+dream's cost; bench/bench_reuse.py measures that strength and colour hold over hundreds of frames).
+
 Convention: images are ``H x W x 3`` uint8 RGB; ``zoom`` is a scale per frame (> 1 zooms in) about
 the image centre, ``angle`` degrees counter-clockwise, ``dx``/``dy`` pixels right/down.
 """
@@ -59,9 +64,21 @@ class ZoomStepper:
         img = move(self.prev, v("zoom", i), v("angle", i), v("dx", i), v("dy", i))
         return match_color(img, self.ref) if self.zs.color_match else img
 
+    def settings(self, i: int) -> DreamSettings:
+        """The engine settings of frame ``i``: the schedules', and after the first frame (unless
+        ``full_frames``) only the finest ``detail_octaves`` with ``detail_steps`` of the steps."""
+        from dataclasses import replace
+
+        s = self.tl.settings(self.dream_settings, i)
+        if i == 0 or self.zs.full_frames:
+            return s
+        octaves = min(s.octaves, self.zs.detail_octaves or s.octaves)
+        steps = max(1, int(round(s.steps * self.zs.detail_steps))) if s.steps and self.zs.detail_steps else 0
+        return replace(s, octaves=octaves, steps=steps)
+
     def dream(self, frame: SourceFrame) -> np.ndarray:
         i = frame.index
-        return self.dreamer.dream(self.base(i), None, self.tl.settings(self.dream_settings, i),
+        return self.dreamer.dream(self.base(i), None, self.settings(i),
                                   seed=frame_seed(self.seed, i), weights=self.tl.weights(i),
                                   steps=self.zs.first_steps if i == 0 and self.zs.first_steps else None)
 

@@ -85,6 +85,63 @@ def _all_audio_features(timeline: Timeline, audio, fps, n, start, smoothing) -> 
     return have
 
 
+def dream_cost(octaves: int, scale: float, steps: int) -> float:
+    """Compute of a dream in full-size steps: each octave's steps weighted by its share of the pixels."""
+    return steps * sum(scale ** (-2 * i) for i in range(octaves))
+
+
+#: Frame pairs a video plan samples to estimate how much of each frame is new.
+WORK_PAIRS = 24
+WORK_SIDE = 192
+WORK_FRAMES = 300
+
+
+def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
+    """What a render will dream per frame, as a share of dreaming every frame whole.
+
+    Zoom: the detail octaves and steps over the full dream's (exact). Video with flow reuse: the
+    mean of ``cost`` over up to :data:`WORK_PAIRS` frame pairs of the first :data:`WORK_FRAMES`
+    frames, decoded small: a crop costs its share of a full dream, upkeep its finest-octave steps,
+    a cut a whole dream. Returns ``{"cost", "dreamed" (mean share of the frame in crops),
+    "cuts" (cuts among the pairs), "pairs", "summary"}``.
+    """
+    full = dream_cost(dream.octaves, dream.octave_scale, dream.steps)
+    if kind == "zoom":
+        if ks.full_frames or not full:
+            return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0,
+                    "summary": "every frame is dreamed whole (all octaves and steps)"}
+        octaves = min(dream.octaves, ks.detail_octaves or dream.octaves)
+        steps = max(1, round(dream.steps * ks.detail_steps)) if ks.detail_steps else 0
+        cost = dream_cost(octaves, dream.octave_scale, steps) / full
+        return {"cost": cost, "dreamed": 1.0, "cuts": 0, "pairs": 0,
+                "summary": f"frames after the first dream the finest {octaves} octave(s) at {steps} steps: "
+                           f"~{cost:.0%} of a whole dream each"}
+    if ks.coherence != "flow" or ks.full_frames or not full:
+        return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "every frame is dreamed whole"}
+    from .coherence import color_change, crop_side, reuse_plan
+    from .flow import FlowEstimator
+    from .render import open_video
+
+    side = min(WORK_SIDE, max_side) if max_side else WORK_SIDE
+    with open_video(input, ks, side, frames=min(WORK_FRAMES, ks.frames or WORK_FRAMES)) as reader:
+        frames = list(reader)
+    if len(frames) < 2:
+        return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "a single frame: dreamed whole"}
+    every = max(1, (len(frames) - 1) // WORK_PAIRS)
+    est, costs, shares, cuts = FlowEstimator(ks.flow), [], [], 0
+    upkeep = dream_cost(1, dream.octave_scale, ks.upkeep_steps) / full
+    for k in range(1, len(frames), every):
+        flow, mask = est.pair(frames[k - 1], frames[k])
+        p = reuse_plan(mask, ks, crop_side(32, dream), color_change(frames[k - 1], frames[k]), flow)
+        cuts += p.cut
+        shares.append(p.share)
+        costs.append(1.0 if p.cut or p.whole else upkeep + p.share)
+    cost, dreamed = float(np.mean(costs)), float(np.mean(shares))
+    return {"cost": cost, "dreamed": dreamed, "cuts": int(cuts), "pairs": len(costs),
+            "summary": f"flow reuse: ~{dreamed:.0%} of each frame dreamed anew, ~{cost:.0%} of a whole dream per "
+                       f"frame ({len(costs)} frame pairs of the first {len(frames)} sampled, {cuts} cut(s))"}
+
+
 def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None = None, preview=None,
          preview_frames: int = 6, preview_size: int = 256, preview_steps: int = 0, quiet: bool = False,
          **options) -> dict:
@@ -98,7 +155,7 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
     the previous frame's dream; a zoom's preview renders every frame up to the last shown, small.
 
     Returns ``{"plot", "preview" (Path or None), "curves" {name: per-frame values}, "panels",
-    "titles", "fps", "frames"}``.
+    "titles", "fps", "frames", "work"}`` (``work``: what each frame will dream, see :func:`estimate_work`).
     """
     from dataclasses import replace
 
@@ -136,7 +193,8 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
     title = f"dreamvideo plan {kind}: {Path(str(input)).name if input else ks.from_noise}"
     drawn = plot_curves(curves, fps, plot_path, title=title)
     result = {"plot": drawn["path"], "preview": None, "curves": curves, "panels": drawn["panels"],
-              "titles": drawn["titles"], "fps": float(fps), "frames": int(n)}
+              "titles": drawn["titles"], "fps": float(fps), "frames": int(n),
+              "work": estimate_work(kind, dream, ks, input, max_side)}
     if not preview:
         return result
     sheet = preview_output(plot_path) if preview is True or preview == "" else Path(str(preview))

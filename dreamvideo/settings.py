@@ -102,6 +102,19 @@ class VideoSettings:
     first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
     carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
                              "upkeep); new content (disoccluded or entering the frame) gets the full step")
+    # Reuse stays opt-in for video until it meets its targets: on a slow pan at small sizes the entering
+    # strip fell back to whole frames (no gain), and strength there was not yet re-measured (bench/RESULTS.md).
+    full_frames: bool = _opt(True, "flow: dream every pixel of every frame with all octaves and steps; "
+                             "--no-full-frames dreams only what is new plus upkeep of the carried dream "
+                             "(temporal reuse, experimental: faster where little of a frame is new)")
+    context: int = _opt(16, "flow: pixels of carried dream around new content that its crop dreams with, "
+                        "so the new patterns continue the old ones")
+    sliver: int = _opt(3, "flow: new regions thinner than this many pixels, inside the frame, are filled from "
+                       "the neighbouring carried dream instead of dreamed (0 = dream them all)")
+    upkeep_steps: int = _opt(2, "flow: steps at the finest octave that keep the carried dream from fading, per frame")
+    upkeep_step: float = _opt(0.25, "flow: step-size factor of those upkeep steps")
+    cut: float = _opt(0.5, "flow: a frame whose new share exceeds this (0..1), or whose colours differ this much "
+                      "from the last frame's, is a scene cut and is dreamed afresh")
     start: float = _opt(0.0, "start at this time in the source, in seconds")
     end: float = _opt(0.0, "stop at this time in the source, in seconds (0 = the end)")
     frames: int = _opt(0, "render at most this many frames (0 = all)")
@@ -119,6 +132,11 @@ class ZoomSettings:
     fps: float = _opt(25.0, "output frame rate")
     first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
     color_match: bool = _opt(True, "keep every frame's colour statistics matched to the first frame's (stops drift)")
+    full_frames: bool = _opt(False, "dream every frame with all octaves and the full steps (the behaviour before "
+                             "temporal reuse: several times slower, for comparison)")
+    detail_octaves: int = _opt(1, "octaves dreamed per frame after the first: the finest ones (the magnified "
+                                "previous dream carries the coarse structure; 0 = all)")
+    detail_steps: float = _opt(0.5, "share of the scheduled steps that frames after the first dream (0..1)")
     from_noise: str = _opt("", "start from smoothed noise of this size, WxH (e.g. 640x360), instead of an image")
     quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger")
     audio: str = _opt("", "soundtrack to mux into the output and to drive audio-reactive schedules")
@@ -208,6 +226,13 @@ def check_moving(ks) -> None:
         raise UserError("`no_audio` and `audio` contradict each other; pass one of them")
     if not 0.0 <= getattr(ks, "carry_step", 0.0) <= 1.0:  # nan too
         raise UserError(f"`carry_step` must be between 0 and 1, not {ks.carry_step}")
+    for name, lo, hi in (("upkeep_step", 0.0, 100.0), ("cut", 0.0, 1.0), ("detail_steps", 0.0, 1.0)):
+        v = getattr(ks, name, lo)
+        if not lo <= v <= hi:  # nan too
+            raise UserError(f"`{name}` must be between {lo:g} and {hi:g}, not {v}")
+    for name in ("context", "sliver", "upkeep_steps", "detail_octaves"):
+        if getattr(ks, name, 0) < 0:
+            raise UserError(f"`{name}` must be 0 or more, not {getattr(ks, name)}")
     if not 0 <= ks.first_steps <= DreamSettings.MAX_STEPS:
         raise UserError(f"`first_steps` must be from 0 to {DreamSettings.MAX_STEPS}")
     if ks.quality < 0:

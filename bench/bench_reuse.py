@@ -1,0 +1,352 @@
+"""Temporal reuse: a video frame costs what is new in it; a zoom frame dreams only fine detail.
+
+    python bench/bench_reuse.py [--frames 200] [--size 256x144] [--none-every 8] [--full-frames 16]
+                                [--zoom-frames 300] [--rounds 4] [--out /tmp/bench_reuse]
+
+Video: four clips made here (``pan`` over astronaut 3 px right + 1 px down per frame, ``zoomin`` 1.2%
+per frame into coffee, ``objects`` ffmpeg's moving testsrc2, ``cuts``: three pans over three photos
+joined by two hard cuts), dreamed on the offline ImageNet MobileNetV2 (block_10/block_13) at the
+default engine settings, side by side in one process, three ways:
+
+- ``reuse``: flow coherence as it is now (crops of new content, upkeep of the carried dream), every frame;
+- ``full``: flow with ``full_frames`` (the behaviour before reuse), on the first ``--full-frames`` frames
+  (its cost per frame does not depend on the frame's place);
+- ``none``: every frame alone, on every ``--none-every``-th frame (no state: those frames are exactly
+  what a whole ``none`` render would make of them).
+
+The sides take turns in ``--rounds`` rounds (each round: its share of every side's frames), and the
+speed figures are medians over rounds of ratios taken within a round, so load from other jobs on the
+shared machine hits all sides alike. Flicker (bench_video's warping error, output over source) is
+measured on the lossless frames and again on the frames as played (dream and source both through x264
+CRF 18 and decoded); strength is
+mean |output - source| over all frames and over the last quarter, over none's on the same frames.
+
+Zoom: 256x144 coffee, today's defaults (``full_frames``) against the reuse defaults, frames interleaved;
+strength = the objective's value (the model's own measure of the dream) and the image's fine detail
+(mean |img - Gaussian blur(2 px)|), both over the whole zoom and its last quarter; brightness (Lab L)
+and saturation (HSV S) drift = last quarter's mean over frame 0's.
+
+Writes contact sheets and 100% crops where dreamed crops meet the carried dream to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_video import MODEL, flicker_and_strength, read_frames  # noqa: E402
+
+
+def cpu_times():
+    """(this process's CPU seconds, the whole machine's busy CPU seconds)."""
+    with open("/proc/stat") as f:
+        vals = list(map(int, f.readline().split()[1:]))
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = (sum(vals) - vals[3] - vals[4]) / tick
+    t = os.times()
+    return t.user + t.system, busy
+
+
+def cuts_clip(d: Path, n: int, w: int, h: int) -> Path:
+    import cv2
+    from skimage import data
+
+    from dreamvideo.io import VideoWriter
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea()]
+    third = -(-n // 3)
+    with VideoWriter(d / "cuts.mp4", 12, (w, h)) as vw:
+        for i in range(n):
+            k, j = divmod(i, third)
+            big = cv2.resize(photos[k], (w * 2, h * 2 + third))
+            vw.write(np.ascontiguousarray(big[j:j + h, 2 * j:2 * j + w]))  # 2 px right, 1 px down per frame
+    return d / "cuts.mp4"
+
+
+def pan_clip(d: Path, n: int, w: int, h: int) -> Path:
+    """3 px right and 1 px down per frame over astronaut (bench_video's pan, on a photo big enough for ``n``)."""
+    import cv2
+    from skimage import data
+
+    from dreamvideo.io import VideoWriter
+
+    side = max(w + 3 * n + 60, h + n + 40)
+    big = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
+    with VideoWriter(d / "pan.mp4", 12, (w, h)) as vw:
+        for i in range(n):
+            vw.write(np.ascontiguousarray(big[40 + i:40 + i + h, 60 + 3 * i:60 + 3 * i + w]))
+    return d / "pan.mp4"
+
+
+def other_clips(d: Path, n: int, w: int, h: int) -> dict:
+    """bench_video's zoomin (1.2% a frame into coffee) and objects (ffmpeg testsrc2), ``n`` frames."""
+    import cv2
+    import imageio_ffmpeg
+    from skimage import data
+
+    from dreamvideo.io import VideoWriter
+
+    photo = data.coffee()
+    with VideoWriter(d / "zoomin.mp4", 12, (w, h)) as vw:
+        for i in range(n):
+            m = cv2.getRotationMatrix2D((photo.shape[1] / 2, photo.shape[0] / 2), 0, 1.012 ** i)
+            m[:, 2] -= ((photo.shape[1] - w) / 2, (photo.shape[0] - h) / 2)
+            vw.write(cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_CUBIC))
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={w}x{h}:rate=12", "-frames:v", str(n), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    str(d / "objects.mp4")], check=True)
+    return {"zoomin": d / "zoomin.mp4", "objects": d / "objects.mp4"}
+
+
+def encode_decode(frames, path) -> tuple[list, float]:
+    """The frames as played: x264 CRF 18 (the default quality), decoded again; and encode s/frame."""
+    from dreamvideo.io import VideoWriter
+
+    t = time.perf_counter()
+    with VideoWriter(path, 12, (frames[0].shape[1], frames[0].shape[0]), quality=18) as vw:
+        for f in frames:
+            vw.write(f)
+    dt = (time.perf_counter() - t) / len(frames)
+    return read_frames(path), dt
+
+
+def crops_at_seams(outs, plans, k=4, side=48):
+    """100% crops (shown x4) centred on a border between a dreamed crop and the carried dream."""
+    import cv2
+
+    tiles = []
+    for i, plan in enumerate(plans):
+        if plan is None or plan.cut or plan.whole or not plan.boxes or len(tiles) >= k or i < len(outs) // 3:
+            continue
+        edge = plan.new & ~cv2.erode(plan.new.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        ys, xs = np.nonzero(edge)
+        if not len(ys):
+            continue
+        j = len(ys) // 2
+        h, w = plan.new.shape
+        y0, x0 = int(np.clip(ys[j] - side // 2, 0, h - side)), int(np.clip(xs[j] - side // 2, 0, w - side))
+        crop = outs[i][y0:y0 + side, x0:x0 + side]
+        tiles.append((f"#{i} y{y0} x{x0}", cv2.resize(crop, (side * 4, side * 4), interpolation=cv2.INTER_NEAREST)))
+    return tiles
+
+
+def video(args, dreamer, out_dir: Path):
+    from dreamvideo.coherence import VideoStepper, frames_with_flow
+    from dreamvideo.plot import contact_sheet
+    from dreamvideo.settings import SCHEDULED, split_options, with_blend_default
+    from dreamvideo.timeline import Timeline
+
+    w, h = map(int, args.size.split("x"))
+    n = args.frames
+    rows, splits = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        clips = {"pan": pan_clip(d, n, w, h), **other_clips(d, n, w, h)}
+        clips["cuts"] = cuts_clip(d, n, w, h)
+        clips = {k: v for k, v in clips.items() if k in args.clips.split(",")}
+        for name, clip in clips.items():
+            src = read_frames(clip)[:n]
+            t = time.perf_counter()
+            sources = list(frames_with_flow(src, "dis"))
+            flow_s = (time.perf_counter() - t) / max(1, len(src) - 1)
+            steppers = {}
+            for side, opts in (("reuse", {"full_frames": False}), ("full", {"full_frames": True}), ("none", {"coherence": "none"})):
+                s = split_options("video", dict(MODEL, **opts))
+                tl = Timeline(with_blend_default(s["schedules"], s["video"].coherence), 12, n,
+                              dreamer.objective.terms, use=SCHEDULED["video"])
+                steppers[side] = VideoStepper(dreamer, s["dream"], s["video"], tl, 0)
+            which = {"reuse": list(range(n)), "full": list(range(min(n, args.full_frames))),
+                     "none": list(range(0, n, args.none_every))}
+            outs = {k: {} for k in which}
+            plans = [None] * n
+            per_round = {k: [] for k in which}
+            load0 = cpu_times()
+            t_all = time.perf_counter()
+            for r in range(args.rounds):
+                for side, idx in which.items():
+                    part = idx[r * len(idx) // args.rounds:(r + 1) * len(idx) // args.rounds]
+                    st = steppers[side]
+                    t = time.perf_counter()
+                    for i in part:
+                        f = sources[i]
+                        out = st.dream(f)
+                        st.keep(f, out)
+                        outs[side][i] = out
+                        if side == "reuse":
+                            plans[i] = st.last
+                    # frame 0 of a coherent side is a full dream: keep it out of the per-frame cost
+                    timed = [i for i in part if i > 0 or side == "none"]
+                    per_round[side].append((time.perf_counter() - t, len(part), len(timed)))
+            wall = time.perf_counter() - t_all
+            load1 = cpu_times()
+            other = ((load1[1] - load0[1]) - (load1[0] - load0[0])) / wall
+            # s/frame per round (the reuse side's first round includes frame 0's full dream: use rounds 2+)
+            per = {k: [t / max(1, m) for t, m, _ in v] for k, v in per_round.items()}
+            ratio_none = float(np.median([per["none"][r] / per["reuse"][r] for r in range(1, args.rounds)]))
+            ratio_full = float(np.median([per["full"][r] / per["reuse"][r] for r in range(1, args.rounds)]))
+            re = [outs["reuse"][i] for i in range(n)]
+            flick, strength = flicker_and_strength(src, re)
+            played, enc_s = encode_decode(re, d / f"{name}-reuse.mp4")
+            # As played: both the dream and the source through the same x264, so codec noise is in both terms.
+            src_played, _ = encode_decode(src, d / f"{name}-src.mp4")
+            flick_played, _ = flicker_and_strength(src_played, played)
+            # Reference "as played" flicker of none on its frames is not defined (not consecutive).
+            none_idx = which["none"]
+            s_reuse = [np.abs(re[i].astype(np.float32) - src[i]).mean() for i in range(n)]
+            s_none = {i: np.abs(outs["none"][i].astype(np.float32) - src[i]).mean() for i in none_idx}
+            q = 3 * n // 4
+            str_all = np.mean([s_reuse[i] for i in none_idx]) / np.mean(list(s_none.values()))
+            str_last = (np.mean([s_reuse[i] for i in none_idx if i >= q]) /
+                        np.mean([s_none[i] for i in none_idx if i >= q]))
+            st = steppers["reuse"]
+            nre = n - 1
+            dreamed = [p.share for p in plans[1:] if p is not None]
+            cuts = [i for i, p in enumerate(plans) if p is not None and p.cut]
+            rows.append(dict(clip=name, ratio_none=ratio_none, ratio_full=ratio_full, flicker=flick,
+                             flicker_played=flick_played, strength=float(np.mean(s_reuse)),
+                             str_all=float(str_all), str_last=float(str_last),
+                             reuse_s=float(np.median(per["reuse"][1:])), none_s=float(np.median(per["none"][1:])),
+                             full_s=float(np.median(per["full"][1:])), other=other, cuts=cuts,
+                             crop_share=float(np.mean(dreamed)) if dreamed else 0.0))
+            splits.append(dict(clip=name, flow=flow_s, new=st.timing["new"] / nre, upkeep=st.timing["upkeep"] / nre,
+                               composite=st.timing["composite"] / nre, encode=enc_s))
+            from dreamvideo.plot import evenly_spaced
+
+            pick = evenly_spaced(n, 6)
+            contact_sheet([(f"reuse #{i}", re[i]) for i in pick] +
+                          [(f"none #{i}", outs["none"][i]) for i in pick if i in outs["none"]][:3] +
+                          [(f"full #{i}", outs["full"][i]) for i in pick if i in outs["full"]][:3],
+                          out_dir / f"{name}-sheet.png")
+            tiles = crops_at_seams(re, plans)
+            if tiles:
+                contact_sheet(tiles, out_dir / f"{name}-seams.png", cols=4)
+            print(f"  {name}: done in {wall:.0f} s, {rows[-1]}", flush=True)
+    return rows, splits
+
+
+def zoom_bench(args, dreamer, out_dir: Path):
+    import cv2
+    from skimage import data
+
+    from dreamvideo.engine import to_unit
+    from dreamvideo.plot import contact_sheet, evenly_spaced
+    from dreamvideo.render import SourceFrame
+    from dreamvideo.settings import SCHEDULED, split_options
+    from dreamvideo.timeline import Timeline
+    from dreamvideo.infinite import ZoomStepper
+
+    w, h = map(int, args.size.split("x"))
+    n = args.zoom_frames
+    init = cv2.resize(data.coffee(), (w, h), interpolation=cv2.INTER_AREA)
+    steppers = {}
+    for side, opts in (("reuse", {}), ("full", {"full_frames": True})):
+        s = split_options("zoom", dict(MODEL, **opts))
+        tl = Timeline(s["schedules"], 25, n, dreamer.objective.terms, use=SCHEDULED["zoom"])
+        steppers[side] = ZoomStepper(dreamer, s["dream"], s["zoom"], tl, 0, init)
+    outs = {k: [] for k in steppers}
+    per_round = {k: [] for k in steppers}
+    load0, t_all = cpu_times(), time.perf_counter()
+    for r in range(args.rounds):
+        for side, st in steppers.items():
+            t = time.perf_counter()
+            for i in range(r * n // args.rounds, (r + 1) * n // args.rounds):
+                f = SourceFrame(i)
+                out = st.dream(f)
+                st.keep(f, out)
+                outs[side].append(out)
+            per_round[side].append((time.perf_counter() - t) / max(1, n // args.rounds))
+    wall = time.perf_counter() - t_all
+    load1 = cpu_times()
+    other = ((load1[1] - load0[1]) - (load1[0] - load0[0])) / wall
+    ratio = float(np.median([per_round["full"][r] / per_round["reuse"][r] for r in range(1, args.rounds)]))
+
+    def measures(frames):
+        every = max(1, len(frames) // 60)
+        idx = list(range(0, len(frames), every))
+        obj = {i: dreamer.gradient(to_unit(frames[i]), 512)[1] for i in idx}
+        detail = {i: float(np.abs(frames[i].astype(np.float32) -
+                                  cv2.GaussianBlur(frames[i], (0, 0), 2).astype(np.float32)).mean()) for i in idx}
+        lab = {i: cv2.cvtColor(frames[i], cv2.COLOR_RGB2LAB)[..., 0].mean() for i in idx}
+        sat = {i: cv2.cvtColor(frames[i], cv2.COLOR_RGB2HSV)[..., 1].mean() for i in idx}
+        q = 3 * len(frames) // 4
+        last = [i for i in idx if i >= q]
+        return dict(obj=np.mean(list(obj.values())), obj_last=np.mean([obj[i] for i in last]),
+                    detail=np.mean(list(detail.values())), detail_last=np.mean([detail[i] for i in last]),
+                    bright=np.mean([lab[i] for i in last]) / lab[0] - 1, sat=np.mean([sat[i] for i in last]) / sat[0] - 1)
+
+    m = {k: measures(v) for k, v in outs.items()}
+    pick = evenly_spaced(n, 6)
+    contact_sheet([(f"{k} #{i}", outs[k][i]) for k in outs for i in pick], out_dir / "zoom-sheet.png", cols=6)
+    return dict(ratio=ratio, reuse_s=float(np.median(per_round["reuse"][1:])),
+                full_s=float(np.median(per_round["full"][1:])), other=other, m=m, frames=n)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--size", default="256x144")
+    p.add_argument("--none-every", type=int, default=8)
+    p.add_argument("--full-frames", type=int, default=16)
+    p.add_argument("--zoom-frames", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--only", choices=("video", "zoom"), default=None)
+    p.add_argument("--clips", default="pan,zoomin,objects,cuts")
+    p.add_argument("--out", default="/tmp/bench_reuse")
+    args = p.parse_args()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from dreamvideo.build import build_dreamer
+    from dreamvideo.settings import split_options
+
+    dreamer = build_dreamer(split_options("video", dict(MODEL))["model"])
+    t0 = time.perf_counter()
+    print(f"bench_reuse: {' '.join(sys.argv[1:])}", flush=True)
+    if args.only != "zoom":
+        rows, splits = video(args, dreamer, out_dir)
+        print(f"\nvideo: {args.frames} frames {args.size}, MobileNetV2 ImageNet block_10+block_13, default engine "
+              f"settings; none on every {args.none_every}th frame, full_frames on the first {args.full_frames}")
+        print("| clip | none s/frame | full s/frame | reuse s/frame | none/reuse | full/reuse | mean crop share "
+              "| cuts found | flicker (PNG) | flicker (mp4) | strength | vs none, all | vs none, last quarter "
+              "| other load (cores) |")
+        print("|" + " --- |" * 14)
+        for r in rows:
+            print(f"| {r['clip']} | {r['none_s']:.3f} | {r['full_s']:.3f} | {r['reuse_s']:.3f} | {r['ratio_none']:.2f}x "
+                  f"| {r['ratio_full']:.2f}x | {r['crop_share']:.1%} | {r['cuts']} | {r['flicker']:.2f} "
+                  f"| {r['flicker_played']:.2f} | {r['strength']:.1f} | {r['str_all']:.0%} | {r['str_last']:.0%} "
+                  f"| {r['other']:.2f} |")
+        print("\nreuse: time per frame (s), frames after the first")
+        print("| clip | flow (both ways + check) | dream of new content | upkeep | compositing | encode (x264) |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for s in splits:
+            print(f"| {s['clip']} | {s['flow']:.3f} | {s['new']:.3f} | {s['upkeep']:.3f} | {s['composite']:.3f} "
+                  f"| {s['encode']:.3f} |")
+    if args.only != "video":
+        z = zoom_bench(args, dreamer, out_dir)
+        print(f"\nzoom: {z['frames']} frames {args.size} from coffee, zoom 1.05/frame, default schedules")
+        print("| side | s/frame | objective (all / last quarter) | fine detail (all / last quarter) "
+              "| brightness drift | saturation drift |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for k, s in (("full (today)", "full"), ("reuse", "reuse")):
+            m = z["m"][s]
+            print(f"| {k} | {z[s + '_s']:.3f} | {m['obj']:.3f} / {m['obj_last']:.3f} | {m['detail']:.2f} / "
+                  f"{m['detail_last']:.2f} | {m['bright']:+.1%} | {m['sat']:+.1%} |")
+        mr, mf = z["m"]["reuse"], z["m"]["full"]
+        print(f"full/reuse time {z['ratio']:.2f}x; reuse/full objective {mr['obj'] / mf['obj']:.0%} "
+              f"(last quarter {mr['obj_last'] / mf['obj_last']:.0%}), detail {mr['detail'] / mf['detail']:.0%} "
+              f"(last quarter {mr['detail_last'] / mf['detail_last']:.0%}); other load {z['other']:.2f} cores")
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s; machine: {os.cpu_count()} cores; sheets in {out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Temporal reuse: a flow frame dreams what is new in it, a zoom frame only fine detail; --full-frames
+keeps the old way. Tiny random model (fast), and one real-weights check that the dream holds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dreamvideo import cli
+from dreamvideo.build import build_dreamer
+from dreamvideo.coherence import VideoStepper, coherent_start, frames_with_flow
+from dreamvideo.render import SourceFrame
+from dreamvideo.settings import SCHEDULED, split_options, with_blend_default
+from dreamvideo.timeline import Timeline, frame_seed
+from dreamvideo.infinite import ZoomStepper
+from helpers import MOBILENET_WEIGHTS, needs_weights, photo, tiny_model_file
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(tiny_model_file(tmp_path_factory.mktemp("reuse") / "tiny.keras"))
+
+
+def stepper(model_opts, n, **opts):
+    s = split_options("video", dict(model_opts, **dict(dict(full_frames=False), **opts)))
+    dreamer = build_dreamer(s["model"])
+    tl = Timeline(with_blend_default(s["schedules"], s["video"].coherence), 12, n, dreamer.objective.terms,
+                  use=SCHEDULED["video"])
+    return VideoStepper(dreamer, s["dream"].check(), s["video"], tl, 3)
+
+
+def run(st, frames):
+    outs, plans = [], []
+    for f in frames_with_flow(frames, "dis"):
+        out = st.dream(f)
+        st.keep(f, out)
+        outs.append(out)
+        plans.append(st.last)
+    return outs, plans
+
+
+def fast(tiny):
+    return dict(model=tiny, layers="conv2", steps="4", octaves=2)
+
+
+def moving_square(n=6, h=144, w=192):
+    """A textured square moving 4 px right a frame over a still photo."""
+    bg = np.ascontiguousarray(photo("astronaut")[100:100 + h, 100:100 + w])
+    sq = np.ascontiguousarray(photo("coffee")[200:232, 200:232])
+    frames = []
+    for i in range(n):
+        f = bg.copy()
+        f[32:64, 20 + 4 * i:52 + 4 * i] = sq
+        frames.append(f)
+    return frames
+
+
+def test_dreamed_area_follows_what_is_new(tiny):
+    still = [np.ascontiguousarray(photo("astronaut")[100:196, 100:228])] * 5
+    outs, plans = run(stepper(fast(tiny), 5), still)
+    assert plans[0] is None  # frame 0: a whole dream
+    assert all(p is not None and p.share == 0 and not p.boxes for p in plans[1:])  # nothing new, nothing dreamed
+    assert np.abs(outs[-1].astype(float) - still[-1]).mean() > 0.5  # and the carried dream is still there
+
+    frames = moving_square()
+    outs, plans = run(stepper(fast(tiny), len(frames)), frames)
+    for i, p in enumerate(plans[1:], 1):
+        assert not p.cut and not p.whole and 0 < p.share < 0.5, (i, p.share)
+        # The background the square uncovers (its trailing 4 px) is inside a dreamed crop; the far corner is not.
+        covered = np.zeros(p.new.shape, bool)
+        for y0, y1, x0, x1 in p.boxes:
+            covered[y0:y1, x0:x1] = True
+        assert covered[40:56, 20 + 4 * (i - 1):20 + 4 * i].all(), (i, p.boxes)
+        assert not covered[110:, 130:].any(), (i, p.boxes)
+
+
+def test_a_cut_is_dreamed_afresh(tiny):
+    a = np.ascontiguousarray(photo("astronaut")[100:196, 100:228])
+    b = np.ascontiguousarray(photo("coffee")[100:196, 100:228])
+    frames = [a, a, b, b]
+    st = stepper(fast(tiny), 4)
+    outs, plans = run(st, frames)
+    assert plans[2].cut and plans[2].share == 1.0 and not plans[3].cut
+    fresh = st.dreamer.dream(b, None, st.tl.settings(st.dream_settings, 2), seed=frame_seed(3, 2),
+                             weights=st.tl.weights(2))
+    assert np.array_equal(outs[2], fresh)  # nothing of the astronaut's dream leaks into the new shot
+
+
+def test_full_frames_reproduces_the_whole_frame_dream(tiny):
+    frames = moving_square(4)
+    st = stepper(fast(tiny), 4, full_frames=True)
+    outs, _ = run(st, frames)
+    prev_src = prev = None
+    for f, got in zip(frames_with_flow(frames, "dis"), outs):  # the algorithm before reuse, written out
+        i = f.index
+        start = coherent_start("flow", f.image, prev_src, prev, st.tl.value("blend", i), f.flow, f.mask)
+        step_map = None if start is None else st.video.carry_step + (1 - st.video.carry_step) * (1 - f.mask)
+        want = st.dreamer.dream(f.image, start, st.tl.settings(st.dream_settings, i), seed=frame_seed(3, i),
+                                weights=st.tl.weights(i), step_map=step_map)
+        assert np.array_equal(got, want), i
+        prev_src, prev = f.image, want
+
+
+def test_zoom_reuse_dreams_fine_detail_and_full_frames_everything(tiny):
+    img = np.ascontiguousarray(photo("coffee")[::6, ::6][:64, :96])
+    steps = {}
+    for full in (False, True):
+        s = split_options("zoom", dict(fast(tiny), full_frames=full, steps="10", octaves=3))
+        dreamer = build_dreamer(s["model"])
+        tl = Timeline(s["schedules"], 25, 3, dreamer.objective.terms, use=SCHEDULED["zoom"])
+        st = ZoomStepper(dreamer, s["dream"], s["zoom"], tl, 0, img)
+        steps[full] = [(st.settings(i).octaves, st.settings(i).steps) for i in range(3)]
+        frames = list(st.frames(3))
+        assert not np.array_equal(frames[1], frames[2])
+    assert steps[True] == [(3, 10)] * 3
+    assert steps[False] == [(3, 10), (1, 5), (1, 5)]  # the finest octave, half the steps
+
+
+@pytest.mark.parametrize("flag,value", [("--cut", "1.5"), ("--upkeep-steps", "-1"), ("--detail-steps", "2")])
+def test_bad_reuse_settings_are_one_line_usage_errors(tiny, tmp_path, capsys, flag, value):
+    kind = "zoom" if flag == "--detail-steps" else "video"
+    rc = cli.main([kind, str(tmp_path / "in.png"), "-o", str(tmp_path / "out.mp4"), flag, value, "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and flag.strip("-").replace("-", "_") in err.replace("-", "_")
+
+
+@pytest.mark.slow
+@needs_weights
+def test_real_dream_holds_its_strength_over_60_frames():
+    import cv2
+
+    h, w, n = 72, 128, 60
+    big = cv2.resize(photo("astronaut"), (2 * w + 3 * n, 2 * h))
+    frames = [np.ascontiguousarray(big[20 + i // 2:20 + i // 2 + h, 3 * i:3 * i + w]) for i in range(n)]
+    model = dict(model="mobilenet_v2", weights=str(MOBILENET_WEIGHTS), layers="block_10_expand_relu:1.0,"
+                 "block_13_expand_relu:1.0", steps="10")
+    outs, plans = run(stepper(model, n), frames)
+    assert all(p is not None and not p.cut for p in plans[1:])
+    none = stepper(model, n, coherence="none")
+    strength = [np.abs(o.astype(float) - f).mean() for o, f in zip(outs, frames)]
+    idx = range(0, n, 6)
+    ref = {i: np.abs(none.dream(SourceFrame(i, frames[i])).astype(float) - frames[i]).mean() for i in idx}
+    last = [i for i in idx if i >= 3 * n // 4]
+    assert np.mean([strength[i] for i in idx]) >= 0.8 * np.mean(list(ref.values())), (strength, ref)
+    assert np.mean([strength[i] for i in last]) >= 0.8 * np.mean([ref[i] for i in last]), (strength, ref)
+
+
+def test_plan_says_what_a_render_will_dream(tiny, tmp_path, capsys):
+    from dreamvideo import io
+    from dreamvideo.plan import plan_render
+
+    folder = tmp_path / "square"
+    folder.mkdir()
+    for i, f in enumerate(moving_square(8)):
+        io.write_image(folder / f"f{i:02d}.png", f)
+    work = plan_render("video", folder, tmp_path / "p.png", model=tiny, layers="conv2", full_frames=False)["work"]
+    assert work["pairs"] == 7 and work["cuts"] == 0 and 0 < work["dreamed"] < 0.6 and work["cost"] < 0.7
+    full = plan_render("video", folder, tmp_path / "p.png", model=tiny, layers="conv2", full_frames=True)["work"]
+    assert full["cost"] == 1.0
+    rc = cli.main(["plan", "zoom", str(folder / "f00.png"), "-o", str(tmp_path / "z.png"), "--model", tiny,
+                   "--layers", "conv2", "--frames", "5"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "work: frames after the first dream the finest 1 octave(s) at 10 steps: ~28%" in out, out
