@@ -363,20 +363,14 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
     :func:`dreamvideo.jobs.dream_video`. Returns the output path; raises
     :class:`~dreamvideo.render.Interrupted` after finalizing the frames written when stopped.
     """
-    from .render import SourceFrame, check_video_output, open_video, render, soundtrack
+    from .jobs import prepare_video
+    from .render import SourceFrame, render, soundtrack
     from .resume import WorkDir, fingerprint
-    from .settings import check_moving, split_options, with_blend_default
 
     ds = distributed.check()
     import_ray()
-    s = split_options("video", options)
-    model, dream, video = s["model"], s["dream"].check(), s["video"]
-    sched = with_blend_default(s["schedules"], video.coherence)
-    check_video_output(input, output)
-    check_moving(video)
-    if video.audio:
-        dio.require_audio(video.audio)
-    reader = open_video(input, video, max_side)
+    s, reader = prepare_video(input, output, options, max_side)
+    model, dream, video, sched = s["model"], s["dream"], s["video"], s["schedules"]
     reader.close()
     info = reader.info
     if info.nframes < 1:

@@ -44,6 +44,19 @@ def dream_image(input, output, *, seed: int = 0, max_side: int | None = None, qu
     return Path(output)
 
 
+def prepare_video(input, output, options: dict, max_side: int | None):
+    """A video job's settings by section (engine settings checked, the blend default filled in) and a
+    reader of its frames, after the checks every video render makes (output path, settings, soundtrack)."""
+    s = split_options("video", options)
+    s["dream"] = s["dream"].check()
+    s["schedules"] = with_blend_default(s["schedules"], s["video"].coherence)
+    check_video_output(input, output)
+    check_moving(s["video"])
+    if s["video"].audio:
+        dio.require_audio(s["video"].audio)
+    return s, open_video(input, s["video"], max_side)
+
+
 def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False,
                 quiet: bool = False, progress: Progress | None = None, **options) -> Path:
     """Dream over a video clip (or image sequence) into ``output`` (mp4/webm/gif/mov/mkv or a folder).
@@ -52,14 +65,8 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
     output path; raises :class:`~dreamvideo.render.Interrupted` on Ctrl-C/SIGTERM after finalizing
     the frames done (``resume=True`` then continues).
     """
-    s = split_options("video", options)
-    model, dream, video = s["model"], s["dream"].check(), s["video"]
-    sched = with_blend_default(s["schedules"], video.coherence)
-    check_video_output(input, output)
-    check_moving(video)
-    if video.audio:
-        dio.require_audio(video.audio)
-    reader = open_video(input, video, max_side)
+    s, reader = prepare_video(input, output, options, max_side)
+    model, dream, video, sched = s["model"], s["dream"], s["video"], s["schedules"]
     info = reader.info
     if video.frames and info.nframes and video.frames > info.nframes + 1:
         reader.close()

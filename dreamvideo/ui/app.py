@@ -114,6 +114,16 @@ def _labelled(values):
     return [(f"{Path(v).name} (file)", v) if Path(v).suffix else (v, v) for v in values]
 
 
+def _follow(job, progress):
+    """(output, status, job id) updates of a queued render until it ends; a failure is its one line."""
+    yield None, _status(job), job.id
+    for status in _wait(job, progress):
+        yield None, status, job.id
+    if job.state == "failed":
+        raise DreamError(job.message)
+    yield (str(job.result) if job.result else None), _status(job), job.id
+
+
 def _wait(job, progress, poll: float = 0.5):
     """Yield the job's status while it runs (the tab's progress bar follows the frames), until it ends."""
     while not job.wait(poll):
@@ -273,13 +283,7 @@ def build(page: Page) -> gr.Blocks:
         vkeys = shared + ["coherence", "blend", "audio_mode", "start", "end", "video_frames"]
 
         def dream_video(video, song, values, progress):
-            job = page.submit_video(video, values, song)
-            yield None, _status(job), job.id
-            for status in _wait(job, progress):
-                yield None, status, job.id
-            if job.state == "failed":
-                raise DreamError(job.message)
-            yield (str(job.result) if job.result else None), _status(job), job.id
+            yield from _follow(page.submit_video(video, values, song), progress)
 
         vid_btn.click(_named(dream_video, [("video", False), ("song", True)], vkeys, s, progress=True),
                       [vid_in, vid_song, *(c[k] for k in vkeys)], [vid_out, vid_status, vid_job],
@@ -321,13 +325,7 @@ def build(page: Page) -> gr.Blocks:
                           [plan_img, preview_img, plan_md], api_name="preview_zoom", concurrency_limit=None)
 
         def zoom(image, song, values, progress):
-            job = page.submit_zoom(image, song, values)
-            yield None, _status(job), job.id
-            for status in _wait(job, progress):
-                yield None, status, job.id
-            if job.state == "failed":
-                raise DreamError(job.message)
-            yield (str(job.result) if job.result else None), _status(job), job.id
+            yield from _follow(page.submit_zoom(image, song, values), progress)
 
         zoom_btn.click(_named(zoom, zfiles, zkeys, s, progress=True), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
                        [zoom_out, zoom_status, zoom_job], api_name="zoom", concurrency_limit=None)
