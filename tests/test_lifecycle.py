@@ -55,6 +55,15 @@ def wait_for_frames(p, out, k, timeout=120):
     assert p.poll() is None, f"the render ended before frame {k}: {p.communicate()}"
 
 
+def stop_at_frame(argv, out, k, sig, timeout=120) -> tuple[subprocess.Popen, str]:
+    """Start a render, send ``sig`` once it has saved ``k`` frames; returns the ended process and its stderr."""
+    p = start(argv)
+    wait_for_frames(p, out, k)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=timeout)
+    return p, err
+
+
 def ffmpeg_of(pid: int) -> list[int]:
     return [p for p, ppid, _ in live_ffmpeg() if ppid == pid]
 
@@ -87,10 +96,7 @@ def test_help_presets_and_usage_errors_do_not_load_tensorflow(argv):
 def test_sigterm_finalizes_a_playable_partial_and_resume_finishes(kit, tmp_path):
     out = tmp_path / "zoom.mp4"
     argv = zoom_argv(kit, out, 60)
-    p = start(argv)
-    wait_for_frames(p, out, 4)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=120)
+    p, err = stop_at_frame(argv, out, 4, signal.SIGTERM)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert p.returncode == 143, err
     assert len(lines) == 1 and lines[0].startswith("dreamvideo: stopped by SIGTERM after "), err
@@ -129,10 +135,7 @@ def test_a_second_render_of_the_same_output_stops_at_once_and_the_first_complete
 def test_a_lock_left_by_a_killed_render_does_not_block_its_resume(kit, tmp_path):
     out = tmp_path / "zoom.mp4"
     argv = zoom_argv(kit, out, 30)
-    p = start(argv)
-    wait_for_frames(p, out, 3)
-    p.send_signal(signal.SIGKILL)
-    p.communicate(timeout=60)
+    p, _ = stop_at_frame(argv, out, 3, signal.SIGKILL, timeout=60)
     assert (tmp_path / ".zoom.mp4.dreamwork" / "lock").read_text().strip() == str(p.pid)  # the stale lock is there
     r = subprocess.run(argv + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

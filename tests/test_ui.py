@@ -17,6 +17,7 @@ import pytest
 
 from dreamvideo.errors import UserError
 
+from conftest import ffmpeg
 from helpers import ROOT, photo, tiny_model_file
 
 FAST = {"octaves": 1, "steps": "2", "layers": "conv2:1.0", "weights": "random"}
@@ -29,9 +30,8 @@ def media(tmp_path_factory):
     d = tmp_path_factory.mktemp("ui-media")
     iio.imwrite(d / "cat.png", photo("chelsea")[::3, ::3])  # 151x100
     tiny_model_file(d / "tiny.keras")
-    subprocess.run([sys.executable, "-c", "import imageio_ffmpeg, subprocess, sys; subprocess.run([imageio_ffmpeg"
-                    ".get_ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=220:duration=3',"
-                    " '-c:a', 'pcm_s16le', sys.argv[1]], check=True)", str(d / "song.wav")], check=True)
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=3", "-c:a", "pcm_s16le", d / "song.wav")
+    assert (d / "song.wav").stat().st_size > 0
     for name in ("notes.txt", "notes.mp3", "notes.mp4"):
         (d / name).write_text("not a picture, a song or a clip")
     (d / "fake.png").write_bytes(b"\x89PNG but not really")

@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from conftest import ffmpeg
 from helpers import photo, tiny_model_file
 
 pytestmark = pytest.mark.browser
@@ -40,9 +39,8 @@ def media(tmp_path_factory):
     d = tmp_path_factory.mktemp("ui-browser")
     iio.imwrite(d / "cat.png", photo("chelsea")[::3, ::3])  # 151x100
     tiny_model_file(d / "tiny.keras")
-    subprocess.run([sys.executable, "-c", "import imageio_ffmpeg, subprocess, sys; subprocess.run([imageio_ffmpeg"
-                    ".get_ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=220:duration=2',"
-                    " '-c:a', 'pcm_s16le', sys.argv[1]], check=True)", str(d / "song.wav")], check=True)
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=2", "-c:a", "pcm_s16le", d / "song.wav")
+    assert (d / "song.wav").stat().st_size > 0
     return d
 
 
