@@ -4,7 +4,7 @@
                                 [--zoom-frames 300] [--rounds 4] [--out /tmp/bench_reuse]
 
 Video: four clips made here (``pan`` over astronaut 3 px right + 1 px down per frame, ``zoomin`` 1.2%
-per frame into coffee, ``objects`` ffmpeg's moving testsrc2, ``cuts``: three pans over three photos
+per frame into coffee, ``objects`` two discs moving over a still photo, ``testsrc`` ffmpeg's testsrc2 (new everywhere), ``cuts``: three pans over three photos
 joined by two hard cuts), dreamed on the offline ImageNet MobileNetV2 (block_10/block_13) at the
 default engine settings, side by side in one process, three ways:
 
@@ -89,8 +89,44 @@ def pan_clip(d: Path, n: int, w: int, h: int) -> Path:
     return d / "pan.mp4"
 
 
+def objects_clip(d: Path, n: int, w: int, h: int) -> Path:
+    """Two textured discs (cut from coffee and rocket) moving over a still photo (chelsea): one
+    crosses left to right at 3 px a frame (leaving the frame and coming back in), one bounces off
+    the walls at (2, 1.5) px a frame. New content: what they uncover behind them and what enters."""
+    import cv2
+    from skimage import data
+
+    from dreamvideo.io import VideoWriter
+
+    back = cv2.resize(data.chelsea(), (w, h), interpolation=cv2.INTER_AREA)
+    r = max(6, h // 5)
+    tex = [cv2.resize(data.coffee(), (2 * r, 2 * r), interpolation=cv2.INTER_AREA),
+           cv2.resize(data.rocket(), (2 * r, 2 * r), interpolation=cv2.INTER_AREA)]
+    disc = cv2.circle(np.zeros((2 * r, 2 * r), np.uint8), (r, r), r - 1, 1, -1).astype(bool)
+    span = w + 2 * r
+
+    def bounce(p, lo, hi):
+        p = (p - lo) % (2 * (hi - lo))
+        return lo + (p if p <= hi - lo else 2 * (hi - lo) - p)
+
+    with VideoWriter(d / "objects.mp4", 12, (w, h)) as vw:
+        for i in range(n):
+            img = back.copy()
+            centres = [((3 * i) % span - r, h // 3), (bounce(r + 2 * i, r, w - r), bounce(h - r - 1.5 * i, r, h - r))]
+            for t, (cx, cy) in zip(tex, centres):
+                x0, y0 = int(cx) - r, int(cy) - r
+                ys, xs = slice(max(0, y0), min(h, y0 + 2 * r)), slice(max(0, x0), min(w, x0 + 2 * r))
+                sub = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+                if ys.stop > ys.start and xs.stop > xs.start:
+                    m = disc[sub]
+                    img[ys, xs][m] = t[sub][m]
+            vw.write(img)
+    return d / "objects.mp4"
+
+
 def other_clips(d: Path, n: int, w: int, h: int) -> dict:
-    """bench_video's zoomin (1.2% a frame into coffee) and objects (ffmpeg testsrc2), ``n`` frames."""
+    """bench_video's zoomin (1.2% a frame into coffee), objects (:func:`objects_clip`) and
+    testsrc (ffmpeg's testsrc2: colours that change everywhere every frame), ``n`` frames."""
     import cv2
     import imageio_ffmpeg
     from skimage import data
@@ -105,8 +141,8 @@ def other_clips(d: Path, n: int, w: int, h: int) -> dict:
             vw.write(cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_CUBIC))
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
                     f"testsrc2=size={w}x{h}:rate=12", "-frames:v", str(n), "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                    str(d / "objects.mp4")], check=True)
-    return {"zoomin": d / "zoomin.mp4", "objects": d / "objects.mp4"}
+                    str(d / "testsrc.mp4")], check=True)
+    return {"zoomin": d / "zoomin.mp4", "objects": objects_clip(d, n, w, h), "testsrc": d / "testsrc.mp4"}
 
 
 def encode_decode(frames, path) -> tuple[list, float]:
@@ -161,7 +197,9 @@ def video(args, dreamer, out_dir: Path):
             sources = list(frames_with_flow(src, "dis"))
             flow_s = (time.perf_counter() - t) / max(1, len(src) - 1)
             steppers = {}
-            for side, opts in (("reuse", {"full_frames": False}), ("full", {"full_frames": True}), ("none", {"coherence": "none"})):
+            reuse = dict(full_frames=False, **{k: float(v) if "." in v else int(v)
+                                               for k, v in (kv.split("=") for kv in args.reuse.split(",") if kv)})
+            for side, opts in (("reuse", reuse), ("full", {"full_frames": True}), ("none", {"coherence": "none"})):
                 s = split_options("video", dict(MODEL, **opts))
                 tl = Timeline(with_blend_default(s["schedules"], s["video"].coherence), 12, n,
                               dreamer.objective.terms, use=SCHEDULED["video"])
@@ -303,6 +341,7 @@ def main():
     p.add_argument("--only", choices=("video", "zoom"), default=None)
     p.add_argument("--clips", default="pan,zoomin,objects,cuts")
     p.add_argument("--out", default="/tmp/bench_reuse")
+    p.add_argument("--reuse", default="", help="reuse settings other than the defaults, e.g. enter_every=1,context=8")
     args = p.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

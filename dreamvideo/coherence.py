@@ -79,6 +79,9 @@ CROP_LIMIT = 0.6
 FEATHER = 4
 #: New content is boxed on a grid of CELL x CELL pixels.
 CELL = 8
+#: Pixels: an entering strip is left to the next band (filled meanwhile) only if none of it lies
+#: farther than this from the carried dream (the fill's Gaussian reaches about this far).
+FILL_REACH = 6
 
 
 def color_change(a: np.ndarray, b: np.ndarray) -> float:
@@ -121,13 +124,16 @@ def _span(a0: int, a1: int, n: int, least: int) -> tuple[int, int]:
 
 
 def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, change: float = 0.0,
-               flow: np.ndarray | None = None) -> ReusePlan:
-    """Which parts of a frame to dream, from its flow ``mask`` (1 where the previous frame saw the
-    pixel) and ``flow`` (this frame -> previous; None: no pixel counts as entering the frame).
+               flow: np.ndarray | None = None, index: int = 0) -> ReusePlan:
+    """Which parts of frame ``index`` to dream, from its flow ``mask`` (1 where the previous frame
+    saw the pixel) and ``flow`` (this frame -> previous; None: no pixel counts as entering the frame).
 
     New pixels are those the mask rejects. Content entering at an edge (its flow leads outside the
-    previous frame) is always dreamed, however thin: filled from its neighbour frame after frame it
-    would smear into streaks. Of the rest, slivers thinner than ``video.sliver`` (a morphological
+    previous frame) is dreamed in a band every ``video.enter_every`` frames (frame indices that are
+    multiples of it): the band holds what entered over that many frames (where the flow, times that
+    many frames, leads outside), so one crop serves several frames' strips; in between, the strip
+    is filled from the carried dream next to it. Filled frame after frame it would smear into
+    streaks, so it is never left longer than that. Of the rest, slivers thinner than ``video.sliver`` (a morphological
     opening; mostly the flow's own noise) are filled from the carried dream around them, not dreamed.
     What is dreamed, grown by :data:`FEATHER`, is boxed on a grid of :data:`CELL` pixels, each box
     with ``video.context`` pixels around it and at least ``min_side`` a side; two boxes whose union
@@ -147,10 +153,20 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
         # Half a pixel of slack: a still border's flow wobbles by a fraction of a pixel either way.
         entering = new & ((tx < -0.5) | (tx > w - 0.5) | (ty < -0.5) | (ty > h - 0.5))
     rejected = new & ~entering
+    k = max(1, int(getattr(video, "enter_every", 1)))
+    if k > 1 and flow is not None:
+        if index % k:
+            # Filled below, with the slivers, and dreamed in the next band; unless the strip is too
+            # wide to fill (a fast move): then it is dreamed now, its crop well used anyway.
+            if entering.any() and cv2.distanceTransform(entering.astype(np.uint8), cv2.DIST_L2, 3).max() <= FILL_REACH:
+                entering = np.zeros_like(new)
+        else:
+            bx, by = gx + k * flow[..., 0], gy + k * flow[..., 1]
+            entering = entering | ((bx < -0.5) | (bx > w - 0.5) | (by < -0.5) | (by > h - 0.5))
     kept = rejected
     if video.sliver > 1 and rejected.any():
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (video.sliver, video.sliver))
-        kept = cv2.morphologyEx(rejected.astype(np.uint8), cv2.MORPH_OPEN, k, borderType=cv2.BORDER_CONSTANT,
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (video.sliver, video.sliver))
+        kept = cv2.morphologyEx(rejected.astype(np.uint8), cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_CONSTANT,
                                 borderValue=0).astype(bool)
     dreamt = entering | kept
     fill = new & ~dreamt
@@ -271,7 +287,7 @@ class VideoStepper:
         h, w = src.shape[:2]
         grow = max(1.0, self.dreamer.model.min_side / min(h, w))
         plan = reuse_plan(frame.mask, v, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
-                          color_change(self.prev_src, src), frame.flow)
+                          color_change(self.prev_src, src), frame.flow, i)
         self.last = plan
         if plan.cut:
             self.timing["composite"] += time.perf_counter() - t0

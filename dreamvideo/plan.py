@@ -130,12 +130,16 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
     every = max(1, (len(frames) - 1) // WORK_PAIRS)
     est, costs, shares, cuts = FlowEstimator(ks.flow), [], [], 0
     upkeep = dream_cost(1, dream.octave_scale, ks.upkeep_steps) / full
+    # Entering content is dreamed in a band on one frame in enter_every: each sampled pair counts as
+    # that frame (weight 1/enter_every) and as the others.
+    kinds = [(0, 1.0)] if ks.enter_every <= 1 else [(0, 1.0 / ks.enter_every), (1, 1.0 - 1.0 / ks.enter_every)]
     for k in range(1, len(frames), every):
         flow, mask = est.pair(frames[k - 1], frames[k])
-        p = reuse_plan(mask, ks, crop_side(32, dream), color_change(frames[k - 1], frames[k]), flow)
-        cuts += p.cut
-        shares.append(p.share)
-        costs.append(1.0 if p.cut or p.whole else upkeep + p.share)
+        change = color_change(frames[k - 1], frames[k])
+        plans = [(reuse_plan(mask, ks, crop_side(32, dream), change, flow, index), wt) for index, wt in kinds]
+        cuts += plans[0][0].cut
+        shares.append(sum(wt * p.share for p, wt in plans))
+        costs.append(sum(wt * (1.0 if p.cut or p.whole else upkeep + p.share) for p, wt in plans))
     cost, dreamed = float(np.mean(costs)), float(np.mean(shares))
     return {"cost": cost, "dreamed": dreamed, "cuts": int(cuts), "pairs": len(costs),
             "summary": f"flow reuse: ~{dreamed:.0%} of each frame dreamed anew, ~{cost:.0%} of a whole dream per "

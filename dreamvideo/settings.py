@@ -111,6 +111,9 @@ class VideoSettings:
                         "so the new patterns continue the old ones")
     sliver: int = _opt(3, "flow: new regions thinner than this many pixels, inside the frame, are filled from "
                        "the neighbouring carried dream instead of dreamed (0 = dream them all)")
+    enter_every: int = _opt(4, "flow: content entering at the frame's edges is dreamed in one band every this many "
+                            "frames (its crop costs the same however thin the strip); in between it is filled from "
+                            "the carried dream next to it (1 = dream it every frame)")
     upkeep_steps: int = _opt(2, "flow: steps at the finest octave that keep the carried dream from fading, per frame")
     upkeep_step: float = _opt(0.25, "flow: step-size factor of those upkeep steps")
     cut: float = _opt(0.5, "flow: a frame whose new share exceeds this (0..1), or whose colours differ this much "
@@ -233,6 +236,8 @@ def check_moving(ks) -> None:
     for name in ("context", "sliver", "upkeep_steps", "detail_octaves"):
         if getattr(ks, name, 0) < 0:
             raise UserError(f"`{name}` must be 0 or more, not {getattr(ks, name)}")
+    if getattr(ks, "enter_every", 1) < 1:
+        raise UserError(f"`enter_every` must be 1 or more, not {ks.enter_every}")
     if not 0 <= ks.first_steps <= DreamSettings.MAX_STEPS:
         raise UserError(f"`first_steps` must be from 0 to {DreamSettings.MAX_STEPS}")
     if ks.quality < 0:

@@ -259,7 +259,8 @@ def test_precision_auto_is_measured_cached_and_told_once(capsys, monkeypatch, tm
 def test_precision_needs_a_clear_margin(monkeypatch, bf16_speedup, expected):
     from dreamvideo import precision
 
-    monkeypatch.setattr(precision, "time_precision", lambda p: 0.1 if p == "float32" else 0.1 / bf16_speedup)
+    monkeypatch.setattr(precision, "_probe", lambda p: p)  # the "run" is its precision's name
+    monkeypatch.setattr(precision, "_timed", lambda p: 0.1 if p == "float32" else 0.1 / bf16_speedup)
     best, reason, _ = precision.measure("cpu")
     assert best == expected
     assert f"{bf16_speedup:.2f}x" in reason

@@ -74,6 +74,35 @@ def test_dreamed_area_follows_what_is_new(tiny):
         assert not covered[110:, 130:].any(), (i, p.boxes)
 
 
+def pan_plan(index, speed, every=4, h=108, w=192):
+    """The reuse plan of frame ``index`` of a pan ``speed`` px right a frame: the last ``speed``
+    columns entered the frame (the previous frame never saw them)."""
+    from dreamvideo.coherence import reuse_plan
+    from dreamvideo.settings import VideoSettings
+
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = speed
+    mask = np.ones((h, w), np.float32)
+    mask[:, w - speed:] = 0
+    return reuse_plan(mask, VideoSettings(full_frames=False, enter_every=every), 45, 0.0, flow, index)
+
+
+def test_entering_strips_are_dreamed_in_one_band_every_few_frames():
+    # Frames between bands dream nothing: the 3 px strip is filled from the dream beside it.
+    for i in (1, 2, 3, 5):
+        p = pan_plan(i, 3)
+        assert not p.boxes and p.share == 0 and p.fill[:, -3:].all() and not p.new.any(), i
+    # On a band frame all that entered over the last 4 frames (12 px) is dreamed, in one crop.
+    band = pan_plan(4, 3)
+    assert band.new[:, -12:].all() and not band.new[:, :-13].any()
+    assert len(band.boxes) == 1 and band.boxes[0][3] == 192 and not band.whole
+    # One band per frame: every frame dreams its own strip, in a crop as wide as a band's.
+    every = pan_plan(1, 3, every=1)
+    assert every.new[:, -3:].all() and every.boxes == band.boxes
+    # A strip too wide to fill from its neighbours (a fast move) is dreamed when it enters.
+    assert pan_plan(1, 16).new[:, -16:].all()
+
+
 def test_a_cut_is_dreamed_afresh(tiny):
     a = np.ascontiguousarray(photo("astronaut")[100:196, 100:228])
     b = np.ascontiguousarray(photo("coffee")[100:196, 100:228])
