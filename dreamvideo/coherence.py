@@ -101,7 +101,8 @@ class ReusePlan:
     """What a reusing frame dreams. ``cut``: the whole frame afresh. ``whole``: one step-mapped
     dream of the whole frame (new content too large for crops). Otherwise ``boxes`` (y0, y1, x0, x1)
     are dreamed in full inside the carried dream; ``new`` (H, W) bool marks the pixels dreamed anew,
-    ``fill`` the slivers filled from the carried dream; ``share`` is the crops' share of the frame."""
+    ``fill`` the slivers filled from the carried dream, ``extend`` the entering strips left to the
+    next band (the carried dream mirrored into them); ``share`` is the crops' share of the frame."""
 
     new: np.ndarray
     fill: np.ndarray
@@ -109,6 +110,7 @@ class ReusePlan:
     share: float = 0.0
     cut: bool = False
     whole: bool = False
+    extend: np.ndarray | None = None
 
 
 def _span(a0: int, a1: int, n: int, least: int) -> tuple[int, int]:
@@ -153,13 +155,14 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
         # Half a pixel of slack: a still border's flow wobbles by a fraction of a pixel either way.
         entering = new & ((tx < -0.5) | (tx > w - 0.5) | (ty < -0.5) | (ty > h - 0.5))
     rejected = new & ~entering
+    extend = np.zeros_like(new)
     k = max(1, int(getattr(video, "enter_every", 1)))
     if k > 1 and flow is not None:
         if index % k:
             # Filled below, with the slivers, and dreamed in the next band; unless the strip is too
             # wide to fill (a fast move): then it is dreamed now, its crop well used anyway.
             if entering.any() and cv2.distanceTransform(entering.astype(np.uint8), cv2.DIST_L2, 3).max() <= FILL_REACH:
-                entering = np.zeros_like(new)
+                extend, entering = entering, np.zeros_like(new)
         else:
             bx, by = gx + k * flow[..., 0], gy + k * flow[..., 1]
             entering = entering | ((bx < -0.5) | (bx > w - 0.5) | (by < -0.5) | (by > h - 0.5))
@@ -169,9 +172,9 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
         kept = cv2.morphologyEx(rejected.astype(np.uint8), cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_CONSTANT,
                                 borderValue=0).astype(bool)
     dreamt = entering | kept
-    fill = new & ~dreamt
+    fill = new & ~dreamt & ~extend
     if not dreamt.any():
-        return ReusePlan(dreamt, fill)
+        return ReusePlan(dreamt, fill, extend=extend)
     grown = cv2.dilate(dreamt.astype(np.uint8), np.ones((2 * FEATHER + 1,) * 2, np.uint8)).astype(bool)
     # Rectangles of CELL-pixel cells holding new pixels, runs per row of cells stacked while they line
     # up: an L of content entering at two edges becomes two strips, not the box around both.
@@ -213,7 +216,7 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
             if merged:
                 break
     share = sum(area(b) for b in boxes) / float(h * w)
-    return ReusePlan(dreamt, fill, sorted(boxes), share, whole=share > CROP_LIMIT)
+    return ReusePlan(dreamt, fill, sorted(boxes), share, whole=share > CROP_LIMIT, extend=extend)
 
 
 def crop_side(min_side: float, settings: DreamSettings) -> int:
@@ -234,6 +237,28 @@ def fill_from_neighbours(residual: np.ndarray, fill: np.ndarray, known: np.ndarr
     out = residual.copy()
     sel = fill & (den[..., 0] > 1e-3)
     out[sel] = (num / np.maximum(den, 1e-3))[sel]
+    return out
+
+
+def mirror_fill(residual: np.ndarray, fill: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``residual`` (H, W, 3 float32) with each ``fill`` pixel p taken from the mirror image of p
+    across its nearest ``known`` pixel q (2q - p; q itself where that is not known). Unlike a
+    blur, the strip gets the dream's own texture and strength, so it neither pales nor smears."""
+    import cv2
+
+    if not fill.any() or not known.any():
+        return residual
+    h, w = fill.shape
+    _, labels = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    ky, kx = np.nonzero(known)  # label l is the l-th known pixel in raster order
+    py, px = np.nonzero(fill)
+    lab = labels[py, px] - 1
+    qy, qx = ky[lab], kx[lab]
+    my, mx = np.clip(2 * qy - py, 0, h - 1), np.clip(2 * qx - px, 0, w - 1)
+    ok = known[my, mx]
+    out = residual.copy()
+    out[py, px] = residual[np.where(ok, my, qy), np.where(ok, mx, qx)]
     return out
 
 
@@ -297,9 +322,12 @@ class VideoStepper:
             return out
         src_f = src.astype(np.float32)
         residual = warp(self.prev_dream.astype(np.float32) - self.prev_src.astype(np.float32), frame.flow, cubic=True)
-        known = ~(plan.new | plan.fill)
+        extend = plan.extend if plan.extend is not None else np.zeros_like(plan.new)
+        known = ~(plan.new | plan.fill | extend)
         if plan.fill.any():
             residual = fill_from_neighbours(residual, plan.fill, known)
+        if extend.any():
+            residual = mirror_fill(residual, extend, known)
         carried = ~plan.new
         start = np.clip(src_f + self.tl.value("blend", i) * carried[..., None] * residual, 0, 255)
         if plan.whole:  # as a full frame: new content gets every octave and step, the carried dream upkeep

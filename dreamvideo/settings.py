@@ -102,8 +102,8 @@ class VideoSettings:
     first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
     carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
                              "upkeep); new content (disoccluded or entering the frame) gets the full step")
-    # Reuse stays opt-in for video until it meets its targets: on a slow pan at small sizes the entering
-    # strip fell back to whole frames (no gain), and strength there was not yet re-measured (bench/RESULTS.md).
+    # Reuse stays opt-in for video until it meets its targets: at 256x144 it was ~2x, not 3x, faster than full
+    # frames, with flicker up to 1.65 on a pan and seams at some crop borders (bench/RESULTS.md, 2026-12-02).
     full_frames: bool = _opt(True, "flow: dream every pixel of every frame with all octaves and steps; "
                              "--no-full-frames dreams only what is new plus upkeep of the carried dream "
                              "(temporal reuse, experimental: faster where little of a frame is new)")

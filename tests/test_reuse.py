@@ -91,7 +91,7 @@ def test_entering_strips_are_dreamed_in_one_band_every_few_frames():
     # Frames between bands dream nothing: the 3 px strip is filled from the dream beside it.
     for i in (1, 2, 3, 5):
         p = pan_plan(i, 3)
-        assert not p.boxes and p.share == 0 and p.fill[:, -3:].all() and not p.new.any(), i
+        assert not p.boxes and p.share == 0 and p.extend[:, -3:].all() and not p.new.any(), i
     # On a band frame all that entered over the last 4 frames (12 px) is dreamed, in one crop.
     band = pan_plan(4, 3)
     assert band.new[:, -12:].all() and not band.new[:, :-13].any()
@@ -101,6 +101,18 @@ def test_entering_strips_are_dreamed_in_one_band_every_few_frames():
     assert every.new[:, -3:].all() and every.boxes == band.boxes
     # A strip too wide to fill from its neighbours (a fast move) is dreamed when it enters.
     assert pan_plan(1, 16).new[:, -16:].all()
+
+
+def test_an_entering_strip_gets_the_carried_dream_mirrored_in():
+    from dreamvideo.coherence import mirror_fill
+
+    residual = np.zeros((4, 10, 3), np.float32)
+    residual[..., 0] = np.arange(10)  # a ramp to tell the columns apart
+    strip = np.zeros((4, 10), bool)
+    strip[:, 7:] = True
+    out = mirror_fill(residual, strip, ~strip)
+    assert out[0, 7:, 0].tolist() == [5, 4, 3]  # mirrored across column 6: the texture, not a blur or a copy
+    assert np.array_equal(out[:, :7], residual[:, :7])
 
 
 def test_a_cut_is_dreamed_afresh(tiny):
