@@ -79,8 +79,8 @@ CROP_LIMIT = 0.6
 FEATHER = 4
 #: New content is boxed on a grid of CELL x CELL pixels.
 CELL = 8
-#: Pixels: an entering strip is left to the next band (filled meanwhile) only if none of it lies
-#: farther than this from the carried dream (the fill's Gaussian reaches about this far).
+#: Pixels: an entering strip is left to the next band (mirror-filled meanwhile) only if none of it
+#: lies farther than this from the carried dream; a wider mirror would show as a reflection.
 FILL_REACH = 6
 
 
@@ -134,9 +134,10 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
     previous frame) is dreamed in a band every ``video.enter_every`` frames (frame indices that are
     multiples of it): the band holds what entered over that many frames (where the flow, times that
     many frames, leads outside), so one crop serves several frames' strips; in between, the strip
-    is filled from the carried dream next to it. Filled frame after frame it would smear into
-    streaks, so it is never left longer than that. Of the rest, slivers thinner than ``video.sliver`` (a morphological
-    opening; mostly the flow's own noise) are filled from the carried dream around them, not dreamed.
+    (``extend``) gets the carried dream next to it mirrored in. Filled frame after frame it would
+    smear into streaks, so it is never left longer than that. Of the rest, slivers thinner than
+    ``video.sliver`` (a morphological opening; mostly the flow's own noise) are filled from the
+    carried dream around them, not dreamed.
     What is dreamed, grown by :data:`FEATHER`, is boxed on a grid of :data:`CELL` pixels, each box
     with ``video.context`` pixels around it and at least ``min_side`` a side; two boxes whose union
     costs no more than both are merged.

@@ -2,7 +2,8 @@
 
 On first use for a (backend, device, processor or GPU name, library versions), a few ascent steps
 of a small conv net are timed in float32 and bfloat16 (and float16 on a GPU) through the real
-engine, the precisions taking turns; the fastest wins if it beats float32 by a clear margin (:data:`MARGIN`), else float32.
+engine, the precisions taking turns; the fastest wins if it beats float32 by a clear margin
+(:data:`MARGIN`), else float32.
 The choice is cached in ``$XDG_CACHE_HOME/dreamvideo/precision.json`` (default
 ``~/.cache/dreamvideo``) and printed once to stderr when measured.
 
