@@ -2,8 +2,9 @@
 
 Each run is a fresh ``dreamvideo image`` process (MobileNetV2, the shared ImageNet weights, a
 96x64 picture, one octave of 2 steps, ``--precision auto``): "first use" with an empty cache
-folder (the probe runs), "cached" with only the choice the first run saved (no compiled programs). The probe's cost is the
-difference of their medians; the runs take turns, so load drifts hit both alike.
+folder (the probe runs), "cached" with only the choice the first run saved (no compiled
+programs). The probe's cost is the difference of their medians; the runs take turns, so load
+drifts hit both alike.
 
     python bench/bench_probe.py --backends tensorflow,jax,torch --reps 3
 """

@@ -110,7 +110,11 @@ class ReusePlan:
     share: float = 0.0
     cut: bool = False
     whole: bool = False
-    extend: np.ndarray | None = None
+    extend: np.ndarray | None = None  # None: no strip waits (all False)
+
+    def __post_init__(self):
+        if self.extend is None:
+            self.extend = np.zeros_like(self.new)
 
 
 def _span(a0: int, a1: int, n: int, least: int) -> tuple[int, int]:
@@ -323,12 +327,11 @@ class VideoStepper:
             return out
         src_f = src.astype(np.float32)
         residual = warp(self.prev_dream.astype(np.float32) - self.prev_src.astype(np.float32), frame.flow, cubic=True)
-        extend = plan.extend if plan.extend is not None else np.zeros_like(plan.new)
-        known = ~(plan.new | plan.fill | extend)
+        known = ~(plan.new | plan.fill | plan.extend)
         if plan.fill.any():
             residual = fill_from_neighbours(residual, plan.fill, known)
-        if extend.any():
-            residual = mirror_fill(residual, extend, known)
+        if plan.extend.any():
+            residual = mirror_fill(residual, plan.extend, known)
         carried = ~plan.new
         start = np.clip(src_f + self.tl.value("blend", i) * carried[..., None] * residual, 0, 255)
         if plan.whole:  # as a full frame: new content gets every octave and step, the carried dream upkeep

@@ -80,3 +80,17 @@ def graph_activations(pb: Path, x: np.ndarray) -> dict:
     f = tf.compat.v1.wrap_function(imports, [tf.TensorSpec([None, None, None, 3], tf.float32)])
     fn = f.prune(feeds=f.inputs[0], fetches=[f.graph.get_tensor_by_name(f"g/{n}:0") for n in GRAPH_LAYERS])
     return dict(zip(GRAPH_LAYERS, (np.asarray(a) for a in fn(tf.constant(x)))))
+
+
+def ui_media(d: Path, song_seconds: float) -> Path:
+    """What the web page's tests upload, in folder ``d``: cat.png (151x100), tiny.keras and a
+    220 Hz song.wav of ``song_seconds``."""
+    import imageio.v3 as iio
+
+    from conftest import ffmpeg
+
+    iio.imwrite(d / "cat.png", photo("chelsea")[::3, ::3])
+    tiny_model_file(d / "tiny.keras")
+    ffmpeg("-f", "lavfi", "-i", f"sine=frequency=220:duration={song_seconds}", "-c:a", "pcm_s16le", d / "song.wav")
+    assert (d / "song.wav").stat().st_size > 0
+    return d

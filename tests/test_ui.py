@@ -17,21 +17,14 @@ import pytest
 
 from dreamvideo.errors import UserError
 
-from conftest import ffmpeg
-from helpers import ROOT, photo, tiny_model_file
+from helpers import ROOT, ui_media
 
 FAST = {"octaves": 1, "steps": "2", "layers": "conv2:1.0", "weights": "random"}
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    import imageio.v3 as iio
-
-    d = tmp_path_factory.mktemp("ui-media")
-    iio.imwrite(d / "cat.png", photo("chelsea")[::3, ::3])  # 151x100
-    tiny_model_file(d / "tiny.keras")
-    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=3", "-c:a", "pcm_s16le", d / "song.wav")
-    assert (d / "song.wav").stat().st_size > 0
+    d = ui_media(tmp_path_factory.mktemp("ui-media"), 3)
     for name in ("notes.txt", "notes.mp3", "notes.mp4"):
         (d / name).write_text("not a picture, a song or a clip")
     (d / "fake.png").write_bytes(b"\x89PNG but not really")

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ffmpeg
-from helpers import photo, tiny_model_file
+from helpers import ui_media
 
 pytestmark = pytest.mark.browser
 
@@ -34,14 +33,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    import imageio.v3 as iio
-
-    d = tmp_path_factory.mktemp("ui-browser")
-    iio.imwrite(d / "cat.png", photo("chelsea")[::3, ::3])  # 151x100
-    tiny_model_file(d / "tiny.keras")
-    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=2", "-c:a", "pcm_s16le", d / "song.wav")
-    assert (d / "song.wav").stat().st_size > 0
-    return d
+    return ui_media(tmp_path_factory.mktemp("ui-browser"), 2)
 
 
 @pytest.fixture(scope="module")

@@ -134,14 +134,15 @@ class Loop:
         # The tile size is part of the program (tiles are static slices), so it is clamped to the
         # image: a tile larger than the image means one tile, whatever its nominal size.
         tile = min(int(tile), max(img.shape[:2]))
-        hw, step_size, loss = np.asarray(hw, np.int32), np.float32(step_size), -np.inf
+        hw, step_size = np.asarray(hw, np.int32), np.float32(step_size)
+        loss = last = -np.inf
         for i in range(int(steps)):
             if loss > max_loss:
                 break
             img, last = self._step(img, np.int32(i), step_size, padded, weights, step_map, hw, *self._vars, tile=tile)
             # Reading the loss waits for the step; without an early stop the steps queue up unread.
             loss = float(last) if np.isfinite(max_loss) else loss
-        return np.asarray(img), float(last) if steps else float(loss)
+        return np.asarray(img), float(last)
 
 
 def building():
