@@ -79,6 +79,14 @@ CROP_LIMIT = 0.6
 FEATHER = 4
 #: New content is boxed on a grid of CELL x CELL pixels.
 CELL = 8
+#: Full-size steps at the finest octave that a frame's fine detail gets per 1% its content grew
+#: (a zoom-in): what the zoom gives it (10 of 20 steps at its default 5% a frame).
+DETAIL_PER_PCT = 2.0
+#: A zoom-in's carried dream fades by this times its growth a frame, on top of ``blend``: the
+#: magnified patterns make way for the fine detail dreamed into them.
+GROWTH_FADE = 2.0
+#: Growth the flow's own noise shows on a pan (the frame's mean, 0.07%), with a margin: below it, none.
+GROWTH_FLOOR = 0.002
 #: Pixels: an entering strip is left to the next band (mirror-filled meanwhile) only if none of it
 #: lies farther than this from the carried dream; a wider mirror would show as a reflection.
 FILL_REACH = 6
@@ -231,6 +239,27 @@ def crop_side(min_side: float, settings: DreamSettings) -> int:
     return int(np.ceil(min_side * settings.octave_scale ** (min(settings.octaves, 2) - 1)))
 
 
+def growth(flow: np.ndarray) -> float:
+    """How much a frame's content grew since the previous frame, on average (0.012: 1.2% larger, as
+    in a zoom-in; 0 when it shrank or kept its size), from the Jacobian of x -> x + ``flow``
+    (HxWx2, this frame -> previous, smoothed over 4 px)."""
+    import cv2
+
+    f = cv2.GaussianBlur(flow, (0, 0), 4.0)
+    fx_y, fx_x = np.gradient(f[..., 0])
+    fy_y, fy_x = np.gradient(f[..., 1])
+    det = (1.0 + fx_x) * (1.0 + fy_y) - fx_y * fy_x
+    return max(0.0, float(np.mean(1.0 / np.sqrt(np.clip(det, 0.25, None)) - 1.0)))
+
+
+def upkeep_steps(video: VideoSettings, grown: float) -> int:
+    """Upkeep steps of a frame whose content grew by ``grown`` (see :func:`growth`): the fixed
+    ``video.upkeep_steps``, plus, in a zoom-in, the fine detail that magnifying the carried dream
+    blurs (:data:`DETAIL_PER_PCT` full steps per 1%, at the upkeep's step size)."""
+    extra = max(0.0, grown - GROWTH_FLOOR) * 100 * DETAIL_PER_PCT / max(video.upkeep_step, 1e-6)
+    return video.upkeep_steps + int(round(min(extra, 4 * DreamSettings.steps)))
+
+
 def fill_from_neighbours(residual: np.ndarray, fill: np.ndarray, known: np.ndarray) -> np.ndarray:
     """``residual`` (H, W, 3 float32) with the ``fill`` pixels replaced by a Gaussian-weighted mean
     of the ``known`` pixels around them (normalized convolution)."""
@@ -309,15 +338,16 @@ class VideoStepper:
     def _reuse(self, frame: SourceFrame) -> np.ndarray:
         import cv2
 
-        from .flow import warp
+        from .flow import explained, warp
 
         i, src, v = frame.index, frame.image, self.video
         settings, weights, seed = self.tl.settings(self.dream_settings, i), self.tl.weights(i), frame_seed(self.seed, i)
         t0 = time.perf_counter()
         h, w = src.shape[:2]
         grow = max(1.0, self.dreamer.model.min_side / min(h, w))
-        plan = reuse_plan(frame.mask, v, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
-                          color_change(self.prev_src, src), frame.flow, i)
+        flow, mask = explained(frame.flow, frame.mask, self.prev_src, src)
+        plan = reuse_plan(mask, v, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
+                          color_change(self.prev_src, src), flow, i)
         self.last = plan
         if plan.cut:
             self.timing["composite"] += time.perf_counter() - t0
@@ -326,14 +356,18 @@ class VideoStepper:
             self.timing["new"] += time.perf_counter() - t1
             return out
         src_f = src.astype(np.float32)
-        residual = warp(self.prev_dream.astype(np.float32) - self.prev_src.astype(np.float32), frame.flow, cubic=True)
+        residual = warp(self.prev_dream.astype(np.float32) - self.prev_src.astype(np.float32), flow, cubic=True)
         known = ~(plan.new | plan.fill | plan.extend)
         if plan.fill.any():
             residual = fill_from_neighbours(residual, plan.fill, known)
         if plan.extend.any():
             residual = mirror_fill(residual, plan.extend, known)
-        carried = ~plan.new
-        start = np.clip(src_f + self.tl.value("blend", i) * carried[..., None] * residual, 0, 255)
+        # A band's strip entered over the last frames and carries the dream mirrored into it: its crop
+        # starts from that, so the band does not pop. Magnified dream is stale detail: it fades faster.
+        carried = ~plan.new | (mask >= 0.5)
+        grown = growth(flow)
+        keep = self.tl.value("blend", i) * max(0.0, 1.0 - GROWTH_FADE * grown)
+        start = np.clip(src_f + keep * carried[..., None] * residual, 0, 255)
         if plan.whole:  # as a full frame: new content gets every octave and step, the carried dream upkeep
             step_map = v.carry_step + (1.0 - v.carry_step) * plan.new.astype(np.float32)
             self.timing["composite"] += time.perf_counter() - t0
@@ -344,7 +378,7 @@ class VideoStepper:
         self.timing["composite"] += time.perf_counter() - t0
         t1 = time.perf_counter()
         if v.upkeep_steps and settings.steps and settings.step_size:
-            kept = self.dreamer.dream(src, start, replace(settings, octaves=1, steps=v.upkeep_steps,
+            kept = self.dreamer.dream(src, start, replace(settings, octaves=1, steps=upkeep_steps(v, grown),
                                                           step_size=settings.step_size * v.upkeep_step),
                                       seed=seed, weights=weights).astype(np.float32)
         else:

@@ -118,8 +118,8 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
                            f"~{cost:.0%} of a whole dream each"}
     if ks.coherence != "flow" or ks.full_frames or not full:
         return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "every frame is dreamed whole"}
-    from .coherence import color_change, crop_side, reuse_plan
-    from .flow import FlowEstimator
+    from .coherence import color_change, crop_side, growth, reuse_plan, upkeep_steps
+    from .flow import FlowEstimator, explained
     from .render import open_video
 
     side = min(WORK_SIDE, max_side) if max_side else WORK_SIDE
@@ -129,13 +129,13 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
         return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "a single frame: dreamed whole"}
     every = max(1, (len(frames) - 1) // WORK_PAIRS)
     est, costs, shares, cuts = FlowEstimator(ks.flow), [], [], 0
-    upkeep = dream_cost(1, dream.octave_scale, ks.upkeep_steps) / full
     # Entering content is dreamed in a band on one frame in enter_every: each sampled pair counts as
     # that frame (weight 1/enter_every) and as the others.
     kinds = [(0, 1.0)] if ks.enter_every <= 1 else [(0, 1.0 / ks.enter_every), (1, 1.0 - 1.0 / ks.enter_every)]
     for k in range(1, len(frames), every):
-        flow, mask = est.pair(frames[k - 1], frames[k])
+        flow, mask = explained(*est.pair(frames[k - 1], frames[k]), frames[k - 1], frames[k])
         change = color_change(frames[k - 1], frames[k])
+        upkeep = dream_cost(1, dream.octave_scale, upkeep_steps(ks, growth(flow)) if ks.upkeep_steps else 0) / full
         plans = [(reuse_plan(mask, ks, crop_side(32, dream), change, flow, index), wt) for index, wt in kinds]
         cuts += plans[0][0].cut
         shares.append(sum(wt * p.share for p, wt in plans))

@@ -81,3 +81,32 @@ def test_unknown_method_is_a_user_error():
         flow.FlowEstimator("raft")
     with pytest.raises(UserError, match="unknown optical flow method"):
         flow.compute_flow(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), "lk")
+
+
+def test_pixels_the_flow_around_them_explains_are_trusted_again():
+    # A pan (DX, DY) over a photo with a plain wall in it (one colour and a little noise: DIS cannot
+    # follow the motion there) and a textured square moving 8 px right over the textured part.
+    prev, cur = pan()
+    prev, cur = prev.copy(), cur.copy()
+    rng = np.random.default_rng(0)
+    for img in (prev, cur):
+        img[60:110, 30:130] = np.clip(150 + rng.normal(0, 1, (50, 100, 3)), 0, 255).astype(np.uint8)
+    sq = np.ascontiguousarray(photo("coffee")[200:220, 200:220])
+    prev[10:30, 20:40] = sq
+    cur[10:30, 28:48] = sq
+    fw = np.zeros((H, W, 2), np.float32)
+    fw[..., 0], fw[..., 1] = DX, DY
+    fw[10:30, 28:48] = (-8, 0)
+    mask = np.ones((H, W), np.float32)
+    mask[:, -DX:] = mask[-DY:, :] = 0  # entered the frame
+    mask[10:30, 20:28] = 0  # the background the square uncovered
+    lost = np.zeros((H, W), bool)
+    lost[70:100, 50:110] = True  # DIS lost track on the wall: rejected, its flow wrong
+    mask[lost], fw[lost] = 0, (-7, 5)
+    fl, m = flow.explained(fw, mask, prev, cur)
+    assert m[lost].min() == 1  # the wall follows the pan around it: carried, not dreamed anew
+    assert np.abs(fl[lost] - (DX, DY)).max() < 0.01
+    # What the square uncovered differs from what covered it: still new. Content entering at the edges too.
+    assert m[10:30, 20:28].max() == 0
+    assert m[:, -DX:].max() == 0 and m[-DY:, :].max() == 0
+    assert np.array_equal(fl[mask > 0.5], fw[mask > 0.5])  # trusted pixels keep their flow

@@ -202,3 +202,18 @@ def test_plan_says_what_a_render_will_dream(tiny, tmp_path, capsys):
                    "--layers", "conv2", "--frames", "5"])
     out = capsys.readouterr().out
     assert rc == 0 and "work: frames after the first dream the finest 1 octave(s) at 10 steps: ~28%" in out, out
+
+
+def test_a_zoom_in_gets_upkeep_for_the_fine_detail_its_magnification_blurs():
+    from dreamvideo.coherence import growth, upkeep_steps
+    from dreamvideo.settings import VideoSettings
+
+    h, w = 108, 192
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    zoom = np.dstack([(gx - w / 2) * (1 / 1.02 - 1), (gy - h / 2) * (1 / 1.02 - 1)])  # 2% a frame
+    pan = np.zeros((h, w, 2), np.float32) + (3.0, 1.0)
+    v = VideoSettings(full_frames=False)
+    assert abs(growth(zoom) - 0.02) < 0.002 and growth(pan) == 0 and growth(-zoom) == 0  # zoom-out: no growth
+    assert upkeep_steps(v, growth(pan)) == v.upkeep_steps
+    assert upkeep_steps(v, growth(zoom)) > 4 * v.upkeep_steps
+    assert upkeep_steps(v, 0.04) > upkeep_steps(v, 0.02)
