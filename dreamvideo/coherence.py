@@ -6,11 +6,12 @@ by optical flow and added to it, except where the forward-backward check says th
 (upkeep). ``blend``: the previous dream cross-faded with the new frame. ``none``: every frame alone.
 
 Temporal reuse (flow, unless ``full_frames``): a frame costs what is new in it. The carried dream
-gets ``upkeep_steps`` steps at the finest octave only (so it neither fades nor drifts); new regions
-(the forward-backward check's rejects, thin interior slivers excepted: those are filled from the
-carried dream around them) are dreamed in crops, with all octaves and steps, inside ``context``
-pixels of carried dream, and feathered in; a scene cut (most of the frame new, or its colours
-changed) is dreamed afresh. See :func:`reuse_plan`. The only state is still the previous source
+gets ``upkeep_steps`` steps at the finest octave only (so it neither fades nor drifts; in a zoom-in
+more, for the fine detail that magnifying it blurs, see :func:`upkeep_steps`); new regions (the
+forward-backward check's rejects, less those the flow around them explains, see
+:func:`dreamvideo.flow.explained`, and thin interior slivers, filled from the carried dream around
+them) are dreamed in crops, with all octaves and steps, inside ``context`` pixels of carried dream,
+and feathered in; a scene cut (most of the frame new, or its colours changed) is dreamed afresh. See :func:`reuse_plan`. The only state is still the previous source
 and dream, so a resumed render rebuilds it from the saved frame exactly.
 
 Convention: frames are ``H x W x 3`` uint8 RGB; flow is (H, W, 2) float32 pixels from the current
