@@ -11,8 +11,9 @@ more, for the fine detail that magnifying it blurs, see :func:`upkeep_steps`); n
 forward-backward check's rejects, less those the flow around them explains, see
 :func:`dreamvideo.flow.explained`, and thin interior slivers, filled from the carried dream around
 them) are dreamed in crops, with all octaves and steps, inside ``context`` pixels of carried dream,
-and feathered in; a scene cut (most of the frame new, or its colours changed) is dreamed afresh. See :func:`reuse_plan`. The only state is still the previous source
-and dream, so a resumed render rebuilds it from the saved frame exactly.
+and feathered in; a scene cut (most of the frame new, or its colours changed) is dreamed afresh.
+See :func:`reuse_plan`. The only state is still the previous source and dream, so a resumed render
+rebuilds it from the saved frame exactly.
 
 Convention: frames are ``H x W x 3`` uint8 RGB; flow is (H, W, 2) float32 pixels from the current
 frame to the previous one; masks are (H, W) float32 in 0..1, 1 where the previous frame saw the pixel.
@@ -157,6 +158,8 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
     """
     import cv2
 
+    from .flow import lands_inside
+
     new = mask < 0.5
     h, w = new.shape
     share = float(new.mean())
@@ -164,10 +167,8 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
         return ReusePlan(new, np.zeros_like(new), [(0, h, 0, w)], 1.0, cut=True)
     entering = np.zeros_like(new)
     if flow is not None:
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        tx, ty = gx + flow[..., 0], gy + flow[..., 1]
         # Half a pixel of slack: a still border's flow wobbles by a fraction of a pixel either way.
-        entering = new & ((tx < -0.5) | (tx > w - 0.5) | (ty < -0.5) | (ty > h - 0.5))
+        entering = new & ~lands_inside(flow, 0.5)
     rejected = new & ~entering
     extend = np.zeros_like(new)
     k = max(1, int(getattr(video, "enter_every", 1)))
@@ -178,8 +179,7 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
             if entering.any() and cv2.distanceTransform(entering.astype(np.uint8), cv2.DIST_L2, 3).max() <= FILL_REACH:
                 extend, entering = entering, np.zeros_like(new)
         else:
-            bx, by = gx + k * flow[..., 0], gy + k * flow[..., 1]
-            entering = entering | ((bx < -0.5) | (bx > w - 0.5) | (by < -0.5) | (by > h - 0.5))
+            entering = entering | ~lands_inside(k * flow, 0.5)
     kept = rejected
     if video.sliver > 1 and rejected.any():
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (video.sliver, video.sliver))
@@ -279,17 +279,13 @@ def mirror_fill(residual: np.ndarray, fill: np.ndarray, known: np.ndarray) -> np
     """``residual`` (H, W, 3 float32) with each ``fill`` pixel p taken from the mirror image of p
     across its nearest ``known`` pixel q (2q - p; q itself where that is not known). Unlike a
     blur, the strip gets the dream's own texture and strength, so it neither pales nor smears."""
-    import cv2
+    from .flow import nearest_known
 
     if not fill.any() or not known.any():
         return residual
     h, w = fill.shape
-    _, labels = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    ky, kx = np.nonzero(known)  # label l is the l-th known pixel in raster order
     py, px = np.nonzero(fill)
-    lab = labels[py, px] - 1
-    qy, qx = ky[lab], kx[lab]
+    qy, qx = nearest_known(known, fill)
     my, mx = np.clip(2 * qy - py, 0, h - 1), np.clip(2 * qx - px, 0, w - 1)
     ok = known[my, mx]
     out = residual.copy()

@@ -79,6 +79,24 @@ def warp(img: np.ndarray, flow: np.ndarray, cubic: bool = False) -> np.ndarray:
     return out.reshape(src.shape).astype(src.dtype, copy=False)
 
 
+def lands_inside(flow: np.ndarray, slack: float = 0.0) -> np.ndarray:
+    """HxW bool: where x + ``flow`` (HxWx2 pixels) falls inside the frame, widened by ``slack`` px."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    tx, ty = gx + flow[..., 0], gy + flow[..., 1]
+    return (tx >= -slack) & (tx <= w - 1 + slack) & (ty >= -slack) & (ty <= h - 1 + slack)
+
+
+def nearest_known(known: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs): for each True pixel of ``at`` (HxW bool, raster order, as ``np.nonzero``), the
+    nearest True pixel of ``known`` (Euclidean distance transform). ``known`` must not be empty."""
+    _, labels = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    ky, kx = np.nonzero(known)  # label l is the l-th known pixel in raster order
+    lab = labels[at] - 1
+    return ky[lab], kx[lab]
+
+
 def consistency_mask(flow_fw: np.ndarray, flow_bw: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
     """Forward-backward consistency (Sundaram et al. 2010; Ruder et al. 2016, "Artistic style transfer for videos").
 
@@ -87,14 +105,10 @@ def consistency_mask(flow_fw: np.ndarray, flow_bw: np.ndarray, alpha: float = 0.
     the test fails (occlusion, disocclusion, bad flow) or its match in prev falls outside the frame.
     Returns HxW float32 in {0, 1}.
     """
-    h, w = flow_fw.shape[:2]
     back = warp(flow_bw, flow_fw)
     err = np.sum((flow_fw + back) ** 2, axis=2)
     ok = err <= alpha * (np.sum(flow_fw ** 2, axis=2) + np.sum(back ** 2, axis=2)) + beta
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    tx, ty = gx + flow_fw[..., 0], gy + flow_fw[..., 1]
-    ok &= (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    return ok.astype(np.float32)
+    return (ok & lands_inside(flow_fw)).astype(np.float32)
 
 
 class FlowEstimator:
@@ -146,28 +160,19 @@ def explained(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.ndar
     bad = mask < 0.5
     if not bad.any() or bad.all():
         return flow, mask
-    h, w = bad.shape
-    _, labels = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    ky, kx = np.nonzero(~bad)  # label l is the l-th trusted pixel in raster order
-    py, px = np.nonzero(bad)
-    lab = labels[py, px] - 1
     filled = flow.copy()
-    filled[py, px] = flow[ky[lab], kx[lab]]
+    filled[bad] = flow[nearest_known(~bad, bad)]
     smooth = cv2.GaussianBlur(filled, (0, 0), 3.0)
     # Where the trusted flows around a pixel disagree (an object's edge: what it uncovered), copying
     # the dream from one side frame after frame would streak it behind the object.
     wide = cv2.GaussianBlur(filled, (0, 0), 6.0)
     bend = np.max([np.abs(g) for c in range(2) for g in np.gradient(wide[..., c])], axis=0)
     even = (np.abs(smooth - filled).max(axis=2) < FLOW_JUMP) & (bend < FLOW_BEND)
-    filled[py, px] = smooth[py, px]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    tx, ty = gx + filled[..., 0], gy + filled[..., 1]
-    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    filled[bad] = smooth[bad]
     diff = np.abs(warp(prev.astype(np.float32), filled) - cur.astype(np.float32)).mean(axis=2)
     grey = _grey(cur).astype(np.float32)
     edge = cv2.blur(np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1)), (5, 5)) / 8
-    ok = bad & inside & even & (cv2.blur(diff, (5, 5)) <= tol + EXPLAINED_EDGE * edge)
+    ok = bad & lands_inside(filled) & even & (cv2.blur(diff, (5, 5)) <= tol + EXPLAINED_EDGE * edge)
     if not ok.any():
         return flow, mask
     out_flow = np.where(ok[..., None], filled, flow).astype(np.float32)
