@@ -58,7 +58,7 @@ for side in sides:
     opts = dict(kv.split("=") for kv in side.split(",") if "=" in kv)
     opts = {k: (v == "True") if v in ("True", "False") else (float(v) if "." in v else int(v)) for k, v in opts.items()}
     s = split_options("video", dict(MODEL, **opts))
-    tl = Timeline(with_blend_default(s["schedules"], s["video"].coherence), 12, n, dreamer.objective.terms, use=SCHEDULED["video"])
+    tl = Timeline(with_blend_default(s["schedules"], s["video"]), 12, n, dreamer.objective.terms, use=SCHEDULED["video"])
     st = VideoStepper(dreamer, s["dream"], s["video"], tl, 0)
     outs = []
     t = time.perf_counter()

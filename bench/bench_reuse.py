@@ -201,7 +201,7 @@ def video(args, dreamer, out_dir: Path):
                                                for k, v in (kv.split("=") for kv in args.reuse.split(",") if kv)})
             for side, opts in (("reuse", reuse), ("full", {"full_frames": True}), ("none", {"coherence": "none"})):
                 s = split_options("video", dict(MODEL, **opts))
-                tl = Timeline(with_blend_default(s["schedules"], s["video"].coherence), 12, n,
+                tl = Timeline(with_blend_default(s["schedules"], s["video"]), 12, n,
                               dreamer.objective.terms, use=SCHEDULED["video"])
                 steppers[side] = VideoStepper(dreamer, s["dream"], s["video"], tl, 0)
             which = {"reuse": list(range(n)), "full": list(range(min(n, args.full_frames))),

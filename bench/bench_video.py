@@ -135,7 +135,7 @@ def overlap(args):
         opts = dict(MODEL, **dict(args.opts))
         s = split_options("video", opts)
         dream, video = s["dream"], s["video"]
-        sched = with_blend_default(s["schedules"], video.coherence)
+        sched = with_blend_default(s["schedules"], video)
         dreamer = build_dreamer(s["model"])
         frames = read_frames(clip)
         tl = Timeline(sched, 12, len(frames), dreamer.objective.terms, use=SCHEDULED["video"])

@@ -6,12 +6,14 @@ by optical flow and added to it, except where the forward-backward check says th
 (upkeep). ``blend``: the previous dream cross-faded with the new frame. ``none``: every frame alone.
 
 Temporal reuse (flow, unless ``full_frames``): a frame costs what is new in it. The carried dream
-gets ``upkeep_steps`` steps at the finest octave only (so it neither fades nor drifts; in a zoom-in
-more, for the fine detail that magnifying it blurs, see :func:`upkeep_steps`); new regions (the
-forward-backward check's rejects, less those the flow around them explains, see
-:func:`dreamvideo.flow.explained`, and thin interior slivers, filled from the carried dream around
-them) are dreamed in crops, with all octaves and steps, inside ``context`` pixels of carried dream,
-and feathered in; a scene cut (most of the frame new, or its colours changed) is dreamed afresh.
+is kept as it is (``blend`` 1 by default): each step of re-dreaming it moves it, and that shows as
+shimmer, not as a stronger dream. In a zoom-in it gets steps at the finest octave for the fine
+detail that magnifying it blurs, and fades with its growth (see :func:`upkeep_steps`);
+``upkeep_steps`` adds steps that re-dream all of it each frame. New regions (the forward-backward
+check's rejects, less those the flow around them explains, see :func:`dreamvideo.flow.explained`,
+and thin interior slivers, given the carried dream around them mirrored in) are dreamed in crops,
+with all octaves and steps, inside ``context`` pixels of carried dream, and feathered in; a scene
+cut (most of the frame new, or its colours changed) is dreamed afresh.
 See :func:`reuse_plan`. The only state is still the previous source and dream, so a resumed render
 rebuilds it from the saved frame exactly.
 
@@ -82,11 +84,13 @@ FEATHER = 4
 #: New content is boxed on a grid of CELL x CELL pixels.
 CELL = 8
 #: Full-size steps at the finest octave that a frame's fine detail gets per 1% its content grew
-#: (a zoom-in): what the zoom gives it (10 of 20 steps at its default 5% a frame).
-DETAIL_PER_PCT = 2.0
+#: (a zoom-in). Half what the zoom mode gives (10 of 20 steps at its default 5% a frame): with 2 and
+#: a fade of 2, a zoom-in clip's flicker was 1.41, with 1 and 1.5 1.31 (bench_flicker_regions.py zoomin).
+DETAIL_PER_PCT = 1.0
 #: A zoom-in's carried dream fades by this times its growth a frame, on top of ``blend``: the
-#: magnified patterns make way for the fine detail dreamed into them.
-GROWTH_FADE = 2.0
+#: magnified patterns make way for the fine detail dreamed into them (at 1 a zoom-in's dream built
+#: up to 122% of none's strength over 200 frames, at 2 it faded to 65%, at 1.5 it held at 86-100%).
+GROWTH_FADE = 1.5
 #: Growth the flow's own noise shows on a pan (the frame's mean, 0.07%), with a margin: below it, none.
 GROWTH_FLOOR = 0.002
 #: Pixels: an entering strip is left to the next band (mirror-filled meanwhile) only if none of it
@@ -234,10 +238,12 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
 
 
 def crop_side(min_side: float, settings: DreamSettings) -> int:
-    """The smallest side of a crop of new content: room for two octaves. A crop of one octave dreams
-    about half as strongly as a whole frame there (MobileNetV2 at 192x108, the right edge: a 32 px wide
-    crop 6.0, 48 px 8.4, 64 px 10.5, the whole frame 10.5 mean |dream - source|)."""
-    return int(np.ceil(min_side * settings.octave_scale ** (min(settings.octaves, 2) - 1)))
+    """The smallest side of a crop of new content: room for all its octaves. A crop of one octave
+    dreams about half as strongly as a whole frame there (MobileNetV2 at 192x108, the right edge: a
+    32 px wide crop 6.0, 48 px 8.4, 64 px 10.5, the whole frame 10.5 mean |dream - source|), and
+    one of two octaves only fine patterns: a pan's entering band, dreamed in a 45 px crop, filled
+    the frame with thin stripes where a whole frame dreams eyes and animals."""
+    return int(np.ceil(min_side * settings.octave_scale ** (settings.octaves - 1)))
 
 
 def growth(flow: np.ndarray) -> float:
@@ -257,22 +263,10 @@ def upkeep_steps(video: VideoSettings, grown: float) -> int:
     """Upkeep steps of a frame whose content grew by ``grown`` (see :func:`growth`): the fixed
     ``video.upkeep_steps``, plus, in a zoom-in, the fine detail that magnifying the carried dream
     blurs (:data:`DETAIL_PER_PCT` full steps per 1%, at the upkeep's step size)."""
-    extra = max(0.0, grown - GROWTH_FLOOR) * 100 * DETAIL_PER_PCT / max(video.upkeep_step, 1e-6)
+    if not video.upkeep_step:
+        return 0
+    extra = max(0.0, grown - GROWTH_FLOOR) * 100 * DETAIL_PER_PCT / video.upkeep_step
     return video.upkeep_steps + int(round(min(extra, 4 * DreamSettings.steps)))
-
-
-def fill_from_neighbours(residual: np.ndarray, fill: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """``residual`` (H, W, 3 float32) with the ``fill`` pixels replaced by a Gaussian-weighted mean
-    of the ``known`` pixels around them (normalized convolution)."""
-    import cv2
-
-    k = known.astype(np.float32)
-    num = cv2.GaussianBlur(residual * k[..., None], (0, 0), 2.0)
-    den = cv2.GaussianBlur(k, (0, 0), 2.0)[..., None]
-    out = residual.copy()
-    sel = fill & (den[..., 0] > 1e-3)
-    out[sel] = (num / np.maximum(den, 1e-3))[sel]
-    return out
 
 
 def mirror_fill(residual: np.ndarray, fill: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -355,13 +349,13 @@ class VideoStepper:
         src_f = src.astype(np.float32)
         residual = warp(self.prev_dream.astype(np.float32) - self.prev_src.astype(np.float32), flow, cubic=True)
         known = ~(plan.new | plan.fill | plan.extend)
-        if plan.fill.any():
-            residual = fill_from_neighbours(residual, plan.fill, known)
-        if plan.extend.any():
-            residual = mirror_fill(residual, plan.extend, known)
-        # A band's strip entered over the last frames and carries the dream mirrored into it: its crop
-        # starts from that, so the band does not pop. Magnified dream is stale detail: it fades faster.
-        carried = ~plan.new | (mask >= 0.5)
+        # Slivers and waiting strips get the carried dream's own texture; a blur would pale them, and
+        # a pale sliver is carried on and paled again.
+        residual = mirror_fill(residual, plan.fill | plan.extend, known)
+        # New content, a band's strips too, is dreamed from its source: started from the dream mirrored
+        # into a strip, the band dreamed the mirror's stripes up, stronger each band. Magnified dream
+        # is stale detail: it fades faster.
+        carried = ~plan.new
         grown = growth(flow)
         keep = self.tl.value("blend", i) * max(0.0, 1.0 - GROWTH_FADE * grown)
         start = np.clip(src_f + keep * carried[..., None] * residual, 0, 255)
@@ -374,8 +368,9 @@ class VideoStepper:
             return out
         self.timing["composite"] += time.perf_counter() - t0
         t1 = time.perf_counter()
-        if v.upkeep_steps and settings.steps and settings.step_size:
-            kept = self.dreamer.dream(src, start, replace(settings, octaves=1, steps=upkeep_steps(v, grown),
+        ups = upkeep_steps(v, grown)
+        if ups and settings.steps and settings.step_size:
+            kept = self.dreamer.dream(src, start, replace(settings, octaves=1, steps=ups,
                                                           step_size=settings.step_size * v.upkeep_step),
                                       seed=seed, weights=weights).astype(np.float32)
         else:

@@ -49,7 +49,7 @@ def prepare_video(input, output, options: dict, max_side: int | None):
     reader of its frames, after the checks every video render makes (output path, settings, soundtrack)."""
     s = split_options("video", options)
     s["dream"] = s["dream"].check()
-    s["schedules"] = with_blend_default(s["schedules"], s["video"].coherence)
+    s["schedules"] = with_blend_default(s["schedules"], s["video"])
     check_video_output(input, output)
     check_moving(s["video"])
     if s["video"].audio:
@@ -129,7 +129,7 @@ def dream_frames(frames, *, seed: int = 0, dreamer=None, fps: float = 25.0, firs
     """
     s = split_options("video", options)
     video = s["video"]
-    sched = with_blend_default(s["schedules"], video.coherence)
+    sched = with_blend_default(s["schedules"], video)
     dreamer = dreamer or build_dreamer(s["model"])
     timeline = Timeline(sched, fps, first_index + (video.frames or 1), dreamer.objective.terms,
                         video.audio or None, use=SCHEDULED["video"])

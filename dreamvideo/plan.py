@@ -135,7 +135,7 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
     for k in range(1, len(frames), every):
         flow, mask = explained(*est.pair(frames[k - 1], frames[k]), frames[k - 1], frames[k])
         change = color_change(frames[k - 1], frames[k])
-        upkeep = dream_cost(1, dream.octave_scale, upkeep_steps(ks, growth(flow)) if ks.upkeep_steps else 0) / full
+        upkeep = dream_cost(1, dream.octave_scale, upkeep_steps(ks, growth(flow))) / full
         plans = [(reuse_plan(mask, ks, crop_side(32, dream), change, flow, index), wt) for index, wt in kinds]
         cuts += plans[0][0].cut
         shares.append(sum(wt * p.share for p, wt in plans))
@@ -183,7 +183,7 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
         if n < 1:
             raise UserError(f"cannot tell how many frames {input} has; pass a frame count (`frames`)")
         audio, audio_start = soundtrack(input, ks, info)
-        sched = with_blend_default(sched, ks.coherence)
+        sched = with_blend_default(sched, ks)
     else:
         ks = song_frames(ks)
         init = zoom_start(input, ks, max_side, seed)

@@ -102,11 +102,9 @@ class VideoSettings:
     first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
     carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
                              "upkeep); new content (disoccluded or entering the frame) gets the full step")
-    # Reuse stays opt-in for video until it meets its targets: at 256x144 it was ~2x, not 3x, faster than full
-    # frames, with flicker up to 1.65 on a pan and seams at some crop borders (bench/RESULTS.md, 2026-12-02).
-    full_frames: bool = _opt(True, "flow: dream every pixel of every frame with all octaves and steps; "
-                             "--no-full-frames dreams only what is new plus upkeep of the carried dream "
-                             "(temporal reuse, experimental: faster where little of a frame is new)")
+    full_frames: bool = _opt(False, "flow: dream every pixel of every frame with all octaves and steps (the "
+                             "behaviour before temporal reuse; by default only what is new in a frame is dreamed "
+                             "and the carried dream is kept)")
     context: int = _opt(16, "flow: pixels of carried dream around new content that its crop dreams with, "
                         "so the new patterns continue the old ones")
     sliver: int = _opt(3, "flow: new regions thinner than this many pixels, inside the frame, are filled from "
@@ -114,8 +112,10 @@ class VideoSettings:
     enter_every: int = _opt(4, "flow: content entering at the frame's edges is dreamed in one band every this many "
                             "frames (its crop costs the same however thin the strip); in between it is filled from "
                             "the carried dream next to it (1 = dream it every frame)")
-    upkeep_steps: int = _opt(2, "flow: steps at the finest octave that keep the carried dream from fading, per frame")
-    upkeep_step: float = _opt(0.25, "flow: step-size factor of those upkeep steps")
+    upkeep_steps: int = _opt(0, "flow: steps at the finest octave that re-dream the carried dream, per frame (0: it "
+                             "is kept as it is; with a blend below 1 it needs some, or it fades)")
+    upkeep_step: float = _opt(0.25, "flow: step-size factor of the upkeep steps (and of a zoom-in's, which restore "
+                              "the fine detail that magnifying the carried dream blurs; 0 = none)")
     cut: float = _opt(0.5, "flow: a frame whose new share exceeds this (0..1), or whose colours differ this much "
                       "from the last frame's, is a scene cut and is dreamed afresh")
     start: float = _opt(0.0, "start at this time in the source, in seconds")
@@ -145,9 +145,11 @@ class ZoomSettings:
     audio: str = _opt("", "soundtrack to mux into the output and to drive audio-reactive schedules")
 
 
-# Flow carries the dream's residual almost whole (a slow decay bounds it over hundreds of frames);
-# a cross-fade must let the new frame in, or it ghosts. Measured in bench/bench_video.py.
-BLEND_DEFAULT = {"flow": 0.995, "blend": 0.5, "none": 0.0}
+# Flow dreaming every pixel carries the dream's residual almost whole (a slow decay bounds it over
+# hundreds of frames); reusing the carried dream keeps it whole (it is not re-dreamed, so a decay
+# would only fade it); a cross-fade must let the new frame in, or it ghosts. Measured in
+# bench/bench_video.py and bench/bench_flicker_regions.py.
+BLEND_DEFAULT = {"flow": 0.995, "reuse": 1.0, "blend": 0.5, "none": 0.0}
 
 AUDIO_FEATURES = ("rms", "onset", "beat", "low", "mid", "high")
 SCHEDULE_HELP = ("a number, keyframes '0:(1.0), 48:(1.05), 96:(1.0)', or an expression of t (seconds), "
@@ -163,7 +165,8 @@ class Schedules:
     step_size: str = _opt(repr(DreamSettings.step_size), f"step size per step: {_SCHED}", metavar="SCHEDULE")
     steps: str = _opt(str(DreamSettings.steps), "steps per octave (rounded)", metavar="SCHEDULE")
     blend: str = _opt("", "video: how much of the previous dream carries into the next frame, 0..1 "
-                      f"(default: {BLEND_DEFAULT['flow']} for flow, {BLEND_DEFAULT['blend']} for blend)",
+                      f"(default: {BLEND_DEFAULT['reuse']} for flow, {BLEND_DEFAULT['flow']} for flow with "
+                      f"--full-frames, {BLEND_DEFAULT['blend']} for blend)",
                       metavar="SCHEDULE")
     zoom: str = _opt("1.05", "zoom: scale per frame (>1 zooms in)", metavar="SCHEDULE")
     angle: str = _opt("0", "zoom: rotation per frame, degrees counter-clockwise", metavar="SCHEDULE")
@@ -216,11 +219,12 @@ def split_options(kind: str, options: dict) -> dict:
     return out
 
 
-def with_blend_default(sched: Schedules, coherence: str) -> Schedules:
-    """Fill an empty ``blend`` schedule with the coherence mode's default."""
+def with_blend_default(sched: Schedules, video: VideoSettings) -> Schedules:
+    """Fill an empty ``blend`` schedule with the default of the video's coherence mode."""
     from dataclasses import replace
 
-    return sched if sched.blend.strip() else replace(sched, blend=repr(BLEND_DEFAULT[coherence]))
+    mode = "reuse" if video.coherence == "flow" and not video.full_frames else video.coherence
+    return sched if sched.blend.strip() else replace(sched, blend=repr(BLEND_DEFAULT[mode]))
 
 
 def check_moving(ks) -> None:

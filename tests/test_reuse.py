@@ -24,7 +24,7 @@ def tiny(tmp_path_factory):
 def stepper(model_opts, n, **opts):
     s = split_options("video", dict(model_opts, **dict(dict(full_frames=False), **opts)))
     dreamer = build_dreamer(s["model"])
-    tl = Timeline(with_blend_default(s["schedules"], s["video"].coherence), 12, n, dreamer.objective.terms,
+    tl = Timeline(with_blend_default(s["schedules"], s["video"]), 12, n, dreamer.objective.terms,
                   use=SCHEDULED["video"])
     return VideoStepper(dreamer, s["dream"].check(), s["video"], tl, 3)
 
@@ -61,6 +61,8 @@ def test_dreamed_area_follows_what_is_new(tiny):
     assert plans[0] is None  # frame 0: a whole dream
     assert all(p is not None and p.share == 0 and not p.boxes for p in plans[1:])  # nothing new, nothing dreamed
     assert np.abs(outs[-1].astype(float) - still[-1]).mean() > 0.5  # and the carried dream is still there
+    # A still shot's dream stands still: the carried dream is kept as it is, not re-dreamed into a shimmer.
+    assert max(np.abs(o.astype(int) - outs[0]).max() for o in outs[1:]) <= 1
 
     frames = moving_square()
     outs, plans = run(stepper(fast(tiny), len(frames)), frames)
@@ -72,6 +74,26 @@ def test_dreamed_area_follows_what_is_new(tiny):
             covered[y0:y1, x0:x1] = True
         assert covered[40:56, 20 + 4 * (i - 1):20 + 4 * i].all(), (i, p.boxes)
         assert not covered[110:, 130:].any(), (i, p.boxes)
+
+
+def test_a_sliver_the_flow_lost_keeps_the_dreams_texture_and_strength(tiny):
+    """A 2 px line the flow rejects (changed, inside the frame) is filled from the carried dream
+    around it, not dreamed: with its texture, so it does not show as a pale line (and is not carried
+    on pale, frame after frame)."""
+    src = np.ascontiguousarray(photo("astronaut")[100:196, 100:228])
+    st = stepper(fast(tiny), 2)
+    # A carried dream of fine texture (as real weights dream it): +-12 levels, a new sign each pixel.
+    texture = np.where(np.random.default_rng(0).random(src.shape) < 0.5, -12, 12)
+    st.keep(SourceFrame(0, src), np.clip(src.astype(int) + texture, 0, 255).astype(np.uint8))
+    changed = src.copy()
+    changed[:, 60:62] = src[:, 90:92]
+    mask = np.ones(src.shape[:2], np.float32)
+    mask[:, 60:62] = 0
+    out = st.dream(SourceFrame(1, changed, np.zeros(src.shape[:2] + (2,), np.float32), mask))
+    rows = st.last.fill[:, 60:62].all(axis=1)  # (rows where the changed line looks like the old one are carried)
+    assert rows.mean() > 0.5 and not st.last.boxes
+    strength = np.abs(out[rows].astype(float) - changed[rows]).mean(axis=(0, 2))
+    assert strength[60:62].mean() >= 0.8 * strength[50:58].mean(), strength[50:70].round(1)
 
 
 def pan_plan(index, speed, every=4, h=108, w=192):
@@ -215,5 +237,5 @@ def test_a_zoom_in_gets_upkeep_for_the_fine_detail_its_magnification_blurs():
     v = VideoSettings(full_frames=False)
     assert abs(growth(zoom) - 0.02) < 0.002 and growth(pan) == 0 and growth(-zoom) == 0  # zoom-out: no growth
     assert upkeep_steps(v, growth(pan)) == v.upkeep_steps
-    assert upkeep_steps(v, growth(zoom)) > 4 * v.upkeep_steps
+    assert upkeep_steps(v, growth(zoom)) >= v.upkeep_steps + 4
     assert upkeep_steps(v, 0.04) > upkeep_steps(v, 0.02)
