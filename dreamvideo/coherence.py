@@ -9,11 +9,12 @@ Temporal reuse (flow, unless ``full_frames``): a frame costs what is new in it. 
 is kept as it is (``blend`` 1 by default): each step of re-dreaming it moves it, and that shows as
 shimmer, not as a stronger dream. In a zoom-in it gets steps at the finest octave for the fine
 detail that magnifying it blurs, and fades with its growth (see :func:`upkeep_steps`);
-``upkeep_steps`` adds steps that re-dream all of it each frame. New regions (the forward-backward
-check's rejects, less those the flow around them explains, see :func:`dreamvideo.flow.explained`,
-and thin interior slivers, given the carried dream around them mirrored in) are dreamed in crops,
-with all octaves and steps, inside ``context`` pixels of carried dream, and feathered in; a scene
-cut (most of the frame new, or its colours changed) is dreamed afresh.
+``upkeep_steps`` adds steps that re-dream all of it each frame, and a ``blend`` below 1 steps that
+dream back what it fades. New regions (the forward-backward check's rejects, less those the flow
+around them explains, see :func:`dreamvideo.flow.explained`, and thin interior slivers, given the
+carried dream around them mirrored in) are dreamed in crops, with all octaves and steps, inside
+``context`` pixels of carried dream, and feathered in; a scene cut (most of the frame new, or its
+colours changed) is dreamed afresh.
 See :func:`reuse_plan`. The only state is still the previous source and dream, so a resumed render
 rebuilds it from the saved frame exactly.
 
@@ -83,6 +84,8 @@ CROP_LIMIT = 0.6
 FEATHER = 4
 #: New content is boxed on a grid of CELL x CELL pixels.
 CELL = 8
+#: Pixels of flat grey between crops dreamed on one canvas (see :func:`pack_crops`).
+CANVAS_GAP = 8
 #: Full-size steps at the finest octave that a frame's fine detail gets per 1% its content grew
 #: (a zoom-in). Half what the zoom mode gives (10 of 20 steps at its default 5% a frame): with 2 and
 #: a fade of 2, a zoom-in clip's flicker was 1.41, with 1 and 1.5 1.31 (bench_flicker_regions.py zoomin).
@@ -237,6 +240,25 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
     return ReusePlan(dreamt, fill, sorted(boxes), share, whole=share > CROP_LIMIT, extend=extend)
 
 
+def pack_crops(boxes: list[tuple[int, int, int, int]], width: int) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """Places crops ``(y0, y1, x0, x1)`` side by side on one canvas, in rows at most ``width`` px
+    wide (or the widest crop), tallest first, with :data:`CANVAS_GAP` px between them. Returns the
+    canvas ``(height, width)`` and each crop's top-left corner on it, in the order given."""
+    order = sorted(range(len(boxes)), key=lambda k: -(boxes[k][1] - boxes[k][0]))
+    width = max([width] + [b[3] - b[2] for b in boxes])
+    spots: list = [None] * len(boxes)
+    y = x = row = cw = 0
+    for k in order:
+        bh, bw = boxes[k][1] - boxes[k][0], boxes[k][3] - boxes[k][2]
+        if x and x + CANVAS_GAP + bw > width:
+            y, x, row = y + row + CANVAS_GAP, 0, 0
+        x += CANVAS_GAP if x else 0
+        spots[k] = (y, x)
+        x += bw
+        row, cw = max(row, bh), max(cw, x)
+    return (y + row, cw), spots
+
+
 def crop_side(min_side: float, settings: DreamSettings) -> int:
     """The smallest side of a crop of new content: room for all its octaves. A crop of one octave
     dreams about half as strongly as a whole frame there (MobileNetV2 at 192x108, the right edge: a
@@ -259,14 +281,17 @@ def growth(flow: np.ndarray) -> float:
     return max(0.0, float(np.mean(1.0 / np.sqrt(np.clip(det, 0.25, None)) - 1.0)))
 
 
-def upkeep_steps(video: VideoSettings, grown: float) -> int:
+def upkeep_steps(video: VideoSettings, grown: float, blend: float = 1.0, steps: int = DreamSettings.steps) -> int:
     """Upkeep steps of a frame whose content grew by ``grown`` (see :func:`growth`): the fixed
     ``video.upkeep_steps``, plus, in a zoom-in, the fine detail that magnifying the carried dream
-    blurs (:data:`DETAIL_PER_PCT` full steps per 1%, at the upkeep's step size)."""
+    blurs (:data:`DETAIL_PER_PCT` full steps per 1%), plus, where ``blend`` < 1 lets the carried
+    dream fade (a preset's refresh on the beat), ``1 - blend`` of the frame's ``steps`` per octave
+    to dream it back; all at the upkeep's step size."""
     if not video.upkeep_step:
         return 0
-    extra = max(0.0, grown - GROWTH_FLOOR) * 100 * DETAIL_PER_PCT / video.upkeep_step
-    return video.upkeep_steps + int(round(min(extra, 4 * DreamSettings.steps)))
+    detail = round(max(0.0, grown - GROWTH_FLOOR) * 100 * DETAIL_PER_PCT / video.upkeep_step)
+    refresh = np.ceil(max(0.0, 1.0 - blend) * steps / video.upkeep_step)  # any fade gets some
+    return video.upkeep_steps + int(min(detail + refresh, 4 * DreamSettings.steps))
 
 
 def mirror_fill(residual: np.ndarray, fill: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -368,7 +393,7 @@ class VideoStepper:
             return out
         self.timing["composite"] += time.perf_counter() - t0
         t1 = time.perf_counter()
-        ups = upkeep_steps(v, grown)
+        ups = upkeep_steps(v, grown, self.tl.value("blend", i), settings.steps)
         if ups and settings.steps and settings.step_size:
             kept = self.dreamer.dream(src, start, replace(settings, octaves=1, steps=ups,
                                                           step_size=settings.step_size * v.upkeep_step),
@@ -382,10 +407,16 @@ class VideoStepper:
         # Crops start from the upkept dream, so the context they continue is the one they are blended into.
         kept_start = np.where(plan.new[..., None], start, kept)
         step_map = v.carry_step + (1.0 - v.carry_step) * plan.new.astype(np.float32)
-        dreamt = []
-        for y0, y1, x0, x1 in plan.boxes:
-            dreamt.append(self.dreamer.dream(src[y0:y1, x0:x1], kept_start[y0:y1, x0:x1], settings, seed=seed,
-                                             weights=weights, step_map=step_map[y0:y1, x0:x1]))
+        # All crops in one dream, side by side on a canvas: a dream's steps cost a floor however
+        # small the image, so two crops in one call cost little more than one.
+        (ch, cw), spots = pack_crops(plan.boxes, w)
+        canvas = [np.full((ch, cw, 3), 128, np.uint8), np.full((ch, cw, 3), 128.0, np.float32),
+                  np.zeros((ch, cw), np.float32)]
+        for (y0, y1, x0, x1), (cy, cx) in zip(plan.boxes, spots):
+            for c, part in zip(canvas, (src, kept_start, step_map)):
+                c[cy:cy + y1 - y0, cx:cx + x1 - x0] = part[y0:y1, x0:x1]
+        whole = self.dreamer.dream(canvas[0], canvas[1], settings, seed=seed, weights=weights, step_map=canvas[2])
+        dreamt = [whole[cy:cy + y1 - y0, cx:cx + x1 - x0] for (y0, y1, x0, x1), (cy, cx) in zip(plan.boxes, spots)]
         t3 = time.perf_counter()
         self.timing["new"] += t3 - t2
         # Feathered: full weight on new pixels, fading to 0 over FEATHER px into the carried dream.

@@ -96,14 +96,15 @@ WORK_SIDE = 192
 WORK_FRAMES = 300
 
 
-def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
+def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float = 1.0) -> dict:
     """What a render will dream per frame, as a share of dreaming every frame whole.
 
     Zoom: the detail octaves and steps over the full dream's (exact). Video with flow reuse: the
     mean of ``cost`` over up to :data:`WORK_PAIRS` frame pairs of the first :data:`WORK_FRAMES`
     frames, decoded small: a crop costs its share of a full dream, upkeep its finest-octave steps,
-    a cut a whole dream. Returns ``{"cost", "dreamed" (mean share of the frame in crops),
-    "cuts" (cuts among the pairs), "pairs", "summary"}``.
+    a cut a whole dream (``blend``: the clip's mean, see :func:`~dreamvideo.coherence.upkeep_steps`).
+    Returns ``{"cost", "dreamed" (mean share of the frame in crops), "cuts" (cuts among the pairs),
+    "pairs", "summary"}``.
     """
     full = dream_cost(dream.octaves, dream.octave_scale, dream.steps)
     if kind == "zoom":
@@ -135,7 +136,7 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None) -> dict:
     for k in range(1, len(frames), every):
         flow, mask = explained(*est.pair(frames[k - 1], frames[k]), frames[k - 1], frames[k])
         change = color_change(frames[k - 1], frames[k])
-        upkeep = dream_cost(1, dream.octave_scale, upkeep_steps(ks, growth(flow))) / full
+        upkeep = dream_cost(1, dream.octave_scale, upkeep_steps(ks, growth(flow), blend, dream.steps)) / full
         plans = [(reuse_plan(mask, ks, crop_side(32, dream), change, flow, index), wt) for index, wt in kinds]
         cuts += plans[0][0].cut
         shares.append(sum(wt * p.share for p, wt in plans))
@@ -198,7 +199,8 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
     drawn = plot_curves(curves, fps, plot_path, title=title)
     result = {"plot": drawn["path"], "preview": None, "curves": curves, "panels": drawn["panels"],
               "titles": drawn["titles"], "fps": float(fps), "frames": int(n),
-              "work": estimate_work(kind, dream, ks, input, max_side)}
+              "work": estimate_work(kind, dream, ks, input, max_side,
+                                    float(np.mean(curves["blend"])) if "blend" in curves else 1.0)}
     if not preview:
         return result
     sheet = preview_output(plot_path) if preview is True or preview == "" else Path(str(preview))

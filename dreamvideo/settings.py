@@ -166,7 +166,8 @@ class Schedules:
     steps: str = _opt(str(DreamSettings.steps), "steps per octave (rounded)", metavar="SCHEDULE")
     blend: str = _opt("", "video: how much of the previous dream carries into the next frame, 0..1 "
                       f"(default: {BLEND_DEFAULT['reuse']} for flow, {BLEND_DEFAULT['flow']} for flow with "
-                      f"--full-frames, {BLEND_DEFAULT['blend']} for blend)",
+                      f"--full-frames, {BLEND_DEFAULT['blend']} for blend); in flow's reuse, what fades is "
+                      "dreamed back by upkeep steps",
                       metavar="SCHEDULE")
     zoom: str = _opt("1.05", "zoom: scale per frame (>1 zooms in)", metavar="SCHEDULE")
     angle: str = _opt("0", "zoom: rotation per frame, degrees counter-clockwise", metavar="SCHEDULE")

@@ -221,10 +221,10 @@ def test_preset_values_and_flags_override_them(media):
     assert ns["dream.steps"] == 12 and ns["dream.jitter"] == 16
     assert "video.coherence" not in ns
     assert parse("image", "a.png", "-o", "b.png", "--preset", "pulse")["dream.step_size"] == 0.01
-    assert parse("video", "c.mp4", "-o", "v.mp4", "--preset", "gentle-video")["schedules.blend"] == "0.995"
+    assert parse("video", "c.mp4", "-o", "v.mp4", "--preset", "gentle-video")["schedules.steps"] == "12"
     # The Python API reads presets too.
     opts = dreamvideo.preset_options("gentle-video", "video")
-    assert opts["coherence"] == "flow" and opts["blend"] == "0.995" and "zoom" not in opts
+    assert opts["coherence"] == "flow" and opts["steps"] == "12" and "zoom" not in opts
 
 
 def test_save_preset_round_trip(media, tmp_path, capsys):

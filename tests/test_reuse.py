@@ -76,6 +76,18 @@ def test_dreamed_area_follows_what_is_new(tiny):
         assert not covered[110:, 130:].any(), (i, p.boxes)
 
 
+def test_a_blend_below_1_re_dreams_the_carried_dream_instead_of_fading_it(tiny):
+    still = [np.ascontiguousarray(photo("astronaut")[100:196, 100:228])] * 8
+
+    def strength(**opts):
+        outs, _ = run(stepper(fast(tiny), len(still), blend="0.8", **opts), still)
+        return [np.abs(o.astype(float) - still[0]).mean() for o in outs]
+
+    kept, faded = strength(), strength(upkeep_step=0.0)  # upkeep_step 0: no upkeep at all
+    assert faded[-1] < 0.4 * faded[0], faded  # 0.8 ** 7 of it left
+    assert kept[-1] > 0.7 * kept[0] and kept[-1] > 2 * faded[-1], (kept, faded)
+
+
 def test_a_sliver_the_flow_lost_keeps_the_dreams_texture_and_strength(tiny):
     """A 2 px line the flow rejects (changed, inside the frame) is filled from the carried dream
     around it, not dreamed: with its texture, so it does not show as a pale line (and is not carried
@@ -239,3 +251,31 @@ def test_a_zoom_in_gets_upkeep_for_the_fine_detail_its_magnification_blurs():
     assert upkeep_steps(v, growth(pan)) == v.upkeep_steps
     assert upkeep_steps(v, growth(zoom)) >= v.upkeep_steps + 4
     assert upkeep_steps(v, 0.04) > upkeep_steps(v, 0.02)
+
+
+def test_new_regions_far_apart_are_dreamed_in_one_call(tiny):
+    """Two new regions in one frame: one dream call for both crops (a canvas holding them apart)."""
+    from dreamvideo.coherence import CANVAS_GAP, pack_crops
+
+    boxes = [(0, 63, 0, 63), (10, 90, 100, 170), (0, 50, 0, 250)]
+    (ch, cw), spots = pack_crops(boxes, 256)
+    placed = [(y, y + b[1] - b[0], x, x + b[3] - b[2]) for b, (y, x) in zip(boxes, spots)]
+    assert all(0 <= y0 and y1 <= ch and 0 <= x0 and x1 <= cw for y0, y1, x0, x1 in placed) and cw <= 256
+    for i, p in enumerate(placed):
+        for q in placed[i + 1:]:  # apart by the gap at least, one way or the other
+            assert p[1] + CANVAS_GAP <= q[0] or q[1] + CANVAS_GAP <= p[0] or \
+                p[3] + CANVAS_GAP <= q[2] or q[3] + CANVAS_GAP <= p[2], (p, q)
+
+    bg = np.ascontiguousarray(photo("astronaut")[100:244, 100:356])
+    frames = [bg.copy(), bg.copy()]
+    frames[1][20:44, 20:44] = photo("coffee")[200:224, 200:224]  # two patches change, far apart
+    frames[1][100:124, 200:224] = photo("coffee")[300:324, 300:324]
+    st = stepper(fast(tiny), 2)
+    calls = []
+    dream = st.dreamer.dream
+    st.dreamer.dream = lambda *a, **k: calls.append(a[0].shape) or dream(*a, **k)
+    outs, plans = run(st, frames)
+    crops = [c for c in calls[1:] if c != frames[1].shape]  # (a whole-frame call is upkeep)
+    assert len(plans[1].boxes) == 2 and len(crops) == 1, (plans[1].boxes, calls)
+    (y0, y1, x0, x1), (b0, b1, c0, c1) = plans[1].boxes
+    assert crops[0][:2] == (max(y1 - y0, b1 - b0), x1 - x0 + CANVAS_GAP + c1 - c0)
