@@ -86,6 +86,9 @@ FEATHER = 4
 CELL = 8
 #: Pixels of flat grey between crops dreamed on one canvas (see :func:`pack_crops`).
 CANVAS_GAP = 8
+#: Crops share a canvas only if it is at most this many times their area: a dream costs ~0.7 s
+#: plus ~0.04 s per 1000 px (MobileNetV2, 2-core Xeon), so a canvas that wastes more costs more.
+CANVAS_WASTE = 1.5
 #: Full-size steps at the finest octave that a frame's fine detail gets per 1% its content grew
 #: (a zoom-in). Half what the zoom mode gives (10 of 20 steps at its default 5% a frame): with 2 and
 #: a fade of 2, a zoom-in clip's flicker was 1.41, with 1 and 1.5 1.31 (bench_flicker_regions.py zoomin).
@@ -408,15 +411,23 @@ class VideoStepper:
         kept_start = np.where(plan.new[..., None], start, kept)
         step_map = v.carry_step + (1.0 - v.carry_step) * plan.new.astype(np.float32)
         # All crops in one dream, side by side on a canvas: a dream's steps cost a floor however
-        # small the image, so two crops in one call cost little more than one.
+        # small the image, so two crops in one call cost little more than one; unless they pack
+        # badly (a pan's right and bottom bands), then each alone.
         (ch, cw), spots = pack_crops(plan.boxes, w)
-        canvas = [np.full((ch, cw, 3), 128, np.uint8), np.full((ch, cw, 3), 128.0, np.float32),
-                  np.zeros((ch, cw), np.float32)]
-        for (y0, y1, x0, x1), (cy, cx) in zip(plan.boxes, spots):
-            for c, part in zip(canvas, (src, kept_start, step_map)):
-                c[cy:cy + y1 - y0, cx:cx + x1 - x0] = part[y0:y1, x0:x1]
-        whole = self.dreamer.dream(canvas[0], canvas[1], settings, seed=seed, weights=weights, step_map=canvas[2])
-        dreamt = [whole[cy:cy + y1 - y0, cx:cx + x1 - x0] for (y0, y1, x0, x1), (cy, cx) in zip(plan.boxes, spots)]
+        if ch * cw <= CANVAS_WASTE * sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in plan.boxes):
+            calls = [((ch, cw), list(zip(plan.boxes, spots)))]
+        else:
+            calls = [((b[1] - b[0], b[3] - b[2]), [(b, (0, 0))]) for b in plan.boxes]
+        dreamt = []
+        for (ch, cw), parts in calls:
+            canvas = [np.full((ch, cw, 3), 128, np.uint8), np.full((ch, cw, 3), 128.0, np.float32),
+                      np.zeros((ch, cw), np.float32)]
+            for (y0, y1, x0, x1), (cy, cx) in parts:
+                for c, part in zip(canvas, (src, kept_start, step_map)):
+                    c[cy:cy + y1 - y0, cx:cx + x1 - x0] = part[y0:y1, x0:x1]
+            whole = self.dreamer.dream(canvas[0], canvas[1], settings, seed=seed, weights=weights,
+                                       step_map=canvas[2])
+            dreamt += [whole[cy:cy + y1 - y0, cx:cx + x1 - x0] for (y0, y1, x0, x1), (cy, cx) in parts]
         t3 = time.perf_counter()
         self.timing["new"] += t3 - t2
         # Feathered: full weight on new pixels, fading to 0 over FEATHER px into the carried dream.
