@@ -5,7 +5,7 @@ plus strength per 10 frames, for one clip of bench_reuse and any number of setti
     python bench/bench_flicker_regions.py CLIP FRAMES SETTINGS [SETTINGS ...]
 
 CLIP: pan, zoomin, objects, testsrc or cuts (256x144); SETTINGS: comma-separated video options,
-e.g. ``full_frames=False,upkeep_steps=1`` or ``full_frames=True``.
+e.g. ``upkeep_steps=1,blend=0.995`` or ``full_frames=True`` (schedules such as ``blend`` as text).
 """
 
 import sys
@@ -56,7 +56,8 @@ def report(name, a):
     print("   per frame:", " ".join(f"{x:.2f}" for x in per), flush=True)
 for side in sides:
     opts = dict(kv.split("=") for kv in side.split(",") if "=" in kv)
-    opts = {k: (v == "True") if v in ("True", "False") else (float(v) if "." in v else int(v)) for k, v in opts.items()}
+    opts = {k: v if k in SCHEDULED["video"] else (v == "True") if v in ("True", "False") else
+            (float(v) if "." in v else int(v)) for k, v in opts.items()}
     s = split_options("video", dict(MODEL, **opts))
     tl = Timeline(with_blend_default(s["schedules"], s["video"]), 12, n, dreamer.objective.terms, use=SCHEDULED["video"])
     st = VideoStepper(dreamer, s["dream"], s["video"], tl, 0)

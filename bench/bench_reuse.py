@@ -3,12 +3,14 @@
     python bench/bench_reuse.py [--frames 200] [--size 256x144] [--none-every 8] [--full-frames 16]
                                 [--zoom-frames 300] [--rounds 4] [--out /tmp/bench_reuse]
 
-Video: four clips made here (``pan`` over astronaut 3 px right + 1 px down per frame, ``zoomin`` 1.2%
-per frame into coffee, ``objects`` two discs moving over a still photo, ``testsrc`` ffmpeg's testsrc2 (new everywhere), ``cuts``: three pans over three photos
-joined by two hard cuts), dreamed on the offline ImageNet MobileNetV2 (block_10/block_13) at the
-default engine settings, side by side in one process, three ways:
+Video: clips made here (``pan`` over astronaut 3 px right + 1 px down per frame, ``zoomin`` 1.2%
+per frame into coffee, ``objects`` two discs moving over a still photo, ``testsrc`` ffmpeg's
+testsrc2 (new everywhere), ``cuts``: three pans over three photos joined by two hard cuts), dreamed
+on the offline ImageNet MobileNetV2 (block_10/block_13) at the default engine settings, side by
+side in one process, three ways:
 
-- ``reuse``: flow coherence as it is now (crops of new content, upkeep of the carried dream), every frame;
+- ``reuse``: flow coherence with its defaults (new content dreamed in crops, the carried dream kept),
+  every frame;
 - ``full``: flow with ``full_frames`` (the behaviour before reuse), on the first ``--full-frames`` frames
   (its cost per frame does not depend on the frame's place);
 - ``none``: every frame alone, on every ``--none-every``-th frame (no state: those frames are exactly
