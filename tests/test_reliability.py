@@ -302,7 +302,9 @@ def _no_ffmpeg_left(*paths, wait: float = 10.0) -> list[str]:
 
 
 def _render_argv(kind, corpus, out) -> list[str]:
-    common = ["--model", str(corpus / "tiny.keras"), "--layers", "conv2", "--octaves", "1", "--steps", "12",
+    # Enough steps that a frame takes a while even where bfloat16 makes the tiny model fast: the kill
+    # lands after k frames are saved, and a render that finished the rest meanwhile exits 0.
+    common = ["--model", str(corpus / "tiny.keras"), "--layers", "conv2", "--octaves", "1", "--steps", "120",
               "--seed", "11", "-q"]
     if kind == "video":
         args = ["video", str(corpus / "clip.mp4"), "-o", str(out)]
