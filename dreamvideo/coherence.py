@@ -384,8 +384,8 @@ class VideoStepper:
         # into a strip, the band dreamed the mirror's stripes up, stronger each band. Magnified dream
         # is stale detail: it fades faster.
         carried = ~plan.new
-        grown = growth(flow)
-        keep = self.tl.value("blend", i) * max(0.0, 1.0 - GROWTH_FADE * grown)
+        grown, blend = growth(flow), self.tl.value("blend", i)
+        keep = blend * max(0.0, 1.0 - GROWTH_FADE * grown)
         start = np.clip(src_f + keep * carried[..., None] * residual, 0, 255)
         if plan.whole:  # as a full frame: new content gets every octave and step, the carried dream upkeep
             step_map = v.carry_step + (1.0 - v.carry_step) * plan.new.astype(np.float32)
@@ -396,7 +396,7 @@ class VideoStepper:
             return out
         self.timing["composite"] += time.perf_counter() - t0
         t1 = time.perf_counter()
-        ups = upkeep_steps(v, grown, self.tl.value("blend", i), settings.steps)
+        ups = upkeep_steps(v, grown, blend, settings.steps)
         if ups and settings.steps and settings.step_size:
             kept = self.dreamer.dream(src, start, replace(settings, octaves=1, steps=ups,
                                                           step_size=settings.step_size * v.upkeep_step),
