@@ -122,7 +122,8 @@ class ReusePlan:
     dream of the whole frame (new content too large for crops). Otherwise ``boxes`` (y0, y1, x0, x1)
     are dreamed in full inside the carried dream; ``new`` (H, W) bool marks the pixels dreamed anew,
     ``fill`` the slivers filled from the carried dream, ``extend`` the entering strips left to the
-    next band (the carried dream mirrored into them); ``share`` is the crops' share of the frame."""
+    next band (the carried dream mirrored into them); ``pending`` the pixels left to a later frame's
+    dream (``extend`` and those left by earlier frames); ``share`` is the crops' share of the frame."""
 
     new: np.ndarray
     fill: np.ndarray
@@ -131,10 +132,13 @@ class ReusePlan:
     cut: bool = False
     whole: bool = False
     extend: np.ndarray | None = None  # None: no strip waits (all False)
+    pending: np.ndarray | None = None  # None: nothing waits
 
     def __post_init__(self):
         if self.extend is None:
             self.extend = np.zeros_like(self.new)
+        if self.pending is None:
+            self.pending = np.zeros_like(self.new)
 
 
 def _span(a0: int, a1: int, n: int, least: int) -> tuple[int, int]:
@@ -150,7 +154,7 @@ def _span(a0: int, a1: int, n: int, least: int) -> tuple[int, int]:
 
 
 def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, change: float = 0.0,
-               flow: np.ndarray | None = None, index: int = 0) -> ReusePlan:
+               flow: np.ndarray | None = None, index: int = 0, pending: np.ndarray | None = None) -> ReusePlan:
     """Which parts of frame ``index`` to dream, from its flow ``mask`` (1 where the previous frame
     saw the pixel) and ``flow`` (this frame -> previous; None: no pixel counts as entering the frame).
 
@@ -159,7 +163,11 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
     multiples of it): the band holds what entered over that many frames (where the flow, times that
     many frames, leads outside), so one crop serves several frames' strips; in between, the strip
     (``extend``) gets the carried dream next to it mirrored in. Filled frame after frame it would
-    smear into streaks, so it is never left longer than that. Of the rest, slivers thinner than
+    smear into streaks, so it is never left longer than that. New content inside the frame (what a
+    moving object uncovers) waits for the band the same way when it lies within :data:`FILL_REACH`
+    of the carried dream: ``pending`` (H, W bool) marks the waiting pixels the previous frames left,
+    carried onto this frame; a band frame dreams them, and so does any frame that dreams at all
+    (its crops are paid for anyway). Of the rest, slivers thinner than
     ``video.sliver`` (a morphological opening; mostly the flow's own noise) are filled from the
     carried dream around them, not dreamed.
     What is dreamed, grown by :data:`FEATHER`, is boxed on a grid of :data:`CELL` pixels, each box
@@ -180,25 +188,31 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
         # Half a pixel of slack: a still border's flow wobbles by a fraction of a pixel either way.
         entering = new & ~lands_inside(flow, 0.5)
     rejected = new & ~entering
-    extend = np.zeros_like(new)
-    k = max(1, int(getattr(video, "enter_every", 1)))
-    if k > 1 and flow is not None:
-        if index % k:
-            # Filled below, with the slivers, and dreamed in the next band; unless the strip is too
-            # wide to fill (a fast move): then it is dreamed now, its crop well used anyway.
-            if entering.any() and cv2.distanceTransform(entering.astype(np.uint8), cv2.DIST_L2, 3).max() <= FILL_REACH:
-                extend, entering = entering, np.zeros_like(new)
-        else:
-            entering = entering | ~lands_inside(k * flow, 0.5)
     kept = rejected
     if video.sliver > 1 and rejected.any():
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (video.sliver, video.sliver))
         kept = cv2.morphologyEx(rejected.astype(np.uint8), cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_CONSTANT,
                                 borderValue=0).astype(bool)
+    waiting = np.zeros_like(new) if pending is None else pending & ~new
+    extend = np.zeros_like(new)
+    k = max(1, int(getattr(video, "enter_every", 1)))
+    if k > 1 and flow is not None:
+        if index % k:
+            # Filled below, with the slivers, and dreamed in the next band; unless some of it lies too
+            # far from the carried dream to fill (a fast move, a large uncovered area): then all of
+            # it is dreamed now, the crops well used anyway.
+            wait = entering | kept
+            if wait.any() and cv2.distanceTransform(wait.astype(np.uint8), cv2.DIST_L2, 3).max() <= FILL_REACH:
+                extend, entering, kept = wait, np.zeros_like(new), np.zeros_like(new)
+        else:
+            entering = entering | ~lands_inside(k * flow, 0.5)
     dreamt = entering | kept
+    if dreamt.any() or not index % k:
+        dreamt = dreamt | waiting  # until now carried as they were filled
     fill = new & ~dreamt & ~extend
+    later = (extend | waiting) & ~dreamt
     if not dreamt.any():
-        return ReusePlan(dreamt, fill, extend=extend)
+        return ReusePlan(dreamt, fill, extend=extend, pending=later)
     grown = cv2.dilate(dreamt.astype(np.uint8), np.ones((2 * FEATHER + 1,) * 2, np.uint8)).astype(bool)
     # Rectangles of CELL-pixel cells holding new pixels, runs per row of cells stacked while they line
     # up: an L of content entering at two edges becomes two strips, not the box around both.
@@ -240,7 +254,7 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
             if merged:
                 break
     share = sum(area(b) for b in boxes) / float(h * w)
-    return ReusePlan(dreamt, fill, sorted(boxes), share, whole=share > CROP_LIMIT, extend=extend)
+    return ReusePlan(dreamt, fill, sorted(boxes), share, whole=share > CROP_LIMIT, extend=extend, pending=later)
 
 
 def pack_crops(boxes: list[tuple[int, int, int, int]], width: int) -> tuple[tuple[int, int], list[tuple[int, int]]]:
@@ -328,6 +342,8 @@ class VideoStepper:
         self.first_index = 0
         self.timing = {"new": 0.0, "upkeep": 0.0, "composite": 0.0}
         self.last = None
+        self.pending = None  # (H, W) bool: content waiting for a band (ReusePlan.pending), or None
+        self._planned = None  # (frame index, ReusePlan) of the last frame planned
 
     def _reuses(self, frame: SourceFrame) -> bool:
         return (self.video.coherence == "flow" and not self.video.full_frames and self.prev_dream is not None
@@ -354,19 +370,32 @@ class VideoStepper:
         self.timing["new"] += time.perf_counter() - t1
         return out
 
+    def _plan(self, frame: SourceFrame) -> tuple[np.ndarray, ReusePlan]:
+        """(trusted flow, plan) of a reusing frame; remembered for :meth:`keep`."""
+        from .flow import explained, lands_inside, warp
+
+        src, h, w = frame.image, frame.image.shape[0], frame.image.shape[1]
+        grow = max(1.0, self.dreamer.model.min_side / min(h, w))
+        flow, mask = explained(frame.flow, frame.mask, self.prev_src, src)
+        pending = None
+        if self.pending is not None and self.pending.any():
+            pending = (warp(self.pending.astype(np.float32), flow) >= 0.5) & lands_inside(flow)
+        settings = self.tl.settings(self.dream_settings, frame.index)
+        plan = reuse_plan(mask, self.video, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
+                          color_change(self.prev_src, src), flow, frame.index, pending)
+        self._planned = (frame.index, plan)
+        return flow, plan
+
     def _reuse(self, frame: SourceFrame) -> np.ndarray:
         import cv2
 
-        from .flow import explained, warp
+        from .flow import warp
 
         i, src, v = frame.index, frame.image, self.video
         settings, weights, seed = self.tl.settings(self.dream_settings, i), self.tl.weights(i), frame_seed(self.seed, i)
         t0 = time.perf_counter()
         h, w = src.shape[:2]
-        grow = max(1.0, self.dreamer.model.min_side / min(h, w))
-        flow, mask = explained(frame.flow, frame.mask, self.prev_src, src)
-        plan = reuse_plan(mask, v, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
-                          color_change(self.prev_src, src), flow, i)
+        flow, plan = self._plan(frame)
         self.last = plan
         if plan.cut:
             self.timing["composite"] += time.perf_counter() - t0
@@ -376,9 +405,10 @@ class VideoStepper:
             return out
         src_f = src.astype(np.float32)
         residual = warp(self.prev_dream.astype(np.float32) - self.prev_src.astype(np.float32), flow, cubic=True)
-        known = ~(plan.new | plan.fill | plan.extend)
+        known = ~(plan.new | plan.fill | plan.pending)
         # Slivers and waiting strips get the carried dream's own texture; a blur would pale them, and
-        # a pale sliver is carried on and paled again.
+        # a pale sliver is carried on and paled again. Not from what was filled before: a fill of a
+        # fill smears.
         residual = mirror_fill(residual, plan.fill | plan.extend, known)
         # New content, a band's strips too, is dreamed from its source: started from the dream mirrored
         # into a strip, the band dreamed the mirror's stripes up, stronger each band. Magnified dream
@@ -442,4 +472,19 @@ class VideoStepper:
         return out
 
     def keep(self, frame: SourceFrame, out: np.ndarray) -> None:
+        reuses = self._reuses(frame)
+        if reuses and (self._planned is None or self._planned[0] != frame.index):
+            self._plan(frame)  # a resumed frame: what it left waiting is rebuilt exactly (see flow_from)
+        self.pending = self._planned[1].pending if reuses else None
         self.prev_src, self.prev_dream = frame.image, out
+
+
+def flow_from(done: int, video: VideoSettings) -> int:
+    """The first frame whose flow a render resumed at frame ``done`` needs: content left waiting for
+    a band (:func:`reuse_plan`'s ``pending``) goes back to the last band frame, whose dream cleared
+    it, so the frames since then are planned again (not dreamed) and the resumed render makes the
+    same bytes."""
+    k = max(1, int(video.enter_every))
+    if video.coherence != "flow" or video.full_frames or k == 1 or done <= 0:
+        return done
+    return (done - 1) // k * k + 1

@@ -73,7 +73,7 @@ def dream_chunk(dreamer, job: ChunkJob):
     ``job.resume_at`` on, dreamed in order with the carried dream as a single render would."""
     import itertools
 
-    from .coherence import VideoStepper, frames_with_flow
+    from .coherence import VideoStepper, flow_from, frames_with_flow
     from .render import open_video
     from .settings import SCHEDULED
     from .timeline import Timeline
@@ -84,14 +84,16 @@ def dream_chunk(dreamer, job: ChunkJob):
     stepper = VideoStepper(dreamer, job.dream, job.video, timeline, job.seed)
     stepper.first_index = c.lead  # a chunk starts cold, as frame 0 does: it gets `first_steps` too
     method = job.video.flow if job.video.coherence == "flow" else None
-    skip = job.resume_at - c.lead
+    # From the last band on: what waits for the next one is rebuilt (coherence.flow_from).
+    need = max(c.lead, flow_from(job.resume_at, job.video))
+    skip = need - c.lead
     reader = open_video(job.input, job.video, job.max_side, frames=c.end)
     with reader:
         # Every frame before the chunk is decoded and dropped: seeking by time could land a frame off.
         frames = itertools.islice(reader, c.lead, c.end)
         for frame in frames_with_flow(frames, method, skip=skip, first_index=c.lead):
             if frame.index < job.resume_at:
-                if frame.index == job.resume_at - 1:
+                if frame.index >= need - 1:  # only the last one's dream is carried: job.prev
                     stepper.keep(frame, job.prev)
                 continue
             out = stepper.dream(frame)

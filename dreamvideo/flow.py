@@ -157,6 +157,40 @@ def explained(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.ndar
     flow: HxWx2 cur -> prev as :meth:`FlowEstimator.pair`; mask: HxW in [0, 1]; prev, cur: HxWx3
     uint8. Returns new arrays; pixels already trusted keep their flow.
     """
+    flow, mask = _retrusted(flow, mask, prev, cur, tol)
+    return _mismatched(flow, mask, prev, cur, tol)
+
+
+def _edges(cur: np.ndarray) -> np.ndarray:
+    """HxW float32: the local gradient of ``cur``'s luminance, levels per pixel over 5x5."""
+    grey = _grey(cur).astype(np.float32)
+    return cv2.blur(np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1)), (5, 5)) / 8
+
+
+def _mismatched(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.ndarray, tol: float):
+    """``mask`` with the trusted pixels the flow does not explain rejected: where ``prev`` warped by
+    ``flow`` differs from ``cur`` by more than ``tol`` (+ the edge allowance), after one gain per
+    channel that a fade explains. Next to a moving object DIS's smooth flow drags the uncovered
+    background along with it, both ways, so the consistency check trusts it; carried, the dream
+    there streaked along the object's path."""
+    ok = mask >= 0.5
+    if not ok.any():
+        return flow, mask
+    warped = warp(prev.astype(np.float32), flow, cubic=True)
+    now = cur.astype(np.float32)
+    a, b = warped[ok], now[ok]
+    gain = np.clip((a * b).sum(axis=0) / np.maximum((a * a).sum(axis=0), 1e-6), 0.5, 2.0)
+    diff = cv2.blur(np.abs(warped * gain - now).mean(axis=2), (5, 5))
+    # Edges allow for resampling error; those of the warped previous frame too, or the edge of the
+    # object itself, a few pixels off, would excuse the background it uncovered.
+    edge = np.minimum(_edges(cur), _edges(warped))
+    wrong = ok & (diff > tol + EXPLAINED_EDGE * edge)
+    if not wrong.any():
+        return flow, mask
+    return flow, np.where(wrong, 0.0, mask).astype(np.float32)
+
+
+def _retrusted(flow, mask, prev, cur, tol):
     bad = mask < 0.5
     if not bad.any() or bad.all():
         return flow, mask
@@ -170,9 +204,7 @@ def explained(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.ndar
     even = (np.abs(smooth - filled).max(axis=2) < FLOW_JUMP) & (bend < FLOW_BEND)
     filled[bad] = smooth[bad]
     diff = np.abs(warp(prev.astype(np.float32), filled) - cur.astype(np.float32)).mean(axis=2)
-    grey = _grey(cur).astype(np.float32)
-    edge = cv2.blur(np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1)), (5, 5)) / 8
-    ok = bad & lands_inside(filled) & even & (cv2.blur(diff, (5, 5)) <= tol + EXPLAINED_EDGE * edge)
+    ok = bad & lands_inside(filled) & even & (cv2.blur(diff, (5, 5)) <= tol + EXPLAINED_EDGE * _edges(cur))
     if not ok.any():
         return flow, mask
     out_flow = np.where(ok[..., None], filled, flow).astype(np.float32)

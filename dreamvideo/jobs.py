@@ -17,7 +17,7 @@ import numpy as np
 
 from . import io as dio
 from .build import build_dreamer
-from .coherence import VideoStepper, frames_with_flow
+from .coherence import VideoStepper, flow_from, frames_with_flow
 from .errors import UserError
 from .render import Progress, SourceFrame, check_video_output, open_video, render, soundtrack
 from .resume import WorkDir, fingerprint
@@ -84,7 +84,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
 
         def source():
             with reader:
-                yield from frames_with_flow(reader, method, skip=work.done)
+                yield from frames_with_flow(reader, method, skip=flow_from(work.done, video))
 
         # The source's own audio goes only where it can (not GIF / PNG frames: no warning for what was never asked).
         carries = video.audio or Path(str(output)).suffix.lower() in (".mp4", ".mov", ".mkv", ".webm")

@@ -8,9 +8,9 @@ import pytest
 
 from dreamvideo import cli
 from dreamvideo.build import build_dreamer
-from dreamvideo.coherence import VideoStepper, coherent_start, frames_with_flow
+from dreamvideo.coherence import VideoStepper, coherent_start, flow_from, frames_with_flow
 from dreamvideo.render import SourceFrame
-from dreamvideo.settings import SCHEDULED, split_options, with_blend_default
+from dreamvideo.settings import SCHEDULED, VideoSettings, split_options, with_blend_default
 from dreamvideo.timeline import Timeline, frame_seed
 from dreamvideo.infinite import ZoomStepper
 from helpers import MOBILENET_WEIGHTS, needs_weights, photo, tiny_model_file
@@ -65,7 +65,7 @@ def test_dreamed_area_follows_what_is_new(tiny):
     assert max(np.abs(o.astype(int) - outs[0]).max() for o in outs[1:]) <= 1
 
     frames = moving_square()
-    outs, plans = run(stepper(fast(tiny), len(frames)), frames)
+    outs, plans = run(stepper(fast(tiny), len(frames), enter_every=1), frames)  # new content dreamed every frame
     for i, p in enumerate(plans[1:], 1):
         assert not p.cut and not p.whole and 0 < p.share < 0.5, (i, p.share)
         # The background the square uncovers (its trailing 4 px) is inside a dreamed crop; the far corner is not.
@@ -74,6 +74,43 @@ def test_dreamed_area_follows_what_is_new(tiny):
             covered[y0:y1, x0:x1] = True
         assert covered[40:56, 20 + 4 * (i - 1):20 + 4 * i].all(), (i, p.boxes)
         assert not covered[110:, 130:].any(), (i, p.boxes)
+
+
+def test_what_a_moving_object_uncovers_waits_for_the_band_and_is_then_dreamed(tiny):
+    frames = moving_square(9)
+    outs, plans = run(stepper(fast(tiny), len(frames)), frames)  # enter_every 4: bands on frames 4 and 8
+    for i in (1, 2, 3, 5, 6, 7):  # what the square uncovers is filled from the dream around it, and waits
+        p = plans[i]
+        assert not p.boxes and p.extend.any() and not (p.extend & ~p.pending).any(), i
+    assert plans[1].pending.sum() < plans[2].pending.sum() < plans[3].pending.sum()  # earlier ones wait too
+    for i in (4, 8):  # a band: everything uncovered since the last one is dreamed now
+        covered = np.zeros(plans[i].new.shape, bool)
+        for y0, y1, x0, x1 in plans[i].boxes:
+            covered[y0:y1, x0:x1] = True
+        assert covered[40:56, 20 + 4 * (i - 4):20 + 4 * i].all(), (i, plans[i].boxes)
+        waited = plans[i - 1].pending  # most stay where they were (the background stands still)
+        assert (waited & plans[i].new).sum() >= 0.75 * waited.sum() and not plans[i].pending.any()
+
+
+def test_a_resumed_reuse_render_rebuilds_what_waits_for_the_band(tiny):
+    """Resumed at frame 6, the render plans frames 5 (after the band at 4) again, so frame 8's band
+    dreams what they left waiting, as the uninterrupted render did: the same bytes."""
+    frames = moving_square(10)
+    whole, plans = run(stepper(fast(tiny), len(frames)), frames)
+    assert plans[5].pending.any()  # the resume point falls where content waits
+
+    def resumed(skip):
+        st, outs = stepper(fast(tiny), len(frames)), []
+        for f in frames_with_flow(frames, "dis", skip=skip):
+            out = whole[f.index] if f.index < 6 else st.dream(f)  # as render: saved frames are loaded
+            st.keep(f, out)
+            outs.append(out)
+        return outs
+
+    assert flow_from(6, VideoSettings(full_frames=False)) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(whole, resumed(5)))
+    # Without those frames' flow nothing would wait at the band: frame 8 would differ.
+    assert not np.array_equal(whole[8], resumed(6)[8])
 
 
 def test_a_blend_below_1_re_dreams_the_carried_dream_instead_of_fading_it(tiny):
@@ -102,7 +139,8 @@ def test_a_sliver_the_flow_lost_keeps_the_dreams_texture_and_strength(tiny):
     mask = np.ones(src.shape[:2], np.float32)
     mask[:, 60:62] = 0
     out = st.dream(SourceFrame(1, changed, np.zeros(src.shape[:2] + (2,), np.float32), mask))
-    rows = st.last.fill[:, 60:62].all(axis=1)  # (rows where the changed line looks like the old one are carried)
+    filled = st.last.fill | st.last.extend  # (rows where the changed line looks like the old one are carried)
+    rows = filled[:, 60:62].all(axis=1)
     assert rows.mean() > 0.5 and not st.last.boxes
     strength = np.abs(out[rows].astype(float) - changed[rows]).mean(axis=(0, 2))
     assert strength[60:62].mean() >= 0.8 * strength[50:58].mean(), strength[50:70].round(1)
