@@ -15,8 +15,9 @@ around them explains, see :func:`dreamvideo.flow.explained`, and thin interior s
 carried dream around them mirrored in) are dreamed in crops, with all octaves and steps, inside
 ``context`` pixels of carried dream, and feathered in; a scene cut (most of the frame new, or its
 colours changed) is dreamed afresh.
-See :func:`reuse_plan`. The only state is still the previous source and dream, so a resumed render
-rebuilds it from the saved frame exactly.
+See :func:`reuse_plan`. The state is the previous source and dream, and what waits for the next
+band (:attr:`ReusePlan.pending`): a resumed render rebuilds it exactly by planning again the frames
+since the last band (:func:`flow_from`).
 
 Convention: frames are ``H x W x 3`` uint8 RGB; flow is (H, W, 2) float32 pixels from the current
 frame to the previous one; masks are (H, W) float32 in 0..1, 1 where the previous frame saw the pixel.

@@ -152,10 +152,12 @@ def explained(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.ndar
     flow matches ``cur`` within ``tol`` (more on edges: :data:`EXPLAINED_EDGE`) and the trusted
     flows around it agree (:data:`FLOW_JUMP`, :data:`FLOW_BEND`). What an object uncovers lies at a
     motion boundary and differs from what covered it: it stays rejected, and so does content
-    entering the frame (its flow leads outside it).
+    entering the frame (its flow leads outside it). The other way too: a trusted pixel that
+    ``prev`` warped by its flow does not match (after a gain per channel, for fades) is rejected;
+    DIS drags the background an object uncovers along with the object, and the check trusts it.
 
     flow: HxWx2 cur -> prev as :meth:`FlowEstimator.pair`; mask: HxW in [0, 1]; prev, cur: HxWx3
-    uint8. Returns new arrays; pixels already trusted keep their flow.
+    uint8. Returns new arrays; the flow changes only where the mask turned 1.
     """
     flow, mask = _retrusted(flow, mask, prev, cur, tol)
     return _mismatched(flow, mask, prev, cur, tol)
