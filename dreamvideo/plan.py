@@ -130,8 +130,8 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float 
         return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "a single frame: dreamed whole"}
     every = max(1, (len(frames) - 1) // WORK_PAIRS)
     est, costs, shares, cuts = FlowEstimator(ks.flow), [], [], 0
-    # Entering content is dreamed in a band on one frame in enter_every: each sampled pair counts as
-    # that frame (weight 1/enter_every) and as the others.
+    # Entering and uncovered content is dreamed in a band on one frame in enter_every: each sampled
+    # pair counts as that frame (weight 1/enter_every) and as the others.
     kinds = [(0, 1.0)] if ks.enter_every <= 1 else [(0, 1.0 / ks.enter_every), (1, 1.0 - 1.0 / ks.enter_every)]
     for k in range(1, len(frames), every):
         flow, mask = explained(*est.pair(frames[k - 1], frames[k]), frames[k - 1], frames[k])
