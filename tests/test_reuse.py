@@ -317,3 +317,28 @@ def test_new_regions_far_apart_are_dreamed_in_one_call(tiny):
     assert len(plans[1].boxes) == 2 and len(crops) == 1, (plans[1].boxes, calls)
     (y0, y1, x0, x1), (b0, b1, c0, c1) = plans[1].boxes
     assert crops[0][:2] == (max(y1 - y0, b1 - b0), x1 - x0 + CANVAS_GAP + c1 - c0)
+
+
+def test_a_chunk_carried_on_mid_band_dreams_what_an_unbroken_chunk_dreams(tiny, tmp_path):
+    """A Ray worker that dies mid-chunk is carried on from its last kept frame: with reuse it must
+    rebuild what waits for the band (frames 5 and 6 here) to dream frame 8 as the unbroken chunk."""
+    from dreamvideo.chunks import Chunk
+    from dreamvideo.distributed import ChunkJob, dream_chunk
+    from dreamvideo.io import VideoWriter
+
+    path = tmp_path / "square.mp4"
+    with VideoWriter(path, 12, (192, 144)) as vw:
+        for f in moving_square(12):
+            vw.write(f)
+    s = split_options("video", dict(fast(tiny), full_frames=False))
+    dreamer = build_dreamer(s["model"])
+    sched = with_blend_default(s["schedules"], s["video"])
+
+    def job(resume_at, prev=None):
+        return ChunkJob(str(path), None, s["video"], s["dream"], sched, 3, 12.0, 12, "", 0.0, Chunk(0, 0, 0, 12),
+                        resume_at, prev)
+
+    whole = dict(dream_chunk(dreamer, job(0)))
+    carried = dict(dream_chunk(dreamer, job(7, whole[6])))
+    assert sorted(carried) == list(range(7, 12))
+    assert all(np.array_equal(whole[i], carried[i]) for i in carried)
