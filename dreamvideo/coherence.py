@@ -91,13 +91,15 @@ CANVAS_GAP = 8
 #: plus ~0.04 s per 1000 px (MobileNetV2, 2-core Xeon), so a canvas that wastes more costs more.
 CANVAS_WASTE = 1.5
 #: Full-size steps at the finest octave that a frame's fine detail gets per 1% its content grew
-#: (a zoom-in). Half what the zoom mode gives (10 of 20 steps at its default 5% a frame): with 2 and
-#: a fade of 2, a zoom-in clip's flicker was 1.41, with 1 and 1.5 1.31 (bench_flicker_regions.py zoomin).
-DETAIL_PER_PCT = 1.0
+#: (a zoom-in). Each detail step and each bit of fade moves the whole carried dream, which shows as
+#: flicker: on the zoom-in clip (bench_flicker_regions.py zoomin, 200 frames) detail / fade 2 / 2
+#: flickered 1.41, 1 / 1.5 1.31 at 92% of none's strength, 0.7 / 1 1.25 at ~107%, 0.5 / 0.75 1.21
+#: but built up to ~125%.
+DETAIL_PER_PCT = 0.7
 #: A zoom-in's carried dream fades by this times its growth a frame, on top of ``blend``: the
-#: magnified patterns make way for the fine detail dreamed into them (at 1 a zoom-in's dream built
-#: up to 122% of none's strength over 200 frames, at 2 it faded to 65%, at 1.5 it held at 86-100%).
-GROWTH_FADE = 1.5
+#: magnified patterns make way for the fine detail dreamed into them (with 1 detail step per 1%: at
+#: 1 the dream built up to 122% of none's strength over 200 frames, at 2 it faded to 65%).
+GROWTH_FADE = 1.0
 #: Growth the flow's own noise shows on a pan (the frame's mean, 0.07%), with a margin: below it, none.
 GROWTH_FLOOR = 0.002
 #: Pixels: an entering strip is left to the next band (mirror-filled meanwhile) only if none of it
