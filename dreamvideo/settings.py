@@ -102,8 +102,8 @@ class VideoSettings:
     first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
     carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
                              "upkeep); new content (disoccluded or entering the frame) gets the full step")
-    # Reuse stays opt-in for video until it meets its targets: 3.7-9.3x faster than none at 256x144 on a pan,
-    # a zoom-in and cuts, but 1.7x on moving objects (a faint smear along their paths), and flicker 1.39 on
+    # Reuse stays opt-in for video until it meets its targets: 3.3-11.4x faster than none at 256x144 on a pan,
+    # a zoom-in and cuts, but 2x on moving objects (a faint smear along their paths), and flicker 1.39 on
     # the pan (bench/RESULTS.md, 2026-12-02, fourth session).
     full_frames: bool = _opt(True, "flow: dream every pixel of every frame with all octaves and steps; "
                              "--no-full-frames dreams only what is new and keeps the carried dream (temporal "
