@@ -160,16 +160,16 @@ def explained(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.ndar
     uint8. Returns new arrays; the flow changes only where the mask turned 1.
     """
     flow, mask = _retrusted(flow, mask, prev, cur, tol)
-    return _mismatched(flow, mask, prev, cur, tol)
+    return flow, _mismatched(flow, mask, prev, cur, tol)
 
 
 def _edges(cur: np.ndarray) -> np.ndarray:
-    """HxW float32: the local gradient of ``cur``'s luminance, levels per pixel over 5x5."""
+    """HxW float32: the local gradient of ``cur``'s luminance (uint8 RGB), levels per pixel over 5x5."""
     grey = _grey(cur).astype(np.float32)
     return cv2.blur(np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1)), (5, 5)) / 8
 
 
-def _mismatched(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.ndarray, tol: float):
+def _mismatched(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.ndarray, tol: float) -> np.ndarray:
     """``mask`` with the trusted pixels the flow does not explain rejected: where ``prev`` warped by
     ``flow`` differs from ``cur`` by more than ``tol`` (+ the edge allowance), after one gain per
     channel that a fade explains. Next to a moving object DIS's smooth flow drags the uncovered
@@ -177,7 +177,7 @@ def _mismatched(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.nd
     there streaked along the object's path."""
     ok = mask >= 0.5
     if not ok.any():
-        return flow, mask
+        return mask
     warped = warp(prev.astype(np.float32), flow, cubic=True)
     now = cur.astype(np.float32)
     a, b = warped[ok], now[ok]
@@ -185,14 +185,16 @@ def _mismatched(flow: np.ndarray, mask: np.ndarray, prev: np.ndarray, cur: np.nd
     diff = cv2.blur(np.abs(warped * gain - now).mean(axis=2), (5, 5))
     # Edges allow for resampling error; those of the warped previous frame too, or the edge of the
     # object itself, a few pixels off, would excuse the background it uncovered.
-    edge = np.minimum(_edges(cur), _edges(warped))
+    # (As uint8: a float image whose maximum is <= 1, a black frame, would read as 0..1.)
+    edge = np.minimum(_edges(cur), _edges(np.clip(warped, 0, 255).astype(np.uint8)))
     wrong = ok & (diff > tol + EXPLAINED_EDGE * edge)
     if not wrong.any():
-        return flow, mask
-    return flow, np.where(wrong, 0.0, mask).astype(np.float32)
+        return mask
+    return np.where(wrong, 0.0, mask).astype(np.float32)
 
 
 def _retrusted(flow, mask, prev, cur, tol):
+    """(flow, mask) with the rejected pixels the flow around them explains trusted (see :func:`explained`)."""
     bad = mask < 0.5
     if not bad.any() or bad.all():
         return flow, mask
