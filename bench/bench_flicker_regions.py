@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_video import MODEL, read_frames
 from bench_reuse import pan_clip, other_clips, cuts_clip
 from dreamvideo.coherence import VideoStepper, frames_with_flow
+from dreamvideo.render import drained, settled
 from dreamvideo.settings import SCHEDULED, split_options, with_blend_default
 from dreamvideo.timeline import Timeline
 from dreamvideo.build import build_dreamer
@@ -64,7 +65,8 @@ for side in sides:
     outs = []
     t = time.perf_counter()
     for f in sources:
-        o = st.dream(f); st.keep(f, o); outs.append(o)
+        o = st.dream(f); st.keep(f, o); outs += [img for _, img in settled(st, f, o)]
+    outs += [img for _, img in drained(st)]
     print(side, f"{(time.perf_counter()-t)/n:.2f} s/frame")
     report(side, outs)
     st_ = [np.abs(o.astype(np.float32) - s_).mean() for o, s_ in zip(outs, src)]

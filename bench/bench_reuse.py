@@ -181,6 +181,7 @@ def crops_at_seams(outs, plans, k=4, side=48):
 
 def video(args, dreamer, out_dir: Path):
     from dreamvideo.coherence import VideoStepper, frames_with_flow
+    from dreamvideo.render import drained, settled
     from dreamvideo.plot import contact_sheet
     from dreamvideo.settings import SCHEDULED, split_options, with_blend_default
     from dreamvideo.timeline import Timeline
@@ -222,12 +223,14 @@ def video(args, dreamer, out_dir: Path):
                         f = sources[i]
                         out = st.dream(f)
                         st.keep(f, out)
-                        outs[side][i] = out
+                        outs[side].update(settled(st, f, out))  # as a render shows them (see VideoStepper.settle)
                         if side == "reuse":
                             plans[i] = st.last
                     # frame 0 of a coherent side is a full dream: keep it out of the per-frame cost
                     timed = [i for i in part if i > 0 or side == "none"]
                     per_round[side].append((time.perf_counter() - t, len(part), len(timed)))
+            for side, st in steppers.items():
+                outs[side].update(drained(st))
             wall = time.perf_counter() - t_all
             load1 = cpu_times()
             other = ((load1[1] - load0[1]) - (load1[0] - load0[0])) / wall

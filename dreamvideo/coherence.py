@@ -126,7 +126,8 @@ class ReusePlan:
     are dreamed in full inside the carried dream; ``new`` (H, W) bool marks the pixels dreamed anew,
     ``fill`` the slivers filled from the carried dream, ``extend`` the entering strips left to the
     next band (the carried dream mirrored into them); ``pending`` the pixels left to a later frame's
-    dream (``extend`` and those left by earlier frames); ``share`` is the crops' share of the frame."""
+    dream (``extend`` and those left by earlier frames); ``waited`` those of ``new`` that earlier
+    frames showed mirror-filled; ``share`` is the crops' share of the frame."""
 
     new: np.ndarray
     fill: np.ndarray
@@ -136,12 +137,12 @@ class ReusePlan:
     whole: bool = False
     extend: np.ndarray | None = None  # None: no strip waits (all False)
     pending: np.ndarray | None = None  # None: nothing waits
+    waited: np.ndarray | None = None  # None: none
 
     def __post_init__(self):
-        if self.extend is None:
-            self.extend = np.zeros_like(self.new)
-        if self.pending is None:
-            self.pending = np.zeros_like(self.new)
+        for name in ("extend", "pending", "waited"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros_like(self.new))
 
 
 def _span(a0: int, a1: int, n: int, least: int) -> tuple[int, int]:
@@ -163,16 +164,16 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
 
     New pixels are those the mask rejects. Content entering at an edge (its flow leads outside the
     previous frame) is dreamed in a band every ``video.enter_every`` frames (frame indices that are
-    multiples of it): the band holds what entered over that many frames (where the flow, times that
-    many frames, leads outside), so one crop serves several frames' strips; in between, the strip
-    (``extend``) gets the carried dream next to it mirrored in. Filled frame after frame it would
-    smear into streaks, so it is never left longer than that. New content inside the frame (what a
-    moving object uncovers) waits for the band the same way when it lies within :data:`FILL_REACH`
-    of the carried dream: ``pending`` (H, W bool) marks the waiting pixels the previous frames left,
-    carried onto this frame; a band frame dreams them, and so does any frame that dreams at all
-    (its crops are paid for anyway). Of the rest, slivers thinner than
-    ``video.sliver`` (a morphological opening; mostly the flow's own noise) are filled from the
-    carried dream around them, not dreamed.
+    multiples of it): the band holds what entered since the last one, so one crop serves several
+    frames' strips; in between, the strip (``extend``) gets the carried dream next to it mirrored
+    in (a render shows the band's dream there instead, see :meth:`VideoStepper.settle`). Filled
+    frame after frame it would smear into streaks, so it is never left longer than that. New
+    content inside the frame (what a moving object uncovers) waits for the band the same way when
+    it lies within :data:`FILL_REACH` of the carried dream. ``pending`` (H, W bool) marks the
+    waiting pixels the previous frames left, carried onto this frame; a band frame dreams them,
+    and so does any frame that dreams at all (its crops are paid for anyway). Of the rest, slivers
+    thinner than ``video.sliver`` (a morphological opening; mostly the flow's own noise) are filled
+    from the carried dream around them, not dreamed.
     What is dreamed, grown by :data:`FEATHER`, is boxed on a grid of :data:`CELL` pixels, each box
     with ``video.context`` pixels around it and at least ``min_side`` a side; two boxes whose union
     costs no more than both are merged.
@@ -207,8 +208,6 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
             wait = entering | kept
             if wait.any() and cv2.distanceTransform(wait.astype(np.uint8), cv2.DIST_L2, 3).max() <= FILL_REACH:
                 extend, entering, kept = wait, np.zeros_like(new), np.zeros_like(new)
-        else:
-            entering = entering | ~lands_inside(k * flow, 0.5)
     dreamt = entering | kept
     if dreamt.any() or not index % k:
         dreamt = dreamt | waiting  # until now carried as they were filled
@@ -257,7 +256,8 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
             if merged:
                 break
     share = sum(area(b) for b in boxes) / float(h * w)
-    return ReusePlan(dreamt, fill, sorted(boxes), share, whole=share > CROP_LIMIT, extend=extend, pending=later)
+    return ReusePlan(dreamt, fill, sorted(boxes), share, whole=share > CROP_LIMIT, extend=extend, pending=later,
+                     waited=waiting & dreamt)
 
 
 def pack_crops(boxes: list[tuple[int, int, int, int]], width: int) -> tuple[tuple[int, int], list[tuple[int, int]]]:
@@ -347,6 +347,8 @@ class VideoStepper:
         self.last = None
         self.pending = None  # (H, W) bool: content waiting for a band (ReusePlan.pending), or None
         self._planned = None  # (frame index, ReusePlan) of the last frame planned
+        self._held = []  # (index, source, image, pending) of frames shown before what waits was dreamed
+        self._flow = None  # FlowEstimator of the back-fill (see settle)
 
     def _reuses(self, frame: SourceFrame) -> bool:
         return (self.video.coherence == "flow" and not self.video.full_frames and self.prev_dream is not None
@@ -407,19 +409,27 @@ class VideoStepper:
             self.timing["new"] += time.perf_counter() - t1
             return out
         src_f = src.astype(np.float32)
-        residual = warp(self.prev_dream.astype(np.float32) - self.prev_src.astype(np.float32), flow, cubic=True)
+        before = self.prev_dream.astype(np.float32) - self.prev_src.astype(np.float32)
+        if self.pending is not None and self.pending.any():
+            # What the previous frame shows where content waits (a mirror, or the band's dream that
+            # settle puts back) never reaches this frame, not even through the bicubic kernel: a
+            # render resumed from any shown frame makes the same bytes.
+            before = mirror_fill(before, self.pending, ~self.pending)
+        residual = warp(before, flow, cubic=True)
         known = ~(plan.new | plan.fill | plan.pending)
         # Slivers and waiting strips get the carried dream's own texture; a blur would pale them, and
         # a pale sliver is carried on and paled again. Not from what was filled before: a fill of a
-        # fill smears.
-        residual = mirror_fill(residual, plan.fill | plan.extend, known)
+        # fill smears. Waiting pixels get it afresh each frame, and so do those a band now dreams
+        # (they fade from it into the band's dream, see below).
+        residual = mirror_fill(residual, plan.fill | plan.pending | plan.waited, known)
         # New content, a band's strips too, is dreamed from its source: started from the dream mirrored
         # into a strip, the band dreamed the mirror's stripes up, stronger each band. Magnified dream
         # is stale detail: it fades faster.
         carried = ~plan.new
         grown, blend = growth(flow), self.tl.value("blend", i)
         keep = blend * max(0.0, 1.0 - GROWTH_FADE * grown)
-        start = np.clip(src_f + keep * carried[..., None] * residual, 0, 255)
+        shown = np.clip(src_f + keep * residual, 0, 255)  # as the frames before showed it
+        start = np.where(carried[..., None], shown, src_f)
         if plan.whole:  # as a full frame: new content gets every octave and step, the carried dream upkeep
             step_map = v.carry_step + (1.0 - v.carry_step) * plan.new.astype(np.float32)
             self.timing["composite"] += time.perf_counter() - t0
@@ -464,9 +474,15 @@ class VideoStepper:
         t3 = time.perf_counter()
         self.timing["new"] += t3 - t2
         # Feathered: full weight on new pixels, fading to 0 over FEATHER px into the carried dream.
-        dist = cv2.distanceTransform((~plan.new).astype(np.uint8), cv2.DIST_L2, 3)
+        # Content that waited fades in the other way, from the mirror it showed at its edge (as the
+        # frames before, see settle, show it): the carried dream around it stays as it was.
+        dist = cv2.distanceTransform((~(plan.new & ~plan.waited)).astype(np.uint8), cv2.DIST_L2, 3)
         alpha = np.clip(1.0 - dist / FEATHER, 0.0, 1.0)
         out = kept
+        if plan.waited.any():
+            inside = cv2.distanceTransform(plan.new.astype(np.uint8), cv2.DIST_L2, 3)
+            alpha = np.where(plan.waited, np.clip(inside / FEATHER, 0.0, 1.0), alpha)
+            out[plan.waited] = shown[plan.waited]
         for (y0, y1, x0, x1), d in zip(plan.boxes, dreamt):
             a = alpha[y0:y1, x0:x1, None]
             out[y0:y1, x0:x1] = a * d + (1.0 - a) * out[y0:y1, x0:x1]
@@ -480,6 +496,57 @@ class VideoStepper:
             self._plan(frame)  # a resumed frame: what it left waiting is rebuilt exactly (see flow_from)
         self.pending = self._planned[1].pending if reuses else None
         self.prev_src, self.prev_dream = frame.image, out
+
+    def settle(self, frame: SourceFrame, out: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The frames final once ``frame`` (dreamed as ``out``, then kept) is: ``(index, image)`` in
+        order, maybe none. A frame that shows content waiting for a band (mirror-filled, see
+        :func:`reuse_plan`) is held until a frame dreams that content; then that dream, warped back
+        onto each held frame, replaces the mirror there (see :func:`back_fill`): new content shows its
+        dream from the frame it enters on, and the band does not pop. Only the waiting pixels of the
+        images shown change, and what a frame shows there never reaches the next one, so a render
+        resumed from any saved frame makes the same bytes. A cut (or a frame dreamed whole, without
+        reuse) releases the held frames as they are: nothing the same is dreamed there."""
+        if self.pending is not None and self.pending.any():
+            self._held.append((frame.index, frame.image, out, self.pending))
+            return []
+        held, self._held = self._held, []
+        plan = self.last  # None: not a reusing frame
+        if held and plan is not None and not plan.cut and plan.waited.any():
+            t = time.perf_counter()
+            if self._flow is None:
+                from .flow import FlowEstimator
+
+                self._flow = FlowEstimator(self.video.flow)
+            held = [(j, src, back_fill(self._flow, src, img, waits, frame.image, out), waits)
+                    for j, src, img, waits in held]
+            self.timing["composite"] += time.perf_counter() - t
+        return [(j, img) for j, _, img, _ in held] + [(frame.index, out)]
+
+    def drain(self) -> list[tuple[int, np.ndarray]]:
+        """The frames still held (see :meth:`settle`) when the frames end, as they are: no later frame
+        will dream what they wait for, so the mirror stays."""
+        held, self._held = self._held, []
+        return [(j, img) for j, _, img, _ in held]
+
+
+def back_fill(est, src: np.ndarray, image: np.ndarray, waits: np.ndarray, later_src: np.ndarray,
+              later: np.ndarray) -> np.ndarray:
+    """``image`` (a frame as first dreamed, of source ``src``; H x W x 3 uint8) with its ``waits``
+    pixels (H, W bool: mirror-filled while they waited) taken from the later frame that dreamed them
+    (``later``, of source ``later_src``): its residual, warped back by the flow from this frame to it
+    (``est``: a :class:`~dreamvideo.flow.FlowEstimator`). Where that flow is not trusted (the content
+    left the frame, or was covered, by then) the mirror stays. Only ``waits`` pixels change."""
+    from .flow import explained, warp
+
+    flow, mask = est.pair(later_src, src)
+    flow, mask = explained(flow, mask, later_src, src)
+    take = waits & (mask >= 0.5)
+    if not take.any():
+        return image
+    residual = warp(later.astype(np.float32) - later_src.astype(np.float32), flow, cubic=True)
+    out = image.copy()
+    out[take] = np.clip(np.rint(src.astype(np.float32)[take] + residual[take]), 0, 255).astype(np.uint8)
+    return out
 
 
 def flow_from(done: int, video: VideoSettings) -> int:

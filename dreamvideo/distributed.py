@@ -74,7 +74,7 @@ def dream_chunk(dreamer, job: ChunkJob):
     import itertools
 
     from .coherence import VideoStepper, flow_from, frames_with_flow
-    from .render import open_video
+    from .render import drained, open_video, settled
     from .settings import SCHEDULED
     from .timeline import Timeline
 
@@ -98,7 +98,8 @@ def dream_chunk(dreamer, job: ChunkJob):
                 continue
             out = stepper.dream(frame)
             stepper.keep(frame, out)
-            yield frame.index, out
+            yield from settled(stepper, frame, out)  # the frames final now: a stopped chunk resumes after them
+        yield from drained(stepper)
 
 
 class ChunkWorker:

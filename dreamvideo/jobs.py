@@ -19,7 +19,8 @@ from . import io as dio
 from .build import build_dreamer
 from .coherence import VideoStepper, flow_from, frames_with_flow
 from .errors import UserError
-from .render import Progress, SourceFrame, check_video_output, open_video, render, soundtrack
+from .render import (Progress, SourceFrame, check_video_output, drained, open_video, render, settled,
+                     soundtrack)
 from .resume import WorkDir, fingerprint
 from .settings import SCHEDULED, check_moving, split_options, with_blend_default
 from .timeline import Timeline
@@ -121,7 +122,9 @@ def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: b
 
 
 def dream_frames(frames, *, seed: int = 0, dreamer=None, fps: float = 25.0, first_index: int = 0, **options):
-    """Generator: dream an iterable of uint8 RGB frames coherently, yielding each dream as it is made.
+    """Generator: dream an iterable of uint8 RGB frames coherently, yielding each dream once it is
+    final: with temporal reuse (``full_frames=False``) a frame that shows content waiting for the
+    next band comes out with that band, up to ``enter_every - 1`` frames later.
 
     For plugging in your own source and sink. ``options`` as :func:`dream_video` (model, engine,
     coherence and schedules; audio-reactive schedules need ``audio=FILE``). ``first_index`` numbers
@@ -139,7 +142,10 @@ def dream_frames(frames, *, seed: int = 0, dreamer=None, fps: float = 25.0, firs
                                   first_index=first_index):
         out = stepper.dream(frame)
         stepper.keep(frame, out)
-        yield out
+        for _, image in settled(stepper, frame, out):
+            yield image
+    for _, image in drained(stepper):
+        yield image
 
 
 def zoom_frames(image, nframes: int, *, seed: int = 0, dreamer=None, **options):

@@ -52,13 +52,29 @@ class SourceFrame:
 class Stepper(Protocol):
     """Makes a render's frames in order; the render calls, for each frame ``f`` in index order,
     either ``dream(f)`` or (a resumed frame) nothing, then always ``keep(f, out)`` with that frame's
-    final image, so the stepper can carry state (the previous dream) from frame to frame."""
+    image (dreamed or loaded), so the stepper can carry state (the previous dream) from frame to
+    frame. A stepper may also have ``settle(f, out) -> [(index, image), ...]``, called after
+    ``keep`` for a dreamed frame: the frames final now, in order (it may hold some back to finish
+    them with a later frame's dream), and ``drain()``: those still held when the frames end.
+    Without them each dreamed frame is final as it is (see :func:`settled`)."""
 
     def dream(self, frame: SourceFrame) -> np.ndarray:
         """The dream of ``frame``: (H, W, 3) uint8 RGB."""
 
     def keep(self, frame: SourceFrame, out: np.ndarray) -> None:
-        """Remember ``out`` as the image shown at ``frame.index``."""
+        """Remember ``out`` as the image of ``frame.index`` (before any settling)."""
+
+
+def settled(stepper, frame: SourceFrame, out: np.ndarray) -> list:
+    """``(index, image)`` of the frames final once ``frame``'s dream ``out`` is kept (see :class:`Stepper`)."""
+    settle = getattr(stepper, "settle", None)
+    return settle(frame, out) if settle is not None else [(frame.index, out)]
+
+
+def drained(stepper) -> list:
+    """``(index, image)`` of the frames the stepper still holds when the frames end."""
+    drain = getattr(stepper, "drain", None)
+    return drain() if drain is not None else []
 
 
 @contextlib.contextmanager
@@ -214,14 +230,27 @@ def render(source: Callable[[], Iterable[SourceFrame]], stepper: Stepper, output
             frames = _Background(source)
             try:
                 progress(resumed, total)
+
+                def put(ready):
+                    nonlocal done
+                    for i, out in ready:
+                        sink.put((i, out))
+                        done = i + 1
+                        if i >= resumed:
+                            progress(done, total)
+
                 for frame in frames:
-                    i = frame.index
-                    out = work.load(i) if i < resumed else stepper.dream(frame)
-                    stepper.keep(frame, out)
-                    sink.put((i, out))
-                    done = i + 1
-                    if i >= resumed:
-                        progress(done, total)
+                    if frame.index < resumed:
+                        out = work.load(frame.index)
+                        stepper.keep(frame, out)
+                        put([(frame.index, out)])
+                    else:
+                        out = stepper.dream(frame)
+                        stepper.keep(frame, out)
+                        # A frame the stepper holds is not saved yet: stopped now, the render resumes
+                        # before it, from a frame it left final.
+                        put(settled(stepper, frame, out))
+                put(drained(stepper))
             finally:
                 frames.close()
                 if own_bar:

@@ -146,9 +146,10 @@ def test_a_sliver_the_flow_lost_keeps_the_dreams_texture_and_strength(tiny):
     assert strength[60:62].mean() >= 0.8 * strength[50:58].mean(), strength[50:70].round(1)
 
 
-def pan_plan(index, speed, every=4, h=108, w=192):
+def pan_plan(index, speed, every=4, h=108, w=192, pending=None):
     """The reuse plan of frame ``index`` of a pan ``speed`` px right a frame: the last ``speed``
-    columns entered the frame (the previous frame never saw them)."""
+    columns entered the frame (the previous frame never saw them); ``pending``: what the frames
+    before left waiting, moved with the pan."""
     from dreamvideo.coherence import reuse_plan
     from dreamvideo.settings import VideoSettings
 
@@ -156,17 +157,33 @@ def pan_plan(index, speed, every=4, h=108, w=192):
     flow[..., 0] = speed
     mask = np.ones((h, w), np.float32)
     mask[:, w - speed:] = 0
-    return reuse_plan(mask, VideoSettings(full_frames=False, enter_every=every), 45, 0.0, flow, index)
+    return reuse_plan(mask, VideoSettings(full_frames=False, enter_every=every), 45, 0.0, flow, index, pending)
+
+
+def pan_plans(frames, speed, every=4):
+    """The plans of frames 1.. of that pan, each given what the one before left waiting."""
+    plans, pending = [], None
+    for i in range(1, frames):
+        if pending is not None:
+            pending = np.roll(pending, -speed, axis=1)
+            pending[:, -speed:] = False
+        plans.append(pan_plan(i, speed, every, pending=pending))
+        pending = plans[-1].pending
+    return plans
 
 
 def test_entering_strips_are_dreamed_in_one_band_every_few_frames():
+    plans = pan_plans(6, 3)
     # Frames between bands dream nothing: the 3 px strip is filled from the dream beside it.
     for i in (1, 2, 3, 5):
-        p = pan_plan(i, 3)
+        p = plans[i - 1]
         assert not p.boxes and p.share == 0 and p.extend[:, -3:].all() and not p.new.any(), i
-    # On a band frame all that entered over the last 4 frames (12 px) is dreamed, in one crop.
-    band = pan_plan(4, 3)
-    assert band.new[:, -12:].all() and not band.new[:, :-13].any()
+        assert p.pending[:, -3 * (i % 4):].all() and not p.pending[:, :-3 * (i % 4)].any(), i
+    # On a band frame all that entered since the last band (12 px) is dreamed, in one crop; no more
+    # (a margin of the carried dream dreamed again would pop).
+    band = plans[3]
+    assert band.new[:, -12:].all() and not band.new[:, :-12].any() and not band.pending.any()
+    assert band.waited[:, -12:-3].all() and not band.waited[:, -3:].any()
     assert len(band.boxes) == 1 and band.boxes[0][3] == 192 and not band.whole
     # One band per frame: every frame dreams its own strip, in a crop as wide as a band's.
     every = pan_plan(1, 3, every=1)
@@ -342,3 +359,77 @@ def test_a_chunk_carried_on_mid_band_dreams_what_an_unbroken_chunk_dreams(tiny, 
     carried = dict(dream_chunk(dreamer, job(7, whole[6])))
     assert sorted(carried) == list(range(7, 12))
     assert all(np.array_equal(whole[i], carried[i]) for i in carried)
+
+
+def pan_frames(n, speed=3, h=96, w=128):
+    """A pan ``speed`` px a frame to the right over a photo: content enters at the right edge."""
+    img = photo("astronaut")
+    return [np.ascontiguousarray(img[100:100 + h, 60 + speed * i:60 + speed * i + w]) for i in range(n)]
+
+
+def test_a_pans_entering_content_shows_the_bands_dream_from_the_frame_it_enters_on(tiny):
+    """Between bands the entering strip is mirror-filled and dreamed at the next band (every 4th
+    frame); a render holds those frames and shows the band's dream in them, so it does not pop."""
+    frames = pan_frames(9)
+    st, raw, shown = stepper(fast(tiny), 9), {}, {}
+    for f in frames_with_flow(frames, "dis"):
+        out = st.dream(f)
+        st.keep(f, out)
+        raw[f.index] = out
+        ready = st.settle(f, out)
+        assert [i for i, _ in ready] == sorted(set(range(f.index + 1)) - set(shown)) if ready else f.index % 4
+        shown.update(ready)
+    assert not st.drain() and sorted(shown) == list(range(9))
+    assert all(np.array_equal(shown[i], raw[i]) for i in (0, 4, 8))  # band frames are as dreamed
+
+    def jump(outs):  # frame 7's 9 waiting columns against the same content in band frame 8
+        return np.abs(outs[8][:, -12:-3].astype(float) - outs[7][:, -9:]).mean()
+
+    assert jump(shown) < 0.4 * jump(raw), (jump(shown), jump(raw))
+    # What entered at frame 5 shows there as the band of frame 8 dreams it, 9 px further left.
+    assert np.abs(shown[5][:, -3:].astype(float) - shown[8][:, -12:-9]).mean() < 0.4 * \
+        np.abs(raw[5][:, -3:].astype(float) - raw[8][:, -12:-9]).mean()
+    # Only the waiting pixels change: the carried dream around them is as dreamed.
+    assert np.array_equal(shown[7][:, :-9], raw[7][:, :-9])
+
+
+def test_a_render_stopped_while_frames_wait_resumes_to_the_same_bytes(tiny, tmp_path, capsys, monkeypatch):
+    """Frames held for the band's dream are saved with it: Ctrl-C leaves the frames before them, and
+    the resumed render (carried on from a frame shown with the band's dream put back, or not) makes
+    the bytes of an unbroken one."""
+    from dreamvideo.io import VideoWriter, read_image
+
+    clip = tmp_path / "square.mp4"
+    with VideoWriter(clip, 12, (192, 144)) as vw:
+        for f in moving_square(12):
+            vw.write(f)
+    args = ["video", str(clip), "--no-full-frames", "--seed", "7", "--model", tiny, "--layers", "conv2",
+            "--steps", "4", "--octaves", "2", "-q"]
+    settle, held = VideoStepper.settle, []
+
+    def spy(self, frame, out):
+        ready = settle(self, frame, out)
+        held.extend([] if ready else [frame.index])
+        return ready
+
+    monkeypatch.setattr(VideoStepper, "settle", spy)
+    assert cli.main(args + ["-o", str(tmp_path / "whole")]) == 0
+    assert 5 in held and 6 in held, held  # they wait for frame 8's band
+    dream = VideoStepper.dream
+
+    def stop(self, frame):
+        if frame.index == 7:
+            raise KeyboardInterrupt
+        return dream(self, frame)
+
+    monkeypatch.setattr(VideoStepper, "dream", stop)
+    assert cli.main(args + ["-o", str(tmp_path / "parts")]) == 130
+    saved = sorted(p.name for p in (tmp_path / "parts").glob("*.png"))
+    assert len(saved) == 5, saved  # frames 0-4: 5 and 6 were held, not saved
+    monkeypatch.undo()
+    assert cli.main(args + ["-o", str(tmp_path / "parts"), "--resume"]) == 0
+    capsys.readouterr()
+    whole, parts = sorted((tmp_path / "whole").iterdir()), sorted((tmp_path / "parts").iterdir())
+    assert [p.name for p in whole] == [p.name for p in parts] and len(whole) == 12
+    for a, b in zip(whole, parts):
+        assert np.array_equal(read_image(a), read_image(b)), a.name
