@@ -392,8 +392,6 @@ class VideoStepper:
         return flow, plan
 
     def _reuse(self, frame: SourceFrame) -> np.ndarray:
-        import cv2
-
         from .flow import warp
 
         i, src, v = frame.index, frame.image, self.video
@@ -446,10 +444,19 @@ class VideoStepper:
                                       seed=seed, weights=weights).astype(np.float32)
         else:
             kept = np.rint(start)
-        t2 = time.perf_counter()
-        self.timing["upkeep"] += t2 - t1
+        self.timing["upkeep"] += time.perf_counter() - t1
         if not plan.boxes:
             return kept.astype(np.uint8)
+        return self._dream_new(src, start, kept, shown, plan, settings, seed, weights)
+
+    def _dream_new(self, src, start, kept, shown, plan: ReusePlan, settings, seed, weights) -> np.ndarray:
+        """The frame ``kept`` (H x W x 3 float32: the carried dream after upkeep) with ``plan``'s new
+        content dreamed in its boxes from ``start`` (the new pixels' source, the carried dream around
+        them) and feathered in; ``shown``: the frame as shown before, where content ``waited``."""
+        import cv2
+
+        v, w = self.video, src.shape[1]
+        t2 = time.perf_counter()
         # Crops start from the upkept dream, so the context they continue is the one they are blended into.
         kept_start = np.where(plan.new[..., None], start, kept)
         step_map = v.carry_step + (1.0 - v.carry_step) * plan.new.astype(np.float32)
@@ -513,20 +520,41 @@ class VideoStepper:
         plan = self.last  # None: not a reusing frame
         if held and plan is not None and not plan.cut and plan.waited.any():
             t = time.perf_counter()
-            if self._flow is None:
-                from .flow import FlowEstimator
-
-                self._flow = FlowEstimator(self.video.flow)
-            held = [(j, src, back_fill(self._flow, src, img, waits, frame.image, out), waits)
+            held = [(j, src, back_fill(self._estimator(), src, img, waits, frame.image, out), waits)
                     for j, src, img, waits in held]
             self.timing["composite"] += time.perf_counter() - t
         return [(j, img) for j, _, img, _ in held] + [(frame.index, out)]
 
+    def _estimator(self):
+        if self._flow is None:
+            from .flow import FlowEstimator
+
+            self._flow = FlowEstimator(self.video.flow)
+        return self._flow
+
     def drain(self) -> list[tuple[int, np.ndarray]]:
-        """The frames still held (see :meth:`settle`) when the frames end, as they are: no later frame
-        will dream what they wait for, so the mirror stays."""
+        """The frames still held (see :meth:`settle`) when the frames end: the last of them dreams
+        what waits there, as a band would, and the ones before show it."""
         held, self._held = self._held, []
-        return [(j, img) for j, _, img, _ in held]
+        if not held:
+            return []
+        t = time.perf_counter()
+        j, src, img, waits = held[-1]
+        settings = self.tl.settings(self.dream_settings, j)
+        h, w = waits.shape
+        grow = max(1.0, self.dreamer.model.min_side / min(h, w))
+        # Nothing new, nothing entering, the waiting pixels on a band frame (index 0): they alone, boxed.
+        plan = reuse_plan(np.ones((h, w), np.float32), self.video,
+                          min(crop_side(self.dreamer.model.min_side / grow, settings), h, w), pending=waits)
+        shown = img.astype(np.float32)
+        start = np.where(plan.new[..., None], src.astype(np.float32), shown)
+        self.timing["composite"] += time.perf_counter() - t
+        last = self._dream_new(src, start, shown.copy(), shown, plan, settings, frame_seed(self.seed, j),
+                               self.tl.weights(j))
+        t = time.perf_counter()
+        out = [(i, back_fill(self._estimator(), s, im, wt, src, last)) for i, s, im, wt in held[:-1]] + [(j, last)]
+        self.timing["composite"] += time.perf_counter() - t
+        return out
 
 
 def back_fill(est, src: np.ndarray, image: np.ndarray, waits: np.ndarray, later_src: np.ndarray,

@@ -391,6 +391,18 @@ def test_a_pans_entering_content_shows_the_bands_dream_from_the_frame_it_enters_
         np.abs(raw[5][:, -3:].astype(float) - raw[8][:, -12:-9]).mean()
     # Only the waiting pixels change: the carried dream around them is as dreamed.
     assert np.array_equal(shown[7][:, :-9], raw[7][:, :-9])
+    # Frames that end while content waits: the last one dreams it, as a band would.
+    st, last = stepper(fast(tiny), 7), {}
+    for f in frames_with_flow(frames[:7], "dis"):
+        out = st.dream(f)
+        st.keep(f, out)
+        last.update(st.settle(f, out))
+    assert sorted(last) == list(range(5))
+    last.update(st.drain())
+    assert sorted(last) == list(range(7))
+    assert np.array_equal(last[6][:, :-6], raw[6][:, :-6]) and not np.array_equal(last[6], raw[6])
+    assert np.abs(last[6][:, -9:-3].astype(float) - last[5][:, -6:]).mean() < 0.4 * \
+        np.abs(raw[6][:, -9:-3].astype(float) - raw[5][:, -6:]).mean()
 
 
 def test_a_render_stopped_while_frames_wait_resumes_to_the_same_bytes(tiny, tmp_path, capsys, monkeypatch):
