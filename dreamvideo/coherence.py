@@ -102,9 +102,12 @@ DETAIL_PER_PCT = 0.7
 GROWTH_FADE = 1.0
 #: Growth the flow's own noise shows on a pan (the frame's mean, 0.07%), with a margin: below it, none.
 GROWTH_FLOOR = 0.002
-#: Pixels: an entering strip is left to the next band (mirror-filled meanwhile) only if none of it
-#: lies farther than this from the carried dream; a wider mirror would show as a reflection.
-FILL_REACH = 6
+#: Pixels: new content is left to the next band (mirror-filled meanwhile, shown with the band's dream
+#: by :meth:`VideoStepper.settle`) only if none of it lies farther than this from the carried dream;
+#: beyond it the flow back from the band is less sure to find it, and where it does not the mirror
+#: shows. (Objects clip, 100 frames at 256x144: with 6 px and a band every 4 frames 38 of 99 frames
+#: dreamed, with 18 px and every 6 16 of them, flicker 1.14 both; bench/RESULTS.md, held frames.)
+FILL_REACH = 18
 
 
 def color_change(a: np.ndarray, b: np.ndarray) -> float:

@@ -120,7 +120,7 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float 
     if ks.coherence != "flow" or ks.full_frames or not full:
         return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "every frame is dreamed whole"}
     from .coherence import color_change, crop_side, growth, reuse_plan, upkeep_steps
-    from .flow import FlowEstimator, explained
+    from .flow import FlowEstimator, explained, lands_inside
     from .render import open_video
 
     side = min(WORK_SIDE, max_side) if max_side else WORK_SIDE
@@ -131,13 +131,16 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float 
     every = max(1, (len(frames) - 1) // WORK_PAIRS)
     est, costs, shares, cuts = FlowEstimator(ks.flow), [], [], 0
     # Entering and uncovered content is dreamed in a band on one frame in enter_every: each sampled
-    # pair counts as that frame (weight 1/enter_every) and as the others.
+    # pair counts as that frame (weight 1/enter_every), with what entered over the frames before it
+    # waiting (where the flow, times enter_every, leads outside), and as the others.
     kinds = [(0, 1.0)] if ks.enter_every <= 1 else [(0, 1.0 / ks.enter_every), (1, 1.0 - 1.0 / ks.enter_every)]
     for k in range(1, len(frames), every):
         flow, mask = explained(*est.pair(frames[k - 1], frames[k]), frames[k - 1], frames[k])
         change = color_change(frames[k - 1], frames[k])
         upkeep = dream_cost(1, dream.octave_scale, upkeep_steps(ks, growth(flow), blend, dream.steps)) / full
-        plans = [(reuse_plan(mask, ks, crop_side(32, dream), change, flow, index), wt) for index, wt in kinds]
+        waited = ~lands_inside(ks.enter_every * flow, 0.5) if ks.enter_every > 1 else None
+        plans = [(reuse_plan(mask, ks, crop_side(32, dream), change, flow, index, None if index else waited), wt)
+                 for index, wt in kinds]
         cuts += plans[0][0].cut
         shares.append(sum(wt * p.share for p, wt in plans))
         costs.append(sum(wt * (1.0 if p.cut or p.whole else upkeep + p.share) for p, wt in plans))

@@ -112,10 +112,10 @@ class VideoSettings:
                         "so the new patterns continue the old ones")
     sliver: int = _opt(3, "flow: new regions thinner than this many pixels, inside the frame, are filled from "
                        "the neighbouring carried dream instead of dreamed (0 = dream them all)")
-    enter_every: int = _opt(4, "flow: content entering at the frame's edges, or uncovered by a moving object, is "
+    enter_every: int = _opt(6, "flow: content entering at the frame's edges, or uncovered by a moving object, is "
                             "dreamed in one band every this many frames (a crop costs about the same however thin "
-                            "the strip); in between it is filled from the carried dream next to it (1 = dream it "
-                            "every frame)")
+                            "the strip); the frames in between are shown with the band's dream, so they come out "
+                            "with it (1 = dream it every frame)")
     upkeep_steps: int = _opt(0, "flow: steps at the finest octave that re-dream the carried dream, per frame (0: it "
                              "is kept as it is; with a blend below 1 it needs some, or it fades)")
     upkeep_step: float = _opt(0.25, "flow: step-size factor of the upkeep steps (and of a zoom-in's, which restore "

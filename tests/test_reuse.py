@@ -8,7 +8,7 @@ import pytest
 
 from dreamvideo import cli
 from dreamvideo.build import build_dreamer
-from dreamvideo.coherence import VideoStepper, coherent_start, flow_from, frames_with_flow
+from dreamvideo.coherence import FILL_REACH, VideoStepper, coherent_start, flow_from, frames_with_flow
 from dreamvideo.render import SourceFrame
 from dreamvideo.settings import SCHEDULED, VideoSettings, split_options, with_blend_default
 from dreamvideo.timeline import Timeline, frame_seed
@@ -40,7 +40,7 @@ def run(st, frames):
 
 
 def fast(tiny):
-    return dict(model=tiny, layers="conv2", steps="4", octaves=2)
+    return dict(model=tiny, layers="conv2", steps="4", octaves=2, enter_every=4)  # bands on frames 4, 8, ...
 
 
 def moving_square(n=6, h=144, w=192):
@@ -107,7 +107,7 @@ def test_a_resumed_reuse_render_rebuilds_what_waits_for_the_band(tiny):
             outs.append(out)
         return outs
 
-    assert flow_from(6, VideoSettings(full_frames=False)) == 5
+    assert flow_from(6, VideoSettings(full_frames=False, enter_every=4)) == 5
     assert all(np.array_equal(a, b) for a, b in zip(whole, resumed(5)))
     # Without those frames' flow nothing would wait at the band: frame 8 would differ.
     assert not np.array_equal(whole[8], resumed(6)[8])
@@ -189,7 +189,8 @@ def test_entering_strips_are_dreamed_in_one_band_every_few_frames():
     every = pan_plan(1, 3, every=1)
     assert every.new[:, -3:].all() and every.boxes == band.boxes
     # A strip too wide to fill from its neighbours (a fast move) is dreamed when it enters.
-    assert pan_plan(1, 16).new[:, -16:].all()
+    fast_move = FILL_REACH + 2
+    assert pan_plan(1, fast_move).new[:, -fast_move:].all()
 
 
 def test_an_entering_strip_gets_the_carried_dream_mirrored_in():
@@ -235,7 +236,7 @@ def test_zoom_reuse_dreams_fine_detail_and_full_frames_everything(tiny):
     img = np.ascontiguousarray(photo("coffee")[::6, ::6][:64, :96])
     steps = {}
     for full in (False, True):
-        s = split_options("zoom", dict(fast(tiny), full_frames=full, steps="10", octaves=3))
+        s = split_options("zoom", dict(model=tiny, layers="conv2", full_frames=full, steps="10", octaves=3))
         dreamer = build_dreamer(s["model"])
         tl = Timeline(s["schedules"], 25, 3, dreamer.objective.terms, use=SCHEDULED["zoom"])
         st = ZoomStepper(dreamer, s["dream"], s["zoom"], tl, 0, img)
@@ -325,7 +326,7 @@ def test_new_regions_far_apart_are_dreamed_in_one_call(tiny):
     frames = [bg.copy(), bg.copy()]
     frames[1][20:44, 20:44] = photo("coffee")[200:224, 200:224]  # two patches change, far apart
     frames[1][100:124, 200:224] = photo("coffee")[300:324, 300:324]
-    st = stepper(fast(tiny), 2)
+    st = stepper(fast(tiny), 2, enter_every=1)  # dreamed at once, not left to a band
     calls = []
     dream = st.dreamer.dream
     st.dreamer.dream = lambda *a, **k: calls.append(a[0].shape) or dream(*a, **k)
@@ -416,7 +417,7 @@ def test_a_render_stopped_while_frames_wait_resumes_to_the_same_bytes(tiny, tmp_
         for f in moving_square(12):
             vw.write(f)
     args = ["video", str(clip), "--no-full-frames", "--seed", "7", "--model", tiny, "--layers", "conv2",
-            "--steps", "4", "--octaves", "2", "-q"]
+            "--steps", "4", "--octaves", "2", "--enter-every", "4", "-q"]
     settle, held = VideoStepper.settle, []
 
     def spy(self, frame, out):
