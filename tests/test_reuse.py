@@ -8,7 +8,7 @@ import pytest
 
 from dreamvideo import cli
 from dreamvideo.build import build_dreamer
-from dreamvideo.coherence import FILL_REACH, VideoStepper, coherent_start, flow_from, frames_with_flow
+from dreamvideo.coherence import FEATHER, FILL_REACH, VideoStepper, coherent_start, flow_from, frames_with_flow
 from dreamvideo.render import SourceFrame
 from dreamvideo.settings import SCHEDULED, VideoSettings, split_options, with_blend_default
 from dreamvideo.timeline import Timeline, frame_seed
@@ -401,7 +401,8 @@ def test_a_pans_entering_content_shows_the_bands_dream_from_the_frame_it_enters_
     assert sorted(last) == list(range(5))
     last.update(st.drain())
     assert sorted(last) == list(range(7))
-    assert np.array_equal(last[6][:, :-6], raw[6][:, :-6]) and not np.array_equal(last[6], raw[6])
+    assert np.array_equal(last[6][:, :-6 - FEATHER], raw[6][:, :-6 - FEATHER])  # feathered in
+    assert not np.array_equal(last[6], raw[6])
     assert np.abs(last[6][:, -9:-3].astype(float) - last[5][:, -6:]).mean() < 0.4 * \
         np.abs(raw[6][:, -9:-3].astype(float) - raw[5][:, -6:]).mean()
 
