@@ -102,12 +102,12 @@ class VideoSettings:
     first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
     carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
                              "upkeep); new content (disoccluded or entering the frame) gets the full step")
-    # Reuse stays opt-in for video until it meets its targets: 3.3-11.4x faster than none at 256x144 on a pan,
-    # a zoom-in and cuts, but 2x on moving objects (a faint smear along their paths), and flicker 1.39 on
-    # the pan (bench/RESULTS.md, 2026-12-02, fourth session).
-    full_frames: bool = _opt(True, "flow: dream every pixel of every frame with all octaves and steps; "
-                             "--no-full-frames dreams only what is new and keeps the carried dream (temporal "
-                             "reuse: 3-6x faster where little of a frame is new)")
+    # Reuse is the default since it meets its targets on a pan, a zoom-in, moving objects and a clip with
+    # two cuts: 5-11x faster than none at 256x144, flicker 1.08-1.25, 93-106% of none's strength
+    # (bench/RESULTS.md, "Held frames", 2026-12-02).
+    full_frames: bool = _opt(False, "flow: dream every pixel of every frame with all octaves and steps (the "
+                             "behaviour before temporal reuse, 5-10x slower); by default only what is new is "
+                             "dreamed and the carried dream is kept")
     context: int = _opt(16, "flow: pixels of carried dream around new content that its crop dreams with, "
                         "so the new patterns continue the old ones")
     sliver: int = _opt(3, "flow: new regions thinner than this many pixels, inside the frame, are filled from "
@@ -169,8 +169,8 @@ class Schedules:
     step_size: str = _opt(repr(DreamSettings.step_size), f"step size per step: {_SCHED}", metavar="SCHEDULE")
     steps: str = _opt(str(DreamSettings.steps), "steps per octave (rounded)", metavar="SCHEDULE")
     blend: str = _opt("", "video: how much of the previous dream carries into the next frame, 0..1 "
-                      f"(default: {BLEND_DEFAULT['flow']} for flow, {BLEND_DEFAULT['reuse']} for flow with "
-                      f"--no-full-frames, {BLEND_DEFAULT['blend']} for blend); in flow's reuse, what fades is "
+                      f"(default: {BLEND_DEFAULT['reuse']} for flow, {BLEND_DEFAULT['flow']} for flow with "
+                      f"--full-frames, {BLEND_DEFAULT['blend']} for blend); in flow's reuse, what fades is "
                       "dreamed back by upkeep steps",
                       metavar="SCHEDULE")
     zoom: str = _opt("1.05", "zoom: scale per frame (>1 zooms in)", metavar="SCHEDULE")
