@@ -98,8 +98,12 @@ def dream_chunk(dreamer, job: ChunkJob):
                 continue
             out = stepper.dream(frame)
             stepper.keep(frame, out)
-            yield from settled(stepper, frame, out)  # the frames final now: a stopped chunk resumes after them
-        yield from drained(stepper)
+            # The frames final now: a stopped chunk resumes after them. (A loop, not `yield from`: Ray
+            # drives the generator with send(), which a list's iterator lacks.)
+            for item in settled(stepper, frame, out):
+                yield item
+        for item in drained(stepper):
+            yield item
 
 
 class ChunkWorker:

@@ -299,7 +299,8 @@ def test_zoom_angle_dx_dy_move_the_picture(media, tmp_path, capsys):
 
 def test_video_ctrl_c_keeps_a_playable_partial_and_resume_finishes_it(clips, media, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out.mp4"
-    argv = ["video", str(clips["clip"]), "-o", str(out), *fast(media)]
+    # Whole frames: each is saved once dreamed (reuse holds some back for the band, see test_reuse).
+    argv = ["video", str(clips["clip"]), "-o", str(out), *fast(media), "--full-frames"]
     stop_at(monkeypatch, VideoStepper, 5)
     rc, _, err = run(capsys, *argv)
     assert rc == 130
@@ -319,10 +320,12 @@ def test_video_ctrl_c_keeps_a_playable_partial_and_resume_finishes_it(clips, med
     assert ffmpeg_children() == []
 
 
-@pytest.mark.parametrize("kind", ["video", "zoom"])
+@pytest.mark.parametrize("kind", ["video", "full", "zoom"])
 def test_resumed_render_is_byte_identical_to_an_uninterrupted_one(clips, media, tmp_path, capsys, monkeypatch, kind):
-    if kind == "video":  # flow coherence (the default): the carried state must be rebuilt exactly
+    if kind == "video":  # flow coherence with reuse (the default): the carried state must be rebuilt exactly
         args, cls = ["video", clips["clip"], "--frames", "10", "--seed", "7"], VideoStepper
+    elif kind == "full":
+        args, cls = ["video", clips["clip"], "--frames", "10", "--seed", "7", "--full-frames"], VideoStepper
     else:
         args, cls = ["zoom", media["still"], "--frames", "8", "--seed", "7", "--angle", "2"], ZoomStepper
     rc, _, _ = run(capsys, *args, "-o", tmp_path / "whole", *fast(media))
@@ -330,13 +333,14 @@ def test_resumed_render_is_byte_identical_to_an_uninterrupted_one(clips, media, 
     stop_at(monkeypatch, cls, 4)
     rc, _, err = run(capsys, *args, "-o", tmp_path / "parts", *fast(media))
     assert rc == 130 and "--resume" in err
-    assert len(folder_frames(tmp_path / "parts")) == 4
+    saved = len(folder_frames(tmp_path / "parts"))
+    assert saved <= 4 if kind == "video" else saved == 4  # reuse holds frames until their band is dreamed
     monkeypatch.undo()
     rc, _, err = run(capsys, *args, "-o", tmp_path / "parts", *fast(media), "--resume")
     assert rc == 0, err
     whole = sorted((tmp_path / "whole").iterdir())
     parts = sorted((tmp_path / "parts").iterdir())
-    assert [p.name for p in whole] == [p.name for p in parts] and len(whole) == (10 if kind == "video" else 8)
+    assert [p.name for p in whole] == [p.name for p in parts] and len(whole) == (8 if kind == "zoom" else 10)
     for a, b in zip(whole, parts):
         assert np.array_equal(io.read_image(a), io.read_image(b)), a.name
     assert_clean(tmp_path)
@@ -345,18 +349,19 @@ def test_resumed_render_is_byte_identical_to_an_uninterrupted_one(clips, media, 
 def test_resume_with_other_settings_or_nothing_to_resume_is_a_usage_error(clips, media, tmp_path, capsys,
                                                                           monkeypatch):
     out = tmp_path / "out.mp4"
-    rc, _, err = run(capsys, "video", clips["clip"], "-o", out, "--resume", *fast(media))
+    whole = [*fast(media), "--full-frames"]  # each frame saved once dreamed
+    rc, _, err = run(capsys, "video", clips["clip"], "-o", out, "--resume", *whole)
     assert rc == 2 and err.startswith("dreamvideo: error: nothing to resume") and err.count("\n") == 1
     assert not out.exists()
     stop_at(monkeypatch, VideoStepper, 3)
-    assert run(capsys, "video", clips["clip"], "-o", out, *fast(media))[0] == 130
+    assert run(capsys, "video", clips["clip"], "-o", out, *whole)[0] == 130
     monkeypatch.undo()
-    rc, _, err = run(capsys, "video", clips["clip"], "-o", out, "--resume", "--seed", "9", *fast(media))
+    rc, _, err = run(capsys, "video", clips["clip"], "-o", out, "--resume", "--seed", "9", *whole)
     assert rc == 2 and err.startswith("dreamvideo: error: cannot resume") and err.count("\n") == 1
     assert len(frames_of(out)) == 3  # the partial output is left as it was, and can still be resumed
     calls = stop_at(monkeypatch, VideoStepper)
-    assert run(capsys, "video", clips["clip"], "-o", out, "--resume", "--frames", "6", *fast(media))[0] == 2
-    assert run(capsys, "video", clips["clip"], "-o", out, "--resume", *fast(media))[0] == 0
+    assert run(capsys, "video", clips["clip"], "-o", out, "--resume", "--frames", "6", *whole)[0] == 2
+    assert run(capsys, "video", clips["clip"], "-o", out, "--resume", *whole)[0] == 0
     assert calls == list(range(3, 24)) and len(frames_of(out)) == 24
     monkeypatch.undo()
     rc, _, err = run(capsys, "zoom", "--from-noise", "96x64", "-o", tmp_path / "z.mp4", "--resume", *fast(media))
@@ -408,7 +413,7 @@ def test_ctrl_c_while_the_file_is_finalized_leaves_no_temporaries_and_can_resume
                                                                                  monkeypatch, first_ctrl_c):
     # None: Ctrl-C while the finished render is encoded and muxed; 5: a second Ctrl-C while the partial is saved.
     out = tmp_path / "out.mp4"
-    argv = ["video", clips["clip"], "-o", out, "--frames", "8", *fast(media)]
+    argv = ["video", clips["clip"], "-o", out, "--frames", "8", *fast(media), "--full-frames"]  # saved as dreamed
     stop_at(monkeypatch, VideoStepper, first_ctrl_c)
     ctrl_c_while_ffmpeg_finishes(monkeypatch)
     rc, _, err = run(capsys, *argv)
