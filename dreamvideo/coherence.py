@@ -197,13 +197,15 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
     if flow is not None:
         # Half a pixel of slack: a still border's flow wobbles by a fraction of a pixel either way.
         entering = new & ~lands_inside(flow, 0.5)
-    rejected = new & ~entering
+    # Waiting content stays waiting though the mask rejects it again (the flow check is unsure a row
+    # or two from the frame's edge): taken for a sliver it was filled and carried, never dreamed.
+    waiting = np.zeros_like(new) if pending is None else pending
+    rejected = new & ~entering & ~waiting
     kept = rejected
     if video.sliver > 1 and rejected.any():
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (video.sliver, video.sliver))
         kept = cv2.morphologyEx(rejected.astype(np.uint8), cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_CONSTANT,
                                 borderValue=0).astype(bool)
-    waiting = np.zeros_like(new) if pending is None else pending & ~new
     extend = np.zeros_like(new)
     k = max(1, int(getattr(video, "enter_every", 1)))
     if k > 1 and flow is not None:
@@ -212,12 +214,13 @@ def reuse_plan(mask: np.ndarray, video: VideoSettings, min_side: int = 32, chang
             # far from the carried dream to fill (a fast move, a large uncovered area): then all of
             # it is dreamed now, the crops well used anyway.
             wait = entering | kept
-            if wait.any() and cv2.distanceTransform(wait.astype(np.uint8), cv2.DIST_L2, 3).max() <= FILL_REACH:
+            far = cv2.distanceTransform((wait | waiting).astype(np.uint8), cv2.DIST_L2, 3).max()
+            if wait.any() and far <= FILL_REACH:
                 extend, entering, kept = wait, np.zeros_like(new), np.zeros_like(new)
     dreamt = entering | kept
     if dreamt.any() or not index % k:
-        dreamt = dreamt | waiting  # until now carried as they were filled
-    fill = new & ~dreamt & ~extend
+        dreamt = dreamt | waiting  # until now mirror-filled
+    fill = new & ~dreamt & ~extend & ~waiting
     later = (extend | waiting) & ~dreamt
     if not dreamt.any():
         return ReusePlan(dreamt, fill, extend=extend, pending=later)
@@ -383,14 +386,17 @@ class VideoStepper:
 
     def _plan(self, frame: SourceFrame) -> tuple[np.ndarray, ReusePlan]:
         """(trusted flow, plan) of a reusing frame; remembered for :meth:`keep`."""
-        from .flow import explained, lands_inside, warp
+        from .flow import explained, warp
 
         src, h, w = frame.image, frame.image.shape[0], frame.image.shape[1]
         grow = max(1.0, self.dreamer.model.min_side / min(h, w))
         flow, mask = explained(frame.flow, frame.mask, self.prev_src, src)
         pending = None
         if self.pending is not None and self.pending.any():
-            pending = (warp(self.pending.astype(np.float32), flow) >= 0.5) & lands_inside(flow)
+            # Any overlap, and the border's where the flow leads outside: optical flow errs a row or
+            # two from the frame's edge, and a waiting pixel it lost was carried on as a known one,
+            # its mirror streaking for good.
+            pending = warp(self.pending.astype(np.float32), flow) > 0.25
         settings = self.tl.settings(self.dream_settings, frame.index)
         plan = reuse_plan(mask, self.video, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
                           color_change(self.prev_src, src), flow, frame.index, pending)
