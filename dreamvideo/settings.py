@@ -103,7 +103,7 @@ class VideoSettings:
     carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
                              "upkeep); new content (disoccluded or entering the frame) gets the full step")
     # Reuse is the default since it meets its targets on a pan, a zoom-in, moving objects and a clip with
-    # two cuts: 5-11x faster than none at 256x144, flicker 1.08-1.25, 93-106% of none's strength
+    # two cuts: 4.4-9.6x faster than none and full frames at 256x144, flicker 1.09-1.25, 96-106% of none's strength
     # (bench/RESULTS.md, "Held frames", 2026-12-02).
     full_frames: bool = _opt(False, "flow: dream every pixel of every frame with all octaves and steps (the "
                              "behaviour before temporal reuse, 5-10x slower); by default only what is new is "
