@@ -393,9 +393,9 @@ class VideoStepper:
         flow, mask = explained(frame.flow, frame.mask, self.prev_src, src)
         pending = None
         if self.pending is not None and self.pending.any():
-            # Any overlap, and the border's where the flow leads outside: optical flow errs a row or
-            # two from the frame's edge, and a waiting pixel it lost was carried on as a known one,
-            # its mirror streaking for good.
+            # A quarter's overlap (and where the flow leads outside, the border's, which the warp
+            # repeats): optical flow errs a row or two from the frame's edge, and a waiting pixel it
+            # lost was carried on as a known one, its mirror streaking for good.
             pending = warp(self.pending.astype(np.float32), flow) > 0.25
         settings = self.tl.settings(self.dream_settings, frame.index)
         plan = reuse_plan(mask, self.video, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
