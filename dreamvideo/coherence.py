@@ -388,8 +388,7 @@ class VideoStepper:
         """(trusted flow, plan) of a reusing frame; remembered for :meth:`keep`."""
         from .flow import explained, warp
 
-        src, h, w = frame.image, frame.image.shape[0], frame.image.shape[1]
-        grow = max(1.0, self.dreamer.model.min_side / min(h, w))
+        src = frame.image
         flow, mask = explained(frame.flow, frame.mask, self.prev_src, src)
         pending = None
         if self.pending is not None and self.pending.any():
@@ -398,7 +397,7 @@ class VideoStepper:
             # lost was carried on as a known one, its mirror streaking for good.
             pending = warp(self.pending.astype(np.float32), flow) > 0.25
         settings = self.tl.settings(self.dream_settings, frame.index)
-        plan = reuse_plan(mask, self.video, min(crop_side(self.dreamer.model.min_side / grow, settings), h, w),
+        plan = reuse_plan(mask, self.video, self._crop_side(settings, src.shape[:2]),
                           color_change(self.prev_src, src), flow, frame.index, pending)
         self._planned = (frame.index, plan)
         return flow, plan
@@ -526,11 +525,22 @@ class VideoStepper:
         held, self._held = self._held, []
         plan = self.last  # None: not a reusing frame
         if held and plan is not None and not plan.cut and plan.waited.any():
-            t = time.perf_counter()
-            held = [(j, src, back_fill(self._estimator(), src, img, waits, frame.image, out), waits)
-                    for j, src, img, waits in held]
-            self.timing["composite"] += time.perf_counter() - t
+            return self._back_fill(held, frame.image, out) + [(frame.index, out)]
         return [(j, img) for j, _, img, _ in held] + [(frame.index, out)]
+
+    def _crop_side(self, settings: DreamSettings, shape: tuple[int, int]) -> int:
+        """The smallest crop of new content in a frame of ``shape`` (H, W): room for every octave
+        (:func:`crop_side`; a frame the model upscales, its crops too), at most the frame."""
+        h, w = shape
+        grow = max(1.0, self.dreamer.model.min_side / min(h, w))
+        return min(crop_side(self.dreamer.model.min_side / grow, settings), h, w)
+
+    def _back_fill(self, held: list, src: np.ndarray, out: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """``(index, image)`` of the ``held`` frames with what waited taken from ``out`` (see :func:`back_fill`)."""
+        t = time.perf_counter()
+        done = [(j, back_fill(self._estimator(), s, img, waits, src, out)) for j, s, img, waits in held]
+        self.timing["composite"] += time.perf_counter() - t
+        return done
 
     def _estimator(self):
         if self._flow is None:
@@ -548,20 +558,15 @@ class VideoStepper:
         t = time.perf_counter()
         j, src, img, waits = held[-1]
         settings = self.tl.settings(self.dream_settings, j)
-        h, w = waits.shape
-        grow = max(1.0, self.dreamer.model.min_side / min(h, w))
         # Nothing new, nothing entering, the waiting pixels on a band frame (index 0): they alone, boxed.
-        plan = reuse_plan(np.ones((h, w), np.float32), self.video,
-                          min(crop_side(self.dreamer.model.min_side / grow, settings), h, w), pending=waits)
+        plan = reuse_plan(np.ones(waits.shape, np.float32), self.video, self._crop_side(settings, waits.shape),
+                          pending=waits)
         shown = img.astype(np.float32)
         start = np.where(plan.new[..., None], src.astype(np.float32), shown)
         self.timing["composite"] += time.perf_counter() - t
         last = self._dream_new(src, start, shown, plan, settings, frame_seed(self.seed, j),
                                self.tl.weights(j))
-        t = time.perf_counter()
-        out = [(i, back_fill(self._estimator(), s, im, wt, src, last)) for i, s, im, wt in held[:-1]] + [(j, last)]
-        self.timing["composite"] += time.perf_counter() - t
-        return out
+        return self._back_fill(held[:-1], src, last) + [(j, last)]
 
 
 def back_fill(est, src: np.ndarray, image: np.ndarray, waits: np.ndarray, later_src: np.ndarray,
