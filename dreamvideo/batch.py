@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
+from . import guard
 from .distributed import _drain
 from .errors import DreamFailure, UserError
 from .raycluster import cluster, import_ray, limit_threads, worker_resources
@@ -94,7 +95,7 @@ def read_batch(path) -> list[BatchJob]:
     def where(p):
         return str(p if Path(p).is_absolute() else here / p)
 
-    jobs, outputs = [], {}
+    jobs, outputs, job_reads = [], {}, {}
     for n, table in enumerate(tables, 1):
         merged = {**defaults, **table}
         label = f"{path.name} job {n}"
@@ -109,8 +110,10 @@ def read_batch(path) -> list[BatchJob]:
             raise UserError(f"{label}: input must be a file name (a string), not {inp!r}")
         opts, top = {}, {"seed": 0, "max_side": None}
         preset = merged.pop("preset", None)
+        preset_file = None
         if preset is not None:
             p = str(preset)
+            preset_file = where(p) if p.endswith(".toml") else None
             for section, values in presets.resolve(where(p) if p.endswith(".toml") else p, kind).items():
                 (top if section is None else opts).update(values)
         for key, value in merged.items():
@@ -128,6 +131,17 @@ def read_batch(path) -> list[BatchJob]:
             raise UserError(f"{label}: give its input file (or, for a zoom, from_noise = \"WxH\")")
         jobs.append(BatchJob(n, kind, where(inp) if inp else None, out, top["seed"], top["max_side"],
                              tuple(sorted(opts.items()))))
+        job_reads[n] = guard.reads(jobs[-1].input, opts, preset_file)
+        if jobs[-1].input and not Path(jobs[-1].input).exists():  # e.g. another job's output, not made yet
+            job_reads[n].append(guard.Read("input", jobs[-1].input))
+    # The jobs run at once, in any order: no job writes what any job reads, or what another writes.
+    for job in jobs:
+        others = [r.of(f"job {k}'s") for k, rs in job_reads.items() if k != job.number for r in rs]
+        others += [guard.Read("output", o.output, f"job {o.number}'s") for o in jobs if o is not job]
+        try:
+            guard.check(job.output, job_reads[job.number] + others)
+        except UserError as e:
+            raise UserError(f"{path.name} job {job.number}: {e}") from None
     return jobs
 
 
@@ -197,10 +211,10 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
     worker, with one progress bar over all their frames. Returns one line per job. A job that fails
     does not stop the others; the first failure is raised once all have ended."""
     ds = distributed.check()
+    jobs = read_batch(path)  # a mistake in the file is found before Ray starts
     import_ray()
     from ray.exceptions import RayTaskError
 
-    jobs = read_batch(path)
     if not ds.ray_address:  # on another cluster the files are where its nodes see them
         for job in jobs:
             if job.input and not Path(job.input).exists() and not any(ch in job.input for ch in "*?["):

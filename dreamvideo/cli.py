@@ -19,7 +19,7 @@ import re  # noqa: E402
 
 from dreamvideo import __version__  # noqa: E402
 from dreamvideo import settings as S  # noqa: E402
-from dreamvideo.errors import DreamError, Interrupted  # noqa: E402
+from dreamvideo.errors import DreamError, Interrupted, SourceEnded  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -246,6 +246,9 @@ def main(argv=None) -> int:
     except DreamError as e:
         if isinstance(e, Interrupted):
             print(f"dreamvideo: {e}; resume with: {_resume_command(argv)}", file=sys.stderr)
+        elif isinstance(e, SourceEnded) and e.output is not None and renders:  # the frames done are kept
+            print(f"dreamvideo: error: {e.head}; once the file is whole again, resume with: "
+                  f"{_resume_command(argv)}", file=sys.stderr)
         else:
             print(f"dreamvideo: error: {_flags(e)}", file=sys.stderr)
         return e.exit_code
@@ -313,6 +316,8 @@ def _parse_args(argv):
                     defaults[dest] = value
         sub.set_defaults(**defaults)
         ns = parser.parse_args(argv)
+    if getattr(ns, "_kind", None):
+        _check_writes(ns)
     if getattr(ns, "save_preset", None):
         import shlex
 
@@ -325,6 +330,23 @@ def _parse_args(argv):
         if not getattr(ns, "quiet", False):
             print(f"saved preset {path}")
     return ns
+
+
+def _check_writes(ns) -> None:
+    """No file the command reads (its input, soundtrack, guide, model, weights, preset) is written by it:
+    its output, or its --save-preset (:mod:`dreamvideo.guard`; the jobs check their output again)."""
+    from dreamvideo import guard
+
+    preset = None
+    if ns.preset:
+        from dreamvideo import presets
+
+        preset = presets.find(ns.preset)
+    reads = guard.reads(getattr(ns, "input", None), sections_from(ns, ns._kind), preset)
+    if ns.command != "plan":  # a plan's plot is checked where its name is made
+        guard.check(ns.output, reads)
+    if ns.save_preset:
+        guard.check(ns.save_preset, reads, role="the `save_preset` file", fix="choose another preset file name")
 
 
 def settings_of(argv) -> dict:

@@ -38,3 +38,22 @@ class Interrupted(DreamError):
         what = f"stopped by {signal_name}" if signal_name else "interrupted"
         super().__init__(f"{what} after {done}/{total} frames; {output} holds them, "
                          f"and {workdir} keeps the state to resume")
+
+
+class SourceEnded(DreamFailure):
+    """A source that ended before its last frame (a truncated download, a corrupt tail): raised by the
+    reader after its last good frame; the frame loop then finalizes the frames done and says so."""
+
+    def __init__(self, path, decoded: int, expected: int, detail: str = ""):
+        self.path, self.decoded, self.expected, self.detail = path, decoded, expected, detail
+        self.output = None
+        super().__init__(f"decoding {path} stopped after {decoded} of {expected} frames: {detail}; the file looks "
+                         f"truncated or damaged: re-download or re-encode it")
+
+    def finalized(self, written: int, output, workdir) -> "SourceEnded":
+        """The message once the ``written`` frames done are a playable ``output`` (``workdir`` keeps them)."""
+        self.output = output
+        self.head = (f"{self.path} ended after {self.decoded} of {self.expected} frames (the file looks truncated "
+                     f"or damaged); wrote the {written} frames done to {output}, and {workdir} keeps them")
+        self.args = (f"{self.head}; once the file is whole again, `resume` continues",)
+        return self

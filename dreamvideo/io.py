@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dreamvideo.errors import DreamFailure, UserError
+from dreamvideo.errors import DreamFailure, SourceEnded, UserError
 from dreamvideo.ffmpeg import SEQUENCE_FPS, Proc, VideoInfo, ff_path, has_audio, header, parse_header
 from dreamvideo.ffmpeg import _existing_file, require_audio  # noqa: F401  (re-exported)
 
@@ -58,14 +58,6 @@ def is_video_path(path) -> bool:
 def _is_folder_path(path) -> bool:
     s = str(path)
     return s.endswith(("/", os.sep)) or Path(s).suffix == ""
-
-
-def check_not_same(input_path, output_path) -> None:
-    """Raise UserError if output_path is the same file or folder as input_path (inputs are never overwritten)."""
-    a, b = Path(str(input_path)).resolve(), Path(str(output_path)).resolve()
-    same = a == b or (a.exists() and b.exists() and os.path.samefile(a, b))
-    if same:
-        raise UserError(f"output {output_path} is the input {input_path}; choose a different output path")
 
 
 class _Staged:
@@ -414,14 +406,12 @@ class VideoReader:
                 yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
                 continue
             rc = proc.p.wait()
-            if got or rc != 0:
+            if (got or rc != 0) and count == 0:
                 raise DreamFailure(f"decoding {self.path} failed: {proc.error_tail()}; re-encode the video "
                                    "(e.g. ffmpeg -i in.mp4 out.mp4) and try again")
             # ffmpeg exits 0 on a truncated file (a cut download): errors logged and frames missing tell it.
-            if count + 1 < self.info.nframes and proc.error_tail() != "no error message":
-                raise DreamFailure(f"decoding {self.path} stopped after {count} of {self.info.nframes} frames: "
-                                   f"{proc.error_tail()}; the file looks truncated or damaged: re-download "
-                                   "or re-encode it")
+            if got or rc != 0 or (count + 1 < self.info.nframes and proc.error_tail() != "no error message"):
+                raise SourceEnded(self.path, count, max(count, self.info.nframes), proc.error_tail())
             return
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io as dio
+from . import guard, io as dio
 from .build import build_dreamer
 from .coherence import VideoStepper, flow_from, frames_with_flow
 from .errors import UserError
 from .render import (Progress, SourceFrame, check_video_output, drained, open_video, render, settled,
                      soundtrack)
-from .resume import WorkDir, fingerprint
+from .resume import WorkDir, fingerprint, runtime
 from .settings import SCHEDULED, check_moving, split_options, with_blend_default
 from .timeline import Timeline
 from .infinite import ZoomStepper, song_frames, zoom_start
@@ -36,7 +36,7 @@ def dream_image(input, output, *, seed: int = 0, max_side: int | None = None, qu
     dream = s["dream"].check()
     if not 1 <= quality <= 100:
         raise UserError(f"`quality` must be from 1 to 100, not {quality}")
-    dio.check_not_same(input, output)
+    guard.check_render("image", input, output, s)
     if Path(output).suffix.lower() not in dio.IMAGE_EXTS:
         raise UserError(f"cannot write {output}: use an image extension ({', '.join(dio.IMAGE_EXTS)})")
     img = dio.fit_max_side(dio.read_image(input), max_side)
@@ -51,6 +51,7 @@ def prepare_video(input, output, options: dict, max_side: int | None):
     s = split_options("video", options)
     s["dream"] = s["dream"].check()
     s["schedules"] = with_blend_default(s["schedules"], s["video"])
+    guard.check_render("video", input, output, s)
     check_video_output(input, output)
     check_moving(s["video"])
     if s["video"].audio:
@@ -77,7 +78,9 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
     fp = fingerprint("video", input, model=model, dream=dream, video=video, sched=sched, seed=seed,
                      max_side=max_side)
     with WorkDir(output, fp, resume) as work:
+        work.check_source(lambda: open_video(input, video, max_side), video.enter_every)  # a source that grew
         dreamer = build_dreamer(model)
+        work.confirm(runtime(dreamer))
         timeline = Timeline(sched, info.fps, info.nframes, dreamer.objective.terms, audio or None, audio_start,
                             use=SCHEDULED["video"])
         stepper = VideoStepper(dreamer, dream, video, timeline, seed)
@@ -104,6 +107,7 @@ def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: b
     """
     s = split_options("zoom", options)
     model, sched, dream = s["model"], s["schedules"], s["dream"].check()
+    guard.check_render("zoom", input, output, s)
     check_video_output(input or "", output)
     if s["zoom"].audio:
         dio.require_audio(s["zoom"].audio)
@@ -113,6 +117,7 @@ def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: b
                      max_side=max_side)
     with WorkDir(output, fp, resume) as work:
         dreamer = build_dreamer(model)
+        work.confirm(runtime(dreamer))
         timeline = Timeline(sched, zs.fps, zs.frames, dreamer.objective.terms, zs.audio or None, 0.0,
                             use=SCHEDULED["zoom"])
         stepper = ZoomStepper(dreamer, dream, zs, timeline, seed, init)

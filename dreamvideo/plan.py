@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io as dio
+from . import guard, io as dio
 from .build import build_dreamer, objective_terms
 from .errors import UserError
 from .plot import PLOT_EXTS as _PLOT_EXTS
@@ -174,8 +174,7 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
     if preview_frames < 1 or preview_size < 16 or preview_steps < 0:
         raise UserError("`preview_frames` must be at least 1, `preview_size` at least 16 and `preview_steps` >= 0")
     plot_path = plan_output(output)
-    if input:
-        dio.check_not_same(input, plot_path)
+    guard.check(plot_path, guard.reads(input, options), role="the plot")
     s = split_options(kind, options)
     model, sched, dream, ks = s["model"], s["schedules"], s["dream"].check(), s[kind]
     if kind == "video":
@@ -207,8 +206,7 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
     if not preview:
         return result
     sheet = preview_output(plot_path) if preview is True or preview == "" else Path(str(preview))
-    if input:
-        dio.check_not_same(input, sheet)
+    guard.check(sheet, guard.reads(input, options), role="the preview")
     want = evenly_spaced(n, preview_frames)
     tiles = []
     side = min(preview_size, max_side) if max_side else preview_size

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator, Optional, Protocol
 import numpy as np
 
 from . import io as dio
-from .errors import Interrupted, UserError  # noqa: F401  (Interrupted: part of this module's API)
+from .errors import Interrupted, SourceEnded, UserError  # noqa: F401  (Interrupted: part of this module's API)
 from .signals import Terminated, sigterm_as_interrupt
 from .settings import VideoSettings
 
@@ -209,19 +209,20 @@ def render(source: Callable[[], Iterable[SourceFrame]], stepper: Stepper, output
     """Dream (or reload, when resuming) every frame of ``source()`` in order, save it in ``work``
     (a :class:`~dreamvideo.resume.WorkDir`) and encode it into ``output`` with ``audio`` from
     ``audio_start`` seconds. Returns the output path; raises :class:`Interrupted` after finalizing
-    the frames done when stopped, and removes the work folder once the output is complete."""
+    the frames done when stopped, and removes the work folder once the output is complete. A source
+    that ends early (:class:`SourceEnded`) has the frames done finalized too, then re-raises, saying so."""
     writer = dio.VideoWriter(output, fps, size, quality=quality, audio=audio or None, audio_start=audio_start)
     resumed = work.done
 
     def save_and_write(job):  # behind the dream, in the sink's thread: PNG and encode cost no dream time
-        i, out = job
-        if i >= resumed:
+        i, out, keep = job
+        if i >= resumed and keep:
             work.save(i, out)
         writer.write(out)
 
     own_bar = progress is None
     progress = progress or TqdmProgress(desc, quiet)
-    done, stopped_by = 0, ""
+    done, stopped_by, ended = 0, "", None
     try:
         # OpenCV (flow, PNG) works behind the dream: one thread, so it takes a little of one core instead of
         # bursts on both that stall the dream's compute threads at their next barrier.
@@ -231,26 +232,31 @@ def render(source: Callable[[], Iterable[SourceFrame]], stepper: Stepper, output
             try:
                 progress(resumed, total)
 
-                def put(ready):
+                def put(ready, keep=True):
                     nonlocal done
                     for i, out in ready:
-                        sink.put((i, out))
+                        sink.put((i, out, keep))
                         done = i + 1
                         if i >= resumed:
                             progress(done, total)
 
-                for frame in frames:
-                    if frame.index < resumed:
-                        out = work.load(frame.index)
-                        stepper.keep(frame, out)
-                        put([(frame.index, out)])
-                    else:
-                        out = stepper.dream(frame)
-                        stepper.keep(frame, out)
-                        # A frame the stepper holds is not saved yet: stopped now, the render resumes
-                        # before it, from a frame it left final.
-                        put(settled(stepper, frame, out))
-                put(drained(stepper))
+                try:
+                    for frame in frames:
+                        work.note_source(frame)
+                        if frame.index < resumed:
+                            out = work.load(frame.index, size)
+                            stepper.keep(frame, out)
+                            put([(frame.index, out)])
+                        else:
+                            out = stepper.dream(frame)
+                            stepper.keep(frame, out)
+                            # A frame the stepper holds is not saved yet: stopped now, the render resumes
+                            # before it, from a frame it left final.
+                            put(settled(stepper, frame, out))
+                except SourceEnded as e:
+                    ended = e
+                # Held frames finished without the frames that never came are shown, not kept to resume.
+                put(drained(stepper), keep=ended is None)
             finally:
                 frames.close()
                 if own_bar:
@@ -274,20 +280,23 @@ def render(source: Callable[[], Iterable[SourceFrame]], stepper: Stepper, output
         raise
     if done == 0:
         writer.abort()
-        raise UserError("the input has no frames to render")
+        raise ended or UserError("the input has no frames to render")
     try:
         with sigterm_as_interrupt():
             path = writer.finish()
     except BaseException:  # e.g. Ctrl-C while ffmpeg finalizes: no temporaries left; the work folder can resume
         writer.abort()
         raise
+    if ended is not None:
+        work.ended(ended.decoded)
+        raise ended.finalized(done, path, work.path)
     work.remove()
     return path
 
 
 def check_video_output(input, output) -> None:
-    """A render's output must be a video file or a folder, in an existing folder, not the input."""
-    dio.check_not_same(input, output)
+    """A render's output must be a video file or a folder, in an existing folder (that it writes no
+    file the render reads is :func:`dreamvideo.guard.check_render`'s)."""
     p = str(output)
     if not (p.endswith("/") or Path(p).suffix.lower() in dio.WRITE_VIDEO_EXTS or not Path(p).suffix):
         raise UserError(f"cannot write {output}: use {', '.join(dio.WRITE_VIDEO_EXTS)} or a folder for PNG frames")

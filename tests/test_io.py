@@ -225,11 +225,13 @@ def test_atomic_output_uses_a_sibling_temp_with_the_same_extension(tmp_path):
             pass
 
 
-def test_check_not_same(tmp_path):
+def test_output_is_not_the_input(tmp_path):  # the whole rule: tests/test_guarantees_inputs.py
+    from dreamvideo import guard
+
     (tmp_path / "a.mp4").write_bytes(b"x")
     with pytest.raises(UserError, match="is the input"):
-        io.check_not_same(tmp_path / "a.mp4", tmp_path / "." / "a.mp4")
-    io.check_not_same(tmp_path / "a.mp4", tmp_path / "b.mp4")
+        guard.check_render("video", tmp_path / "a.mp4", tmp_path / "." / "a.mp4")
+    guard.check_render("video", tmp_path / "a.mp4", tmp_path / "b.mp4")
 
 
 # ----------------------------------------------------------------------------- bad inputs

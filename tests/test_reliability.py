@@ -101,7 +101,6 @@ BAD = [
     ("empty-image", "image {d}/empty.png -o {o}.png", U, "empty"),
     ("empty-video", "video {d}/empty.mp4 -o {o}.mp4", U, "empty"),
     ("truncated-mp4", "video {d}/trunc.mp4 -o {o}.mp4", U, "cannot read video"),
-    ("truncated-faststart-mp4", "video {d}/truncfs.mp4 -o {o}.mp4", R, "truncated"),
     ("text-named-mp4", "video {d}/text.mp4 -o {o}.mp4", U, "cannot read video"),
     ("text-named-png", "image {d}/text.png -o {o}.png", U, "not a decodable image"),
     ("text-named-png-as-zoom-start", "zoom {d}/text.png -o {o}.mp4", U, "not a decodable image"),
