@@ -327,7 +327,8 @@ class DistributedSettings:
     chunk_frames: int = _opt(240, "workers: frames per chunk, at most (a chunk boundary moves to a scene cut "
                              "within half a chunk)", metavar="N", range=(1, MAX_FRAMES))
     chunk_overlap: int = _opt(12, "workers: frames a chunk starts early so its carried dream is built; they are "
-                              "cross-faded with the previous chunk's last frames", metavar="N")
+                              "cross-faded with the previous chunk's last frames", metavar="N",
+                              range=(0, MAX_FRAMES - 1))
 
     @property
     def enabled(self) -> bool:

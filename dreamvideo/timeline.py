@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UserError
-from .settings import AUDIO_FEATURES, CURVES, MAX_FRAMES, DreamSettings, Schedules, field_range, range_text
+from .settings import (AUDIO_FEATURES, CURVES, MAX_FRAMES, DreamSettings, Schedules, check_ranges, field_range,
+                       range_text)
 
 __all__ = ["MAX_FRAMES", "Timeline", "check_curve", "frame_seed"]
 
@@ -53,6 +54,7 @@ class Timeline:
                  audio_start: float = 0.0, use=NAMES):
         from .schedule import Schedule
 
+        check_ranges(schedules)
         self.fps, self.n = float(fps), max(1, int(nframes))
         self.sched = {k: Schedule.parse(getattr(schedules, k), k, schedules.interp) for k in use}
         self.term_sched = {}
