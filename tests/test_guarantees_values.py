@@ -155,7 +155,7 @@ def test_a_usage_error_is_one_line_before_any_model_loads(kit, tmp_path, argv, p
     assert re.search(pattern, err[0]), err[0]
     assert "Traceback" not in stdout + "".join(err)
     assert not loaded, "TensorFlow/Keras was imported for a usage error"
-    assert took < EARLY, f"took {took:.1f} s"
+    assert took < (2.0 if HUGE in argv else EARLY), f"took {took:.1f} s"
     assert list(tmp_path.iterdir()) == []  # no output, no work folder, no temporary file
     assert snapshot(kit) == before  # inputs untouched, nothing added next to them
 
