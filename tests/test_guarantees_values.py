@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import resource
 import subprocess
 import sys
 import time
