@@ -50,6 +50,13 @@ def build_dreamer(ms: ModelSettings):
     return Dreamer(model, objective, guide_image=guide_img)
 
 
+def schedule_terms(ms: ModelSettings, sched):
+    """The objective's terms a :class:`~dreamvideo.timeline.Timeline` needs to match `layer_weights` to
+    layers (None without any): read from the layers text, so that a timeline, and every usage error
+    of its schedules, comes before the model loads (only a model file without `layers` is loaded)."""
+    return objective_terms(ms) if sched.layer_weights.strip() else None
+
+
 def objective_terms(ms: ModelSettings):
     """The objective's terms without loading the model where the layers are known (named models)."""
     from .objectives import parse_objective

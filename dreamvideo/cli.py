@@ -9,6 +9,7 @@ are fast. Core error messages name settings as `field_name`; they are shown here
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -51,11 +52,17 @@ def add_settings(parser, section, skip=(), title=None):
             kw["action"] = argparse.BooleanOptionalAction
         else:
             kw["type"] = meta.get("parse", type(f.default) if f.default is not None else str)
-            kw["help"] += " (default: %(default)s)"
+            kw["help"] += f" ({_range_help(section, meta)}default: %(default)s)"
             if "choices" in meta:
                 kw["choices"] = meta["choices"]
             kw["metavar"] = meta.get("metavar", f.name.split("_")[-1].upper())
         group.add_argument(_flag(f.name), **kw)
+
+
+def _range_help(section, meta) -> str:
+    if "range" not in meta:
+        return ""
+    return f"{'per frame ' if section == 'schedules' else ''}{S.range_text(meta['range'], meta.get('off'))}; "
 
 
 def settings_from(ns, section):
@@ -95,17 +102,25 @@ def _positive_int(text):
     return v
 
 
-def _seed(text):
-    v = int(text)
-    if not 0 <= v < 2 ** 32:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2 ** 32 - 1}, not {text}")
-    return v
+def _top(name):
+    """An argparse type for top-level setting ``name``: a whole number in its range (settings.TOP_RANGES)."""
+    def parse(text):
+        v = int(text)
+        if not S.in_range(v, S.TOP_RANGES[name]):
+            raise argparse.ArgumentTypeError(f"must be a whole number {S.range_text(S.TOP_RANGES[name])}, not {text}")
+        return v
+
+    parse.__name__ = name  # argparse names the type in its message
+    return parse
 
 
 def _common(p):
-    p.add_argument("--seed", type=_seed, default=0, help="random seed: same seed and inputs give the same output bytes")
-    p.add_argument("--max-side", type=_positive_int, default=None, metavar="PX",
-                   help="downscale the input so its longer side is at most PX pixels")
+    p.add_argument("--seed", type=_top("seed"), default=0,
+                   help=f"random seed: same seed and inputs give the same output bytes "
+                        f"({S.range_text(S.TOP_RANGES['seed'])})")
+    p.add_argument("--max-side", type=_top("max_side"), default=None, metavar="PX",
+                   help=f"downscale the input so its longer side is at most PX pixels "
+                        f"({S.range_text(S.TOP_RANGES['max_side'])})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -118,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("image", help="dream a still image", description="Dream a still image.")
     p.add_argument("input", help="image file (jpg, png, webp, bmp, tiff)")
     p.add_argument("-o", "--output", required=True, help="output image (png, jpg, webp, ...)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default: %(default)s)")
+    p.add_argument("--quality", type=int, default=95,
+                   help=f"JPEG/WebP quality ({S.range_text(S.TOP_RANGES['quality'])}; default: %(default)s)")
     _common(p)
     add_settings(p, "model", title="model and objective")
     add_settings(p, "dream", title="dream engine")
@@ -227,6 +243,27 @@ def _flags(message: str) -> str:
     return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m[1].replace("_", "-"), str(message))
 
 
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """dreamvideo's own warnings reach the terminal as one line each, without Python's file and line."""
+    import warnings
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category is UserWarning and os.path.dirname(os.path.abspath(filename)).startswith(_PACKAGE):
+            print(f"dreamvideo: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage mistake, 130 interrupted,
     143 stopped by SIGTERM)."""
@@ -235,7 +272,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     renders = argv[:1] in (["video"], ["zoom"], ["batch"])
     try:
-        with sigterm_as_interrupt():  # a scheduler's or container's stop takes Ctrl-C's careful way out
+        with sigterm_as_interrupt(), _warnings_as_lines():  # a stop takes Ctrl-C's careful way out
             ns = _parse_args(argv)
             return COMMANDS[ns.command](ns)
     except SystemExit as e:  # --help / --version
@@ -433,7 +470,8 @@ def _distributed_args(p):
     for f in dataclasses.fields(S.DistributedSettings):
         g.add_argument(_flag(f.name), dest=f"distributed.{f.name}", default=f.default,
                        type=_non_negative_int if isinstance(f.default, int) else type(f.default),
-                       metavar=f.metadata.get("metavar"), help=f.metadata["help"] + " (default: %(default)s)")
+                       metavar=f.metadata.get("metavar"),
+                       help=f.metadata["help"] + f" ({_range_help('distributed', f.metadata)}default: %(default)s)")
 
 
 def _non_negative_int(text):

@@ -180,6 +180,24 @@ def run(args, what: str, timeout: float | None = None) -> bytes:
     return out
 
 
+def stream(args, what: str, block: int = 1 << 20):
+    """Run ffmpeg with ``args`` and yield its stdout in pieces of at most ``block`` bytes, so a long
+    decode never sits in memory whole. Raises ``Failed`` (as :func:`run`) after the last piece if
+    ffmpeg failed; killed and reaped when the caller stops early, on errors and Ctrl-C too."""
+    proc = Proc(args, stdout=subprocess.PIPE)
+    try:
+        while True:
+            piece = proc.p.stdout.read(block)
+            if not piece:
+                break
+            yield piece
+        rc = proc.p.wait()
+        if rc:
+            raise Failed(proc.error_tail(), what, proc.stderr_text())
+    finally:
+        proc.close()
+
+
 class Failed(Exception):
     """ffmpeg exited with an error; ``str()`` is its last error line."""
 

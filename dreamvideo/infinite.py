@@ -17,7 +17,7 @@ import numpy as np
 from .errors import UserError
 from .render import SourceFrame
 from .settings import DreamSettings, ZoomSettings, check_moving
-from .timeline import MAX_FRAMES, Timeline, frame_seed
+from .timeline import Timeline, frame_seed
 
 
 def move(img: np.ndarray, zoom: float, angle: float, dx: float, dy: float) -> np.ndarray:
@@ -127,13 +127,13 @@ def zoom_start(input, zs: ZoomSettings, max_side, seed: int) -> np.ndarray:
     """Check a zoom's frame count and start, and return its first image (even sides)."""
     from .io import fit_max_side, read_image
 
-    if not (1 <= zs.frames <= MAX_FRAMES) or not 0 < zs.fps <= 1000:
-        raise UserError(f"`frames` must be from 1 to {MAX_FRAMES} and `fps` above 0 (at most 1000)")
+    check_moving(zs)
+    if not zs.frames:
+        raise UserError("a zoom of `frames` 0 is as long as its soundtrack; give a number of frames, or `audio`")
     if input and zs.from_noise:
         raise UserError("give either an input image or `from_noise` WxH, not both")
     if not input and not zs.from_noise:
         raise UserError("give an input image, or `from_noise` WxH to start from noise")
-    check_moving(zs)
     init = fit_max_side(read_image(input), max_side) if input else noise_image(zs.from_noise, seed)
     # Even sides: H.264 in yuv420p needs them, and resizing each frame later would blur the zoom.
     return np.ascontiguousarray(init[: init.shape[0] // 2 * 2 or 1, : init.shape[1] // 2 * 2 or 1])

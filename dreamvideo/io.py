@@ -60,6 +60,15 @@ def _is_folder_path(path) -> bool:
     return s.endswith(("/", os.sep)) or Path(s).suffix == ""
 
 
+def check_frames_folder(path) -> None:
+    """A folder output for PNG frames may replace only a previous frames folder, never a user's other files."""
+    final = Path(str(path))
+    if final.is_file():
+        raise UserError(f"output {final} is a file; give a folder name for PNG frames")
+    if final.is_dir() and any(not _FRAME_RE.fullmatch(p.name) for p in final.iterdir()):
+        raise UserError(f"output folder {final} already holds other files; choose a new or empty folder")
+
+
 class _Staged:
     """A temporary sibling of an output path, committed over it with os.replace (atomic on one filesystem)."""
 
@@ -72,11 +81,7 @@ class _Staged:
         if not os.access(parent, os.W_OK):
             raise UserError(f"output folder {parent} is not writable; choose another output path")
         if self.is_dir:
-            if self.final.is_file():
-                raise UserError(f"output {self.final} is a file; give a folder name for PNG frames")
-            # Only a previous frame-folder output may be replaced: never delete a user's unrelated files.
-            if self.final.is_dir() and any(not _FRAME_RE.fullmatch(p.name) for p in self.final.iterdir()):
-                raise UserError(f"output folder {self.final} already holds other files; choose a new or empty folder")
+            check_frames_folder(self.final)
             self.temp = Path(tempfile.mkdtemp(prefix=f"{self.final.name}.tmp-", dir=parent))
         else:
             if self.final.is_dir():

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from . import guard, io as dio
-from .build import build_dreamer
+from .build import build_dreamer, schedule_terms
 from .coherence import VideoStepper, flow_from, frames_with_flow
 from .errors import UserError
 from .render import (Progress, SourceFrame, check_video_output, drained, open_video, render, settled,
                      soundtrack)
 from .resume import WorkDir, fingerprint, runtime
-from .settings import SCHEDULED, check_moving, split_options, with_blend_default
+from .settings import SCHEDULED, TOP_RANGES, check_moving, check_top, check_value, split_options, with_blend_default
 from .timeline import Timeline
 from .infinite import ZoomStepper, song_frames, zoom_start
 
@@ -34,8 +34,8 @@ def dream_image(input, output, *, seed: int = 0, max_side: int | None = None, qu
     """
     s = split_options("image", options)
     dream = s["dream"].check()
-    if not 1 <= quality <= 100:
-        raise UserError(f"`quality` must be from 1 to 100, not {quality}")
+    check_top(seed=seed, max_side=max_side)
+    check_value("quality", quality, TOP_RANGES["quality"])
     guard.check_render("image", input, output, s)
     if Path(output).suffix.lower() not in dio.IMAGE_EXTS:
         raise UserError(f"cannot write {output}: use an image extension ({', '.join(dio.IMAGE_EXTS)})")
@@ -46,8 +46,9 @@ def dream_image(input, output, *, seed: int = 0, max_side: int | None = None, qu
 
 
 def prepare_video(input, output, options: dict, max_side: int | None):
-    """A video job's settings by section (engine settings checked, the blend default filled in) and a
-    reader of its frames, after the checks every video render makes (output path, settings, soundtrack)."""
+    """A video job's settings by section (engine settings checked, the blend default filled in, and
+    ``"timeline"``: every schedule evaluated and checked) and a reader of its frames, after the checks
+    every video render makes (output path, settings, soundtrack, frame count): all before a model loads."""
     s = split_options("video", options)
     s["dream"] = s["dream"].check()
     s["schedules"] = with_blend_default(s["schedules"], s["video"])
@@ -56,7 +57,23 @@ def prepare_video(input, output, options: dict, max_side: int | None):
     check_moving(s["video"])
     if s["video"].audio:
         dio.require_audio(s["video"].audio)
-    return s, open_video(input, s["video"], max_side)
+    reader = open_video(input, s["video"], max_side)
+    try:
+        info, video = reader.info, s["video"]
+        if not info.nframes and reader.src.duration:  # a start inside the last frame: nothing to decode
+            raise UserError(f"`start` {video.start:g} s leaves less than one frame of {input} "
+                            f"({reader.src.duration:.2f} s at {info.fps:g} fps); use a smaller `start` or a later "
+                            f"`end`")
+        if video.frames and info.nframes and video.frames > info.nframes + 1:
+            raise UserError(f"`frames` {video.frames} is more than the {info.nframes} frames of {input} in that "
+                            f"range; use {info.nframes} or fewer")
+        audio, audio_start = soundtrack(input, video, info)
+        s["timeline"] = Timeline(s["schedules"], info.fps, info.nframes, schedule_terms(s["model"], s["schedules"]),
+                                 audio or None, audio_start, use=SCHEDULED["video"])
+    except BaseException:
+        reader.close()
+        raise
+    return s, reader
 
 
 def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False,
@@ -67,13 +84,10 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
     output path; raises :class:`~dreamvideo.render.Interrupted` on Ctrl-C/SIGTERM after finalizing
     the frames done (``resume=True`` then continues).
     """
+    check_top(seed=seed, max_side=max_side)
     s, reader = prepare_video(input, output, options, max_side)
-    model, dream, video, sched = s["model"], s["dream"], s["video"], s["schedules"]
+    model, dream, video, sched, timeline = s["model"], s["dream"], s["video"], s["schedules"], s["timeline"]
     info = reader.info
-    if video.frames and info.nframes and video.frames > info.nframes + 1:
-        reader.close()
-        raise UserError(f"`frames` {video.frames} is more than the {info.nframes} frames of {input} in that "
-                        f"range; use {info.nframes} or fewer")
     audio, audio_start = soundtrack(input, video, info)
     fp = fingerprint("video", input, model=model, dream=dream, video=video, sched=sched, seed=seed,
                      max_side=max_side)
@@ -81,8 +95,6 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
         work.check_source(lambda: open_video(input, video, max_side), video.enter_every)  # a source that grew
         dreamer = build_dreamer(model)
         work.confirm(runtime(dreamer))
-        timeline = Timeline(sched, info.fps, info.nframes, dreamer.objective.terms, audio or None, audio_start,
-                            use=SCHEDULED["video"])
         stepper = VideoStepper(dreamer, dream, video, timeline, seed)
         method = video.flow if video.coherence == "flow" else None
 
@@ -107,19 +119,21 @@ def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: b
     """
     s = split_options("zoom", options)
     model, sched, dream = s["model"], s["schedules"], s["dream"].check()
+    check_top(seed=seed, max_side=max_side)
+    check_moving(s["zoom"])
     guard.check_render("zoom", input, output, s)
     check_video_output(input or "", output)
     if s["zoom"].audio:
         dio.require_audio(s["zoom"].audio)
     zs = song_frames(s["zoom"])
     init = zoom_start(input, zs, max_side, seed)
+    timeline = Timeline(sched, zs.fps, zs.frames, schedule_terms(model, sched), zs.audio or None, 0.0,
+                        use=SCHEDULED["zoom"])
     fp = fingerprint("zoom", input or zs.from_noise, model=model, dream=dream, zoom=zs, sched=sched, seed=seed,
                      max_side=max_side)
     with WorkDir(output, fp, resume) as work:
         dreamer = build_dreamer(model)
         work.confirm(runtime(dreamer))
-        timeline = Timeline(sched, zs.fps, zs.frames, dreamer.objective.terms, zs.audio or None, 0.0,
-                            use=SCHEDULED["zoom"])
         stepper = ZoomStepper(dreamer, dream, zs, timeline, seed, init)
         return render(lambda: (SourceFrame(i) for i in range(zs.frames)), stepper, output, total=zs.frames,
                       fps=zs.fps, size=(init.shape[1], init.shape[0]), quality=zs.quality or None, audio=zs.audio,
@@ -136,12 +150,14 @@ def dream_frames(frames, *, seed: int = 0, dreamer=None, fps: float = 25.0, firs
     the first frame (its seed and schedule values), for a piece of a longer clip.
     """
     s = split_options("video", options)
-    video = s["video"]
+    video, dream = s["video"], s["dream"].check()
+    check_moving(video)
     sched = with_blend_default(s["schedules"], video)
-    dreamer = dreamer or build_dreamer(s["model"])
-    timeline = Timeline(sched, fps, first_index + (video.frames or 1), dreamer.objective.terms,
+    timeline = Timeline(sched, fps, first_index + (video.frames or 1),
+                        dreamer.objective.terms if dreamer else schedule_terms(s["model"], sched),
                         video.audio or None, use=SCHEDULED["video"])
-    stepper = VideoStepper(dreamer, s["dream"].check(), video, timeline, seed)
+    dreamer = dreamer or build_dreamer(s["model"])
+    stepper = VideoStepper(dreamer, dream, video, timeline, seed)
     stepper.first_index = first_index
     for frame in frames_with_flow(frames, video.flow if video.coherence == "flow" else None,
                                   first_index=first_index):
@@ -156,9 +172,11 @@ def dream_frames(frames, *, seed: int = 0, dreamer=None, fps: float = 25.0, firs
 def zoom_frames(image, nframes: int, *, seed: int = 0, dreamer=None, **options):
     """Generator: the frames of an infinite zoom from ``image`` (uint8 RGB), one at a time."""
     s = split_options("zoom", options)
-    zs = s["zoom"]
+    zs, dream = s["zoom"], s["dream"].check()
+    check_moving(zs)
+    timeline = Timeline(s["schedules"], zs.fps, nframes,
+                        dreamer.objective.terms if dreamer else schedule_terms(s["model"], s["schedules"]),
+                        zs.audio or None, use=SCHEDULED["zoom"])
     dreamer = dreamer or build_dreamer(s["model"])
-    timeline = Timeline(s["schedules"], zs.fps, nframes, dreamer.objective.terms, zs.audio or None,
-                        use=SCHEDULED["zoom"])
-    stepper = ZoomStepper(dreamer, s["dream"].check(), zs, timeline, seed, np.asarray(image, np.uint8))
+    stepper = ZoomStepper(dreamer, dream, zs, timeline, seed, np.asarray(image, np.uint8))
     yield from stepper.frames(nframes)

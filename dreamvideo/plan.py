@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from . import guard, io as dio
-from .build import build_dreamer, objective_terms
+from .build import build_dreamer, schedule_terms
 from .errors import UserError
 from .plot import PLOT_EXTS as _PLOT_EXTS
 from .render import TqdmProgress, open_video, soundtrack
-from .settings import SCHEDULED, ModelSettings, Schedules, check_moving, split_options, with_blend_default
+from .settings import SCHEDULED, check_moving, check_top, split_options, with_blend_default
 from .timeline import Timeline, frame_seed
 from .infinite import ZoomStepper, song_frames, zoom_start
 
@@ -58,13 +58,6 @@ class _PreviewTimeline:
 
         s = self.tl.settings(base, f)
         return replace(s, steps=_preview_steps(s.steps, self.preview_steps))
-
-
-def _plan_terms(model: ModelSettings, sched: Schedules):
-    """The objective's terms, for `layer_weights`; loads the model only when it has to."""
-    if not sched.layer_weights.strip():
-        return ()
-    return objective_terms(model)
 
 
 def _all_audio_features(timeline: Timeline, audio, fps, n, start, smoothing) -> dict:
@@ -177,8 +170,9 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
     guard.check(plot_path, guard.reads(input, options), role="the plot")
     s = split_options(kind, options)
     model, sched, dream, ks = s["model"], s["schedules"], s["dream"].check(), s[kind]
+    check_top(seed=seed, max_side=max_side)
+    check_moving(ks)
     if kind == "video":
-        check_moving(ks)
         reader = open_video(input, ks, max_side)
         reader.close()
         info = reader.info
@@ -192,7 +186,7 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
         init = zoom_start(input, ks, max_side, seed)
         fps, n, audio, audio_start = ks.fps, ks.frames, ks.audio, 0.0
     dreamer = build_dreamer(model) if preview else None
-    terms = dreamer.objective.terms if dreamer else _plan_terms(model, sched)
+    terms = dreamer.objective.terms if dreamer else schedule_terms(model, sched)
     timeline = Timeline(sched, fps, n, terms, audio or None, audio_start, use=SCHEDULED[kind])
     curves = {k: np.asarray(v, np.float64) for k, v in timeline.curves().items()}
     for k, v in _all_audio_features(timeline, audio, fps, n, audio_start, sched.smoothing).items():
@@ -201,7 +195,9 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
     drawn = plot_curves(curves, fps, plot_path, title=title)
     result = {"plot": drawn["path"], "preview": None, "curves": curves, "panels": drawn["panels"],
               "titles": drawn["titles"], "fps": float(fps), "frames": int(n),
-              "work": estimate_work(kind, dream, ks, input, max_side,
+              # A moving render's steps are a schedule: the work is that of its mean steps.
+              "work": estimate_work(kind, replace(dream, steps=int(round(float(np.mean(curves["steps"]))))),
+                                    ks, input, max_side,
                                     float(np.mean(curves["blend"])) if "blend" in curves else 1.0)}
     if not preview:
         return result

@@ -63,6 +63,8 @@ def read(name_or_path) -> tuple[Path, dict]:
             return path, tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"preset {path}: not valid TOML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError as e:  # a binary file, or text in another encoding
+        raise UserError(f"preset {path}: not UTF-8 text (byte {e.start}); a preset is a UTF-8 TOML file") from None
     except OSError as e:
         raise UserError(f"cannot read preset {path}: {e.strerror or e}") from None
 
@@ -139,8 +141,11 @@ def write(path, sections: dict, header: str = "", description: str = "") -> Path
     if path.suffix.lower() != ".toml":
         raise UserError(f"cannot save preset {path}: use a .toml file name")
     text = dumps(sections, header, description)
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
+    try:
+        with atomic_output(path) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+    except OSError as e:  # a place the user named that cannot hold a file: their path to fix
+        raise UserError(f"cannot save preset {path}: {e.strerror or e}; choose another path") from None
     return path
 
 
@@ -162,15 +167,24 @@ def _convert(f, value, label, key):
     choices = f.metadata.get("choices") if f is not None else None
     if choices and out not in choices:
         raise UserError(f"{label}: {key} = {value!r} is not one of {', '.join(choices)}")
+    if f is not None and "range" in f.metadata and not isinstance(out, str):
+        from .settings import in_range, range_text
+
+        if not in_range(out, f.metadata["range"], f.metadata.get("off")):
+            raise UserError(f"{label}: {key} = {value!r} is out of range; it must be "
+                            f"{range_text(f.metadata['range'], f.metadata.get('off'))}")
     return out
 
 
 def _top_value(key, value, label):
-    v = _convert(None, value, label, key)
-    if key == "max_side" and v <= 0:
-        raise UserError(f"{label}: max_side must be a positive whole number")
-    if key == "seed" and not 0 <= v < 2 ** 32:
-        raise UserError(f"{label}: seed must be a whole number from 0 to {2 ** 32 - 1}")
+    from .settings import TOP_RANGES, in_range, range_text
+
+    try:
+        v = _convert(None, value, label, key)
+    except (ValueError, TypeError):
+        v = None
+    if v is None or not in_range(v, TOP_RANGES[key]):
+        raise UserError(f"{label}: {key} = {value!r} must be a whole number {range_text(TOP_RANGES[key])}")
     return v
 
 

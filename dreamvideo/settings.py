@@ -8,6 +8,11 @@ and every usage error stay fast.
 Error messages name a setting as ``\\`octave_scale\\``` (a field name in backquotes); the command line
 shows that as its flag, ``--octave-scale``, and a Python user sees the keyword they would pass.
 
+Every numeric setting has its range in its field's metadata, ``range=(lo, hi)`` (both allowed;
+``off=0`` where 0 means "off" or "automatic" outside the range), shown in the command line's help and
+checked by :func:`check_ranges` before any model loads. A schedule's field holds the range of the
+per-frame values (checked frame by frame when the timeline is built).
+
 Convention: step sizes are in unit space ([-1, 1] image units) per step; sizes, tiles and jitter are
 in pixels; times are in seconds; frame rates in frames per second.
 """
@@ -22,6 +27,76 @@ from .errors import UserError
 
 def _opt(default, help, **extra):
     return field(default=default, metadata={"help": help, **extra})
+
+
+# Bounds shared by several settings. Octaves beyond a dozen fall below any model's smallest input at
+# the usual 1.4 scale (the engine drops them), and every count is kept far inside int32.
+MAX_OCTAVES = 12
+MAX_STEPS = 10_000
+MAX_FRAMES = 1_000_000  # schedules are evaluated for every frame up front
+MAX_FPS = 1000.0
+MAX_TILE = 8192
+MAX_SHIFT = 4096  # pixels per frame (a zoom's dx/dy) and pixels of jitter
+#: Top-level settings (outside any section) and the still image's quality: their ranges.
+TOP_RANGES = {"seed": (0, 2 ** 32 - 1), "max_side": (16, 65536), "quality": (1, 100)}
+
+
+def _num(v) -> str:
+    v = float(v)
+    if v in (math.inf, -math.inf):
+        return "inf" if v > 0 else "-inf"
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
+def range_text(rng, off=None) -> str:
+    """``rng = (lo, hi)`` in words: "from 1 to 12", "0 or more" (with ``off``: "... (or 0)")."""
+    lo, hi = rng
+    text = f"{_num(lo)} or more" if hi == math.inf else f"from {_num(lo)} to {_num(hi)}"
+    return text + (f" (or {_num(off)})" if off is not None else "")
+
+
+def in_range(value, rng, off=None) -> bool:
+    """``value`` is a number within ``rng`` (both ends allowed), or ``off``; nan and inf are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return False
+    if off is not None and value == off:
+        return True
+    lo, hi = rng
+    return (isinstance(value, int) or math.isfinite(value)) and lo <= value <= hi
+
+
+def check_value(name: str, value, rng, off=None) -> None:
+    """A one-line :class:`UserError` naming setting ``name`` and its range unless ``value`` is in it."""
+    if not in_range(value, rng, off):
+        raise UserError(f"`{name}` must be {range_text(rng, off)}, not {value!r}")
+
+
+def field_range(cls, name: str):
+    """``(range, off)`` of field ``name`` of settings class ``cls`` (``(None, None)`` if it has none)."""
+    meta = {f.name: f.metadata for f in fields(cls)}.get(name, {})
+    return meta.get("range"), meta.get("off")
+
+
+def check_ranges(obj):
+    """Return ``obj`` (a settings dataclass), or raise a one-line :class:`UserError` naming the first
+    field outside its ``range`` (schedules are checked per frame by the timeline instead)."""
+    if isinstance(obj, Schedules):
+        check_value("smoothing", obj.smoothing, *field_range(Schedules, "smoothing"))
+        return obj
+    for f in fields(obj):
+        if "range" in f.metadata:
+            check_value(f.name, getattr(obj, f.name), f.metadata["range"], f.metadata.get("off"))
+    return obj
+
+
+def check_top(**values) -> None:
+    """Check top-level values (``seed``, ``max_side``; None means unset) against :data:`TOP_RANGES`."""
+    for name, value in values.items():
+        if value is not None:
+            check_value(name, value, TOP_RANGES[name])
 
 
 #: The named networks (their builders live in :mod:`dreamvideo.models`; a test keeps both in step).
@@ -64,32 +139,23 @@ class ModelSettings:
 class DreamSettings:
     """Engine settings: octaves, steps, tiles (the dream of one image)."""
 
-    octaves: int = _opt(3, "number of octaves (image scales) to dream at")
-    octave_scale: float = _opt(1.4, "size ratio between successive octaves")
-    steps: int = _opt(20, "gradient-ascent steps per octave")
-    step_size: float = _opt(0.01, "step size per step, in [-1,1] image units")
-    jitter: int = _opt(32, "random roll of the image per step, in pixels (hides tile seams and grid artefacts)")
-    tile_size: int = _opt(512, "largest tile, in pixels, the gradient is computed on (bounds memory at any resolution)")
-    max_loss: float = _opt(0.0, "stop an octave early once the objective exceeds this (0 = never)")
+    octaves: int = _opt(3, "number of octaves (image scales) to dream at", range=(1, MAX_OCTAVES))
+    octave_scale: float = _opt(1.4, "size ratio between successive octaves", range=(1.0, 4.0))
+    steps: int = _opt(20, "gradient-ascent steps per octave", range=(0, MAX_STEPS))
+    step_size: float = _opt(0.01, "step size per step, in [-1,1] image units", range=(0.0, 1.0))
+    jitter: int = _opt(32, "random roll of the image per step, in pixels (hides tile seams and grid artefacts)",
+                       range=(0, MAX_SHIFT))
+    tile_size: int = _opt(512, "largest tile, in pixels, the gradient is computed on (bounds memory at any "
+                          "resolution)", range=(64, MAX_TILE))
+    max_loss: float = _opt(0.0, "stop an octave early once the objective exceeds this (0 = never)",
+                           range=(0.0, math.inf))
     reinject: bool = _opt(True, "re-inject the detail lost by downscaling after each octave")
 
-    MAX_STEPS = 100_000  # not a field: the graph takes steps, jitter and tile size as int32
-    MAX_PIXELS = 1 << 20
+    MAX_STEPS = MAX_STEPS  # not a field (kept for callers of DreamSettings.MAX_STEPS)
 
     def check(self) -> "DreamSettings":
-        """Return self, or raise a one-line :class:`UserError` naming the first bad field."""
-        problems = [
-            (self.octaves < 1, "`octaves` must be at least 1"),
-            (not 1.0 <= self.octave_scale < math.inf, "`octave_scale` must be a number, 1.0 or more"),
-            (not 0 <= self.steps <= self.MAX_STEPS, f"`steps` must be from 0 to {self.MAX_STEPS}"),
-            (not math.isfinite(self.step_size) or self.step_size < 0, "`step_size` must be a number >= 0"),
-            (not 0 <= self.jitter <= self.MAX_PIXELS, f"`jitter` must be from 0 to {self.MAX_PIXELS} pixels"),
-            (not 64 <= self.tile_size <= self.MAX_PIXELS, f"`tile_size` must be from 64 to {self.MAX_PIXELS} pixels"),
-        ]
-        for bad, msg in problems:
-            if bad:
-                raise UserError(msg)
-        return self
+        """Return self, or raise a one-line :class:`UserError` naming the first field out of its range."""
+        return check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -99,9 +165,10 @@ class VideoSettings:
     coherence: str = _opt("flow", "temporal coherence: flow (warp the previous dream by optical flow), "
                           "blend (cross-fade it, the older tools' way) or none", choices=("flow", "blend", "none"))
     flow: str = _opt("dis", "optical flow method", choices=("dis", "farneback"))
-    first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
+    first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)", range=(0, MAX_STEPS))
     carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
-                             "upkeep); new content (disoccluded or entering the frame) gets the full step")
+                             "upkeep); new content (disoccluded or entering the frame) gets the full step",
+                             range=(0.0, 1.0))
     # Reuse is the default since it meets its targets on a pan, a zoom-in, moving objects and a clip with
     # two cuts: 4.4-9.6x faster than none and full frames at 256x144, flicker 1.09-1.25, 96-106% of none's strength
     # (bench/RESULTS.md, "Held frames", 2026-12-02).
@@ -109,24 +176,26 @@ class VideoSettings:
                              "behaviour before temporal reuse, 5-10x slower); by default only what is new is "
                              "dreamed and the carried dream is kept")
     context: int = _opt(16, "flow: pixels of carried dream around new content that its crop dreams with, "
-                        "so the new patterns continue the old ones")
+                        "so the new patterns continue the old ones", range=(0, 1024))
     sliver: int = _opt(3, "flow: new regions thinner than this many pixels, inside the frame, are filled from "
-                       "the neighbouring carried dream instead of dreamed (0 = dream them all)")
+                       "the neighbouring carried dream instead of dreamed (0 = dream them all)", range=(0, 256))
     enter_every: int = _opt(6, "flow: content entering at the frame's edges, or uncovered by a moving object, is "
                             "dreamed in one band every this many frames (a crop costs about the same however thin "
                             "the strip); the frames in between are shown with the band's dream, so they come out "
-                            "with it (1 = dream it every frame)")
+                            "with it (1 = dream it every frame)", range=(1, 60))
     upkeep_steps: int = _opt(0, "flow: steps at the finest octave that re-dream the carried dream, per frame (0: it "
-                             "is kept as it is; with a blend below 1 it needs some, or it fades)")
+                             "is kept as it is; with a blend below 1 it needs some, or it fades)",
+                             range=(0, MAX_STEPS))
     upkeep_step: float = _opt(0.25, "flow: step-size factor of the upkeep steps (and of a zoom-in's, which restore "
-                              "the fine detail that magnifying the carried dream blurs; 0 = none)")
+                              "the fine detail that magnifying the carried dream blurs; 0 = none)",
+                              range=(0.0, 100.0))
     cut: float = _opt(0.5, "flow: a frame whose new share exceeds this (0..1), or whose colours differ this much "
-                      "from the last frame's, is a scene cut and is dreamed afresh")
+                      "from the last frame's, is a scene cut and is dreamed afresh", range=(0.0, 1.0))
     start: float = _opt(0.0, "start at this time in the source, in seconds")
     end: float = _opt(0.0, "stop at this time in the source, in seconds (0 = the end)")
-    frames: int = _opt(0, "render at most this many frames (0 = all)")
-    fps: float = _opt(0.0, "output frame rate (0 = keep the source's)")
-    quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger")
+    frames: int = _opt(0, "render at most this many frames (0 = all)", range=(1, MAX_FRAMES), off=0)
+    fps: float = _opt(0.0, "output frame rate (0 = keep the source's)", range=(0.1, MAX_FPS), off=0)
+    quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger", range=(0, 51))
     audio: str = _opt("", "soundtrack file for the output (and audio features) instead of the source's audio")
     no_audio: bool = _opt(False, "write no audio track")
 
@@ -135,17 +204,19 @@ class VideoSettings:
 class ZoomSettings:
     """Infinite zoom: each frame is the previous dream moved, then dreamed again."""
 
-    frames: int = _opt(100, "number of frames to render (0 with --audio: as long as the song)")
-    fps: float = _opt(25.0, "output frame rate")
-    first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)")
+    frames: int = _opt(100, "number of frames to render (0 with --audio: as long as the song)",
+                       range=(1, MAX_FRAMES), off=0)
+    fps: float = _opt(25.0, "output frame rate", range=(0.1, MAX_FPS))
+    first_steps: int = _opt(0, "steps per octave for the first frame (0 = same as --steps)", range=(0, MAX_STEPS))
     color_match: bool = _opt(True, "keep every frame's colour statistics matched to the first frame's (stops drift)")
     full_frames: bool = _opt(False, "dream every frame with all octaves and the full steps (the behaviour before "
                              "temporal reuse: several times slower, for comparison)")
     detail_octaves: int = _opt(1, "octaves dreamed per frame after the first: the finest ones (the magnified "
-                                "previous dream carries the coarse structure; 0 = all)")
-    detail_steps: float = _opt(0.5, "share of the scheduled steps that frames after the first dream (0..1)")
+                                "previous dream carries the coarse structure; 0 = all)", range=(0, MAX_OCTAVES))
+    detail_steps: float = _opt(0.5, "share of the scheduled steps that frames after the first dream (0..1)",
+                               range=(0.0, 1.0))
     from_noise: str = _opt("", "start from smoothed noise of this size, WxH (e.g. 640x360), instead of an image")
-    quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger")
+    quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger", range=(0, 51))
     audio: str = _opt("", "soundtrack to mux into the output and to drive audio-reactive schedules")
 
 
@@ -166,20 +237,25 @@ _SCHED = "a number, keyframes or an expression (see the schedules help above)"
 class Schedules:
     """Values that may change per frame (schedules)."""
 
-    step_size: str = _opt(repr(DreamSettings.step_size), f"step size per step: {_SCHED}", metavar="SCHEDULE")
-    steps: str = _opt(str(DreamSettings.steps), "steps per octave (rounded)", metavar="SCHEDULE")
+    step_size: str = _opt(repr(DreamSettings.step_size), f"step size per step: {_SCHED}", metavar="SCHEDULE",
+                          range=field_range(DreamSettings, "step_size")[0])
+    steps: str = _opt(str(DreamSettings.steps), "steps per octave (rounded)", metavar="SCHEDULE",
+                      range=field_range(DreamSettings, "steps")[0])
     blend: str = _opt("", "video: how much of the previous dream carries into the next frame, 0..1 "
                       f"(default: {BLEND_DEFAULT['reuse']} for flow, {BLEND_DEFAULT['flow']} for flow with "
                       f"--full-frames, {BLEND_DEFAULT['blend']} for blend); in flow's reuse, what fades is "
                       "dreamed back by upkeep steps",
-                      metavar="SCHEDULE")
-    zoom: str = _opt("1.05", "zoom: scale per frame (>1 zooms in)", metavar="SCHEDULE")
-    angle: str = _opt("0", "zoom: rotation per frame, degrees counter-clockwise", metavar="SCHEDULE")
-    dx: str = _opt("0", "zoom: shift per frame, pixels to the right", metavar="SCHEDULE")
-    dy: str = _opt("0", "zoom: shift per frame, pixels down", metavar="SCHEDULE")
-    layer_weights: str = _opt("", "per-layer weight schedules, 'LAYER=SCHEDULE;LAYER=SCHEDULE'", metavar="SPEC")
+                      metavar="SCHEDULE", range=(0.0, 1.0))
+    zoom: str = _opt("1.05", "zoom: scale per frame (>1 zooms in)", metavar="SCHEDULE", range=(0.1, 10.0))
+    angle: str = _opt("0", "zoom: rotation per frame, degrees counter-clockwise", metavar="SCHEDULE",
+                      range=(-180.0, 180.0))
+    dx: str = _opt("0", "zoom: shift per frame, pixels to the right", metavar="SCHEDULE",
+                   range=(-MAX_SHIFT, MAX_SHIFT))
+    dy: str = _opt("0", "zoom: shift per frame, pixels down", metavar="SCHEDULE", range=(-MAX_SHIFT, MAX_SHIFT))
+    layer_weights: str = _opt("", "per-layer weight schedules, 'LAYER=SCHEDULE;LAYER=SCHEDULE'", metavar="SPEC",
+                              range=(-1000.0, 1000.0))
     interp: str = _opt("linear", "keyframe interpolation", choices=("linear", "cubic", "step"))
-    smoothing: float = _opt(0.0, "smooth the audio features over this many seconds")
+    smoothing: float = _opt(0.0, "smooth the audio features over this many seconds", range=(0.0, 60.0))
 
 
 #: Preset sections: ``[model] [dream] [video] [zoom] [schedules]`` of a preset file.
@@ -236,21 +312,7 @@ def check_moving(ks) -> None:
     """Video or zoom settings that contradict each other or are out of range are usage errors."""
     if getattr(ks, "no_audio", False) and ks.audio:
         raise UserError("`no_audio` and `audio` contradict each other; pass one of them")
-    if not 0.0 <= getattr(ks, "carry_step", 0.0) <= 1.0:  # nan too
-        raise UserError(f"`carry_step` must be between 0 and 1, not {ks.carry_step}")
-    for name, lo, hi in (("upkeep_step", 0.0, 100.0), ("cut", 0.0, 1.0), ("detail_steps", 0.0, 1.0)):
-        v = getattr(ks, name, lo)
-        if not lo <= v <= hi:  # nan too
-            raise UserError(f"`{name}` must be between {lo:g} and {hi:g}, not {v}")
-    for name in ("context", "sliver", "upkeep_steps", "detail_octaves"):
-        if getattr(ks, name, 0) < 0:
-            raise UserError(f"`{name}` must be 0 or more, not {getattr(ks, name)}")
-    if getattr(ks, "enter_every", 1) < 1:
-        raise UserError(f"`enter_every` must be 1 or more, not {ks.enter_every}")
-    if not 0 <= ks.first_steps <= DreamSettings.MAX_STEPS:
-        raise UserError(f"`first_steps` must be from 0 to {DreamSettings.MAX_STEPS}")
-    if ks.quality < 0:
-        raise UserError("`quality` must be 0 or more")
+    check_ranges(ks)
 
 
 @dataclass(frozen=True)
@@ -258,13 +320,15 @@ class DistributedSettings:
     """Rendering across Ray workers (``pip install "dreamvideo[ray]"``): a video in chunks, or a batch of jobs."""
 
     workers: int = _opt(0, "render across N Ray workers of a local cluster started for this command and stopped "
-                        "after it (0: in this process, or one per GPU/node with --ray-address)", metavar="N")
+                        "after it (0: in this process, or one per GPU/node with --ray-address)", metavar="N",
+                        range=(0, 4096))
     ray_address: str = _opt("", "join a running Ray cluster instead of starting one: auto or HOST:PORT",
                             metavar="ADDRESS")
     chunk_frames: int = _opt(240, "workers: frames per chunk, at most (a chunk boundary moves to a scene cut "
-                             "within half a chunk)", metavar="N")
+                             "within half a chunk)", metavar="N", range=(1, MAX_FRAMES))
     chunk_overlap: int = _opt(12, "workers: frames a chunk starts early so its carried dream is built; they are "
-                              "cross-faded with the previous chunk's last frames", metavar="N")
+                              "cross-faded with the previous chunk's last frames", metavar="N",
+                              range=(0, MAX_FRAMES - 1))
 
     @property
     def enabled(self) -> bool:
@@ -272,10 +336,7 @@ class DistributedSettings:
 
     def check(self) -> "DistributedSettings":
         """Return self, or raise a one-line :class:`UserError` naming the first bad field."""
-        if self.workers < 0:
-            raise UserError(f"`workers` must be 0 or more, not {self.workers}")
-        if self.chunk_frames < 1:
-            raise UserError(f"`chunk_frames` must be at least 1, not {self.chunk_frames}")
+        check_ranges(self)
         if not 0 <= self.chunk_overlap < self.chunk_frames:
             raise UserError(f"`chunk_overlap` must be from 0 to `chunk_frames` - 1 ({self.chunk_frames - 1}), "
                             f"not {self.chunk_overlap}")

@@ -9,16 +9,43 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UserError
-from .settings import AUDIO_FEATURES, CURVES, DreamSettings, Schedules
+from .settings import (AUDIO_FEATURES, CURVES, MAX_FRAMES, DreamSettings, Schedules, check_ranges, field_range,
+                       range_text)
 
-MAX_FRAMES = 1_000_000  # schedules are evaluated for every frame up front
+__all__ = ["MAX_FRAMES", "Timeline", "check_curve", "frame_seed"]
+
+
+def check_curve(name: str, text: str, values: np.ndarray, fps: float, label: str | None = None) -> None:
+    """A one-line :class:`UserError` at the first frame where schedule ``name``'s per-frame ``values``
+    leave the range of its settings field (``Schedules.<name>``), naming the frame and its time."""
+    rng, _ = field_range(Schedules, name)
+    if rng is None or not len(values):
+        return
+    lo, hi = rng
+    v = np.asarray(values, np.float64)
+    slack = 1e-9 * max(1.0, abs(lo), abs(hi))  # 1 - 0.1*9 is 0.0999...: no error at a bound reached exactly
+    bad = ~((v >= lo - slack) & (v <= hi + slack))  # nan too
+    if not bad.any():
+        return
+    f = int(np.argmax(bad))
+    what = label or f"`{name}`"
+    side = f"at most {hi:g}" if v[f] > hi else f"at least {lo:g}"
+    if np.all(v == v[0]):
+        raise UserError(f"{what} must be {side} ({range_text(rng)}), not {text.strip()}")
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    raise UserError(f'{what} "{shown}" reaches {v[f]:.4g} at frame {f} (t={f / fps:.2f} s); {what} must be '
+                    f'{side} ({range_text(rng)})')
 
 
 class Timeline:
     """Per-frame values of the schedules, with the audio features they read.
 
     ``value(name, f)`` for ``name`` in step_size, steps, blend, zoom, angle, dx, dy; ``weights(f)``
-    gives the objective's term weights (scheduled ones replaced).
+    gives the objective's term weights (scheduled ones replaced), or None for the objective's own.
+    Every value over the ``nframes`` frames is checked against its range here (a usage error names
+    the first frame out of range), so a timeline is built before the model loads: ``terms`` (the
+    objective's, :func:`~dreamvideo.build.objective_terms`) may be None while no `layer_weights`
+    are scheduled.
     """
 
     NAMES = CURVES
@@ -27,11 +54,16 @@ class Timeline:
                  audio_start: float = 0.0, use=NAMES):
         from .schedule import Schedule
 
+        check_ranges(schedules)
         self.fps, self.n = float(fps), max(1, int(nframes))
         self.sched = {k: Schedule.parse(getattr(schedules, k), k, schedules.interp) for k in use}
-        self.term_weights = [t.weight for t in terms]
         self.term_sched = {}
-        for item in filter(str.strip, schedules.layer_weights.split(";")):
+        items = list(filter(str.strip, schedules.layer_weights.split(";")))
+        if terms is None and items:
+            raise ValueError("a timeline with `layer_weights` needs the objective's terms")
+        terms = terms or ()
+        self.term_weights = [t.weight for t in terms]
+        for item in items:
             name, eq, text = item.partition("=")
             idx = [i for i, t in enumerate(terms) if t.layer == name.strip()]
             if not eq or not idx:
@@ -51,10 +83,11 @@ class Timeline:
             self.features = features_for(audio_path, self.fps, self.n, start=audio_start,
                                          smoothing=schedules.smoothing, needed=sorted(needed))
         self._cache = {k: s.values(self.n, self.fps, self.features) for k, s in self.sched.items()}
-        if "steps" in self._cache and np.max(self._cache["steps"]) > DreamSettings.MAX_STEPS:
-            raise UserError(f"the steps schedule {schedules.steps!r} reaches {np.max(self._cache['steps']):g} "
-                            f"steps; keep it at most {DreamSettings.MAX_STEPS}")
+        for k, v in self._cache.items():
+            check_curve(k, getattr(schedules, k), np.round(v) if k == "steps" else v, self.fps)
         self._cache.update({i: s.values(self.n, self.fps, self.features) for i, s in self.term_sched.items()})
+        for i, s in self.term_sched.items():
+            check_curve("layer_weights", s.text, self._cache[i], self.fps, f"the `layer_weights` of {s.name.split()[-1]}")
 
     def _get(self, key, sched, f):
         c = self._cache[key]
@@ -63,7 +96,9 @@ class Timeline:
     def value(self, name: str, f: int) -> float:
         return self._get(name, self.sched[name], f)
 
-    def weights(self, f: int) -> list[float]:
+    def weights(self, f: int) -> list[float] | None:
+        if not self.term_sched:
+            return None
         return [self._get(i, self.term_sched[i], f) if i in self.term_sched else w
                 for i, w in enumerate(self.term_weights)]
 

@@ -161,10 +161,10 @@ def test_core_errors_name_settings_and_the_command_line_names_its_flags(kit, tmp
     from dreamvideo import cli
     from dreamvideo.errors import UserError
 
-    with pytest.raises(UserError, match=r"^`octave_scale` must be a number, 1.0 or more$"):
+    with pytest.raises(UserError, match=r"^`octave_scale` must be from 1 to 4, not 0.5$"):
         dreamvideo.dream_image(kit / "cat.png", tmp_path / "a.png", octave_scale=0.5)
     assert cli.main(["image", str(kit / "cat.png"), "-o", str(tmp_path / "a.png"), "--octave-scale", "0.5"]) == 2
-    assert capsys.readouterr().err == "dreamvideo: error: --octave-scale must be a number, 1.0 or more\n"
+    assert capsys.readouterr().err == "dreamvideo: error: --octave-scale must be from 1 to 4, not 0.5\n"
     with pytest.raises(TypeError, match="unknown option.*octave_scal"):
         dreamvideo.dream_image(kit / "cat.png", tmp_path / "a.png", octave_scal=1.5)
 
