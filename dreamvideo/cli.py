@@ -9,13 +9,13 @@ are fast. Core error messages name settings as `field_name`; they are shown here
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import re  # noqa: E402
 
 from dreamvideo import __version__  # noqa: E402
 from dreamvideo import settings as S  # noqa: E402
@@ -106,6 +106,8 @@ def _common(p):
     p.add_argument("--seed", type=_seed, default=0, help="random seed: same seed and inputs give the same output bytes")
     p.add_argument("--max-side", type=_positive_int, default=None, metavar="PX",
                    help="downscale the input so its longer side is at most PX pixels")
+    p.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
+                   help=f"{S.MAX_PIXELS_HELP} (default: {S.MAX_PIXELS})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -216,6 +218,20 @@ def _cmd_zoom(ns) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _max_pixels(n):
+    """``--max-pixels`` as $DREAMVIDEO_MAX_PIXELS while the command runs: every image reader sees it, a
+    Ray worker's too (the environment travels; a flag would have to be passed down every call)."""
+    key, old = "DREAMVIDEO_MAX_PIXELS", os.environ.get("DREAMVIDEO_MAX_PIXELS")
+    if n is not None:
+        os.environ[key] = str(n)
+    try:
+        yield
+    finally:
+        if n is not None:
+            os.environ.pop(key, None) if old is None else os.environ.__setitem__(key, old)
+
+
 def _resume_command(argv) -> str:
     import shlex
 
@@ -224,7 +240,9 @@ def _resume_command(argv) -> str:
 
 def _flags(message: str) -> str:
     """Core messages name a setting as `field_name`; on the command line it is the flag --field-name."""
-    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m[1].replace("_", "-"), str(message))
+    from dreamvideo.errors import as_flags
+
+    return as_flags(message)
 
 
 def main(argv=None) -> int:
@@ -237,7 +255,8 @@ def main(argv=None) -> int:
     try:
         with sigterm_as_interrupt():  # a scheduler's or container's stop takes Ctrl-C's careful way out
             ns = _parse_args(argv)
-            return COMMANDS[ns.command](ns)
+            with _max_pixels(getattr(ns, "max_pixels", None)):
+                return COMMANDS[ns.command](ns)
     except SystemExit as e:  # --help / --version
         return int(e.code or 0)
     except _UsageError as e:

@@ -38,3 +38,11 @@ class Interrupted(DreamError):
         what = f"stopped by {signal_name}" if signal_name else "interrupted"
         super().__init__(f"{what} after {done}/{total} frames; {output} holds them, "
                          f"and {workdir} keeps the state to resume")
+
+
+def as_flags(message) -> str:
+    """A message as the command line and the web page show it: a setting named `field_name` (in
+    backquotes, as the core names it) becomes its flag, --field-name."""
+    import re
+
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m[1].replace("_", "-"), str(message))
