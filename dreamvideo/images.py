@@ -323,7 +323,7 @@ def _check_frame(rgb) -> np.ndarray:
     return rgb
 
 
-def _write_file(path: Path, data: bytes, tmp: Path) -> None:
+def _write_file(path: Path, data: bytes, tmp: Path, doing: str = "save") -> None:
     """``data`` written to ``tmp``, then renamed to ``path``: the name only ever holds a whole file.
     Written by Python, so a full disk is one DreamFailure (a codec writing the file prints its own)."""
     try:
@@ -333,7 +333,8 @@ def _write_file(path: Path, data: bytes, tmp: Path) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise DreamFailure(f"could not save {path}: {e.strerror or e}; check free disk space") from None
+        raise DreamFailure(f"could not {doing} {path}: {e.strerror or e}; check free disk space and "
+                           "permissions") from None
 
 
 def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
@@ -355,7 +356,7 @@ def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
     ok, buf = cv2.imencode(ext, _check_frame(rgb)[..., ::-1], params)
     if not ok:
         raise DreamFailure(f"could not encode image {path}; check the extension")
-    _write_file(path, buf.tobytes(), parent / f"{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+    _write_file(path, buf.tobytes(), parent / f"{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}", "write image")
     return path
 
 
