@@ -36,8 +36,8 @@ from .settings import default_max_pixels
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _FIX = "pass a png, jpg, webp, bmp or tiff file"
 _BLOCK = 1 << 20  # pixels converted at a time: the float intermediates stay small at any image size
-# Pillow's own bomb check is a process-wide setting; it is lifted only while a header is parsed
-# (under this lock), since the limit below is checked right after, on the size the header gives.
+# Pillow's own bomb check is a process-wide setting; it is lifted only while a header is parsed or a
+# band of rows is cut (under this lock), since the limit here is checked on the size the header gives.
 _PIL_LIMIT = threading.Lock()
 
 
@@ -49,20 +49,27 @@ def is_image_path(path) -> bool:
 # ----------------------------------------------------------------------------- reading
 
 
-def _open(p: Path) -> Image.Image:
-    """The image's header, parsed by Pillow (no pixels decoded); UserError if no format knows it."""
+@contextlib.contextmanager
+def _pillow_unlimited():
+    """Pillow's bomb check off (its warning and error would reach the user; our limit is checked instead)."""
     with _PIL_LIMIT:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return Image.open(p)
-        except UnidentifiedImageError:
-            raise
-        except Exception as e:  # a header too broken to give a size
-            raise UserError(f"cannot read image {p}: its header is damaged ({e}); {_FIX}") from None
+            yield
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open(p: Path) -> Image.Image:
+    """The image's header, parsed by Pillow (no pixels decoded); UserError if no format knows it."""
+    try:
+        with _pillow_unlimited(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(p)
+    except UnidentifiedImageError:
+        raise
+    except Exception as e:  # a header too broken to give a size
+        raise UserError(f"cannot read image {p}: its header is damaged ({e}); {_FIX}") from None
 
 
 def _is_tiff(p: Path) -> bool:
@@ -270,7 +277,9 @@ def _pil_rgb8(im: Image.Image) -> np.ndarray:
     out = np.empty((h, w, 3), np.uint8)
     rows = max(1, _BLOCK // max(1, w))
     for y in range(0, h, rows):
-        out[y:y + rows] = _to_rgb8(np.asarray(im.crop((0, y, w, min(h, y + rows)))), scale)
+        with _pillow_unlimited():  # (a crop is checked too)
+            block = np.asarray(im.crop((0, y, w, min(h, y + rows))))
+        out[y:y + rows] = _to_rgb8(block, scale)
     return out
 
 
