@@ -34,7 +34,7 @@ def load_feature_model(ms: ModelSettings):
 
 def build_dreamer(ms: ModelSettings):
     """A :class:`~dreamvideo.engine.Dreamer` for these settings (validates layers and channels)."""
-    from .io import read_image
+    from .images import read_image
     from .objectives import guide, parse_objective
 
     model = load_feature_model(ms)

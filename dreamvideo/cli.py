@@ -16,7 +16,6 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import re  # noqa: E402
 
 from dreamvideo import __version__  # noqa: E402
 from dreamvideo import settings as S  # noqa: E402
@@ -121,6 +120,8 @@ def _common(p):
     p.add_argument("--max-side", type=_top("max_side"), default=None, metavar="PX",
                    help=f"downscale the input so its longer side is at most PX pixels "
                         f"({S.range_text(S.TOP_RANGES['max_side'])})")
+    p.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
+                   help=f"{S.MAX_PIXELS_HELP} (default: {S.MAX_PIXELS})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -232,6 +233,20 @@ def _cmd_zoom(ns) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _max_pixels(n):
+    """``--max-pixels`` as $DREAMVIDEO_MAX_PIXELS while the command runs: every image reader sees it, a
+    Ray worker's too (the environment travels; a flag would have to be passed down every call)."""
+    key, old = "DREAMVIDEO_MAX_PIXELS", os.environ.get("DREAMVIDEO_MAX_PIXELS")
+    if n is not None:
+        os.environ[key] = str(n)
+    try:
+        yield
+    finally:
+        if n is not None:
+            os.environ.pop(key, None) if old is None else os.environ.__setitem__(key, old)
+
+
 def _resume_command(argv) -> str:
     import shlex
 
@@ -240,7 +255,9 @@ def _resume_command(argv) -> str:
 
 def _flags(message: str) -> str:
     """Core messages name a setting as `field_name`; on the command line it is the flag --field-name."""
-    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m[1].replace("_", "-"), str(message))
+    from dreamvideo.errors import as_flags
+
+    return as_flags(message)
 
 
 @contextlib.contextmanager
@@ -274,7 +291,8 @@ def main(argv=None) -> int:
     try:
         with sigterm_as_interrupt(), _warnings_as_lines():  # a stop takes Ctrl-C's careful way out
             ns = _parse_args(argv)
-            return COMMANDS[ns.command](ns)
+            with _max_pixels(getattr(ns, "max_pixels", None)):
+                return COMMANDS[ns.command](ns)
     except SystemExit as e:  # --help / --version
         return int(e.code or 0)
     except _UsageError as e:

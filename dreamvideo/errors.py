@@ -57,3 +57,11 @@ class SourceEnded(DreamFailure):
                      f"or damaged); wrote the {written} frames done to {output}, and {workdir} keeps them")
         self.args = (f"{self.head}; once the file is whole again, `resume` continues",)
         return self
+
+
+def as_flags(message) -> str:
+    """A message as the command line and the web page show it: a setting named `field_name` (in
+    backquotes, as the core names it) becomes its flag, --field-name."""
+    import re
+
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m[1].replace("_", "-"), str(message))

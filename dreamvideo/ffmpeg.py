@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import imageio_ffmpeg
 from .errors import UserError
 
 SEQUENCE_FPS = 25.0
+_RUNNING: "weakref.WeakSet[Proc]" = weakref.WeakSet()  # for kill_all
 
 
 def _existing_file(path, what: str) -> Path:
@@ -53,6 +55,7 @@ class Proc:
         self.err = tempfile.TemporaryFile()
         self.p = subprocess.Popen([exe(), "-hide_banner", "-nostdin", "-y", *args],
                                   stdin=stdin, stdout=stdout, stderr=self.err, start_new_session=True)
+        _RUNNING.add(self)
 
     def stderr_text(self) -> str:
         self.err.seek(0)
@@ -80,6 +83,16 @@ class Proc:
             self.close()
             raise
         return rc
+
+
+def kill_all() -> None:
+    """Kill and reap every ffmpeg this process started that is still running: for a process that
+    leaves renders behind mid-frame (the web page stopping), whose threads would not close them."""
+    for proc in list(_RUNNING):
+        with contextlib.suppress(OSError):
+            proc.p.kill()
+        with contextlib.suppress(Exception):
+            proc.p.wait(1)
 
 
 # ----------------------------------------------------------------------------- probing

@@ -125,7 +125,7 @@ def song_frames(zs: ZoomSettings) -> ZoomSettings:
 
 def zoom_start(input, zs: ZoomSettings, max_side, seed: int) -> np.ndarray:
     """Check a zoom's frame count and start, and return its first image (even sides)."""
-    from .io import fit_max_side, read_image
+    from .images import read_image
 
     check_moving(zs)
     if not zs.frames:
@@ -134,6 +134,6 @@ def zoom_start(input, zs: ZoomSettings, max_side, seed: int) -> np.ndarray:
         raise UserError("give either an input image or `from_noise` WxH, not both")
     if not input and not zs.from_noise:
         raise UserError("give an input image, or `from_noise` WxH to start from noise")
-    init = fit_max_side(read_image(input), max_side) if input else noise_image(zs.from_noise, seed)
+    init = read_image(input, max_side) if input else noise_image(zs.from_noise, seed)
     # Even sides: H.264 in yuv420p needs them, and resizing each frame later would blur the zoom.
     return np.ascontiguousarray(init[: init.shape[0] // 2 * 2 or 1, : init.shape[1] // 2 * 2 or 1])

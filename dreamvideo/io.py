@@ -1,4 +1,5 @@
-"""Reading and writing images and videos, through the ffmpeg binary that imageio-ffmpeg bundles.
+"""Reading and writing videos and image sequences, through the ffmpeg binary that imageio-ffmpeg bundles;
+atomic outputs. Still images are :mod:`dreamvideo.images` (re-exported here).
 
 Convention: frames and images are HxWx3 uint8 RGB numpy arrays (C-contiguous, writable);
 sizes are given as (width, height) in pixels; times (start, end, durations) are in seconds;
@@ -20,20 +21,18 @@ import re
 import secrets
 import shutil
 import subprocess
-import tempfile
 import warnings
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dreamvideo.errors import DreamFailure, SourceEnded, UserError
 from dreamvideo.ffmpeg import SEQUENCE_FPS, Proc, VideoInfo, ff_path, has_audio, header, parse_header
 from dreamvideo.ffmpeg import _existing_file, require_audio  # noqa: F401  (re-exported)
+from dreamvideo.images import (IMAGE_EXTS, _check_frame, _to_rgb8, check_image, fit_max_side,  # noqa: F401
+                               image_size, is_image_path, read_image, read_png, write_image, write_png)
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 WRITE_VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
 _FRAME_NAME = "frame_{:06d}.png"
@@ -43,11 +42,6 @@ _SWS = "accurate_rnd+full_chroma_int"
 
 
 # ----------------------------------------------------------------------------- paths
-
-
-def is_image_path(path) -> bool:
-    """True for still-image extensions (.png .jpg .jpeg .webp .bmp .tif .tiff); .gif counts as video."""
-    return Path(str(path)).suffix.lower() in IMAGE_EXTS
 
 
 def is_video_path(path) -> bool:
@@ -82,7 +76,7 @@ class _Staged:
             raise UserError(f"output folder {parent} is not writable; choose another output path")
         if self.is_dir:
             check_frames_folder(self.final)
-            self.temp = Path(tempfile.mkdtemp(prefix=f"{self.final.name}.tmp-", dir=parent))
+            self.temp = _new_folder(parent, f"{self.final.name}.tmp-")
         else:
             if self.final.is_dir():
                 raise UserError(f"output {self.final} is a folder; give a file name with an extension")
@@ -104,6 +98,18 @@ class _Staged:
         else:
             with contextlib.suppress(FileNotFoundError):
                 self.temp.unlink()
+
+
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new folder ``<prefix><8 hex>`` made with the umask's permissions, like any folder the user makes
+    (``tempfile.mkdtemp`` would make it private: 0700)."""
+    while True:
+        folder = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
 
 
 def remove_stale_temporaries(path) -> list[Path]:
@@ -147,117 +153,7 @@ def atomic_output(path):
     staged.commit()
 
 
-# ----------------------------------------------------------------------------- images
-
-
-def _to_rgb8(a: np.ndarray) -> np.ndarray:
-    """Any HxW[xC] array (C = 1..4, uint8/uint16/int/float) -> HxWx3 uint8 RGB; alpha composited onto white."""
-    if a.dtype == np.uint8:
-        a = a.astype(np.float32)
-    elif a.dtype.kind in "ui":
-        a = a.astype(np.float32) * (255.0 / 65535.0)  # 16-bit data (Pillow's int32 "I" mode holds 16-bit PNGs too)
-    else:
-        a = np.nan_to_num(a.astype(np.float32)) * (255.0 if np.nanmax(a) <= 1.0 else 1.0)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.shape[2] in (2, 4):  # grey+alpha or RGBA
-        alpha = a[..., -1:] / 255.0
-        a = a[..., :-1] * alpha + 255.0 * (1.0 - alpha)
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    return np.ascontiguousarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
-
-
-def read_image(path) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB.
-
-    Handles jpg/png/webp/bmp/tiff, EXIF orientation, greyscale (replicated), alpha (composited
-    onto white), 16-bit (scaled to 8-bit), palette and CMYK images. Raises UserError for a
-    missing, empty or undecodable file or a folder.
-    """
-    p = _existing_file(path, "image")
-    try:
-        with Image.open(p) as im:
-            im = ImageOps.exif_transpose(im)  # phones store the rotation in EXIF rather than the pixels
-            if im.mode in ("P", "PA"):
-                im = im.convert("RGBA")
-            elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
-                im = im.convert("RGB" if im.mode != "1" else "L")
-            return _to_rgb8(np.asarray(im))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        pass
-    # Pillow lacks some TIFF flavours (e.g. 16-bit RGB) that OpenCV decodes.
-    a = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-    if a is None:
-        raise UserError(f"cannot read image {p}: not a decodable image; pass a png, jpg, webp, bmp or tiff file")
-    if a.ndim == 3 and a.shape[2] >= 3:
-        a = a[..., [2, 1, 0, 3][: a.shape[2]]]  # BGR(A) -> RGB(A)
-    return _to_rgb8(a)
-
-
-def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
-    """Write an HxWx3 uint8 RGB image, format by extension (png jpg jpeg webp bmp tif tiff), atomically.
-
-    quality (1-100) applies to jpg and webp. Returns the final path.
-    """
-    ext = Path(str(path)).suffix.lower()
-    if ext not in IMAGE_EXTS:
-        raise UserError(f"cannot write image {path}: unknown extension '{ext}'; use one of {' '.join(IMAGE_EXTS)}")
-    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)],
-              ".webp": [cv2.IMWRITE_WEBP_QUALITY, int(quality)]}.get(ext, [])
-    with atomic_output(path) as tmp:
-        if not cv2.imwrite(str(tmp), _check_frame(rgb)[..., ::-1], params):
-            raise DreamFailure(f"could not write image {path}; check free disk space and permissions")
-    return Path(str(path))
-
-
-def fit_max_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
-    """``img`` downscaled (area averaging) so its longer side is at most ``max_side`` pixels."""
-    import cv2
-
-    if not max_side or max(img.shape[:2]) <= max_side:
-        return img
-    s = max_side / max(img.shape[:2])
-    size = (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s)))
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-
-
-def write_png(path, rgb: np.ndarray, fast: bool = False) -> Path:
-    """Write an HxWx3 uint8 RGB frame as PNG under a temporary name, then rename it into place.
-
-    Encoded in memory and written by Python, so a full disk is one clear DreamFailure (libpng,
-    writing the file itself, would print its own error first). ``fast``: light compression.
-    """
-    path = Path(str(path))
-    ok, buf = cv2.imencode(".png", _check_frame(rgb)[..., ::-1],
-                           [cv2.IMWRITE_PNG_COMPRESSION, 1 if fast else 3])
-    if not ok:
-        raise DreamFailure(f"could not encode frame {path.name} as PNG")
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise DreamFailure(f"could not save {path}: {e.strerror or e}; check free disk space") from None
-    return path
-
-
-def read_png(path) -> np.ndarray:
-    """A PNG written by :func:`write_png` as HxWx3 uint8 RGB."""
-    a = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if a is None:
-        raise DreamFailure(f"could not read {path}; the work folder is damaged: run without resume to start over")
-    return np.ascontiguousarray(a[..., ::-1])
-
-
-def _check_frame(rgb) -> np.ndarray:
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise DreamFailure(f"frame must be HxWx3 uint8 RGB, got {rgb.dtype} {rgb.shape}; convert it before writing")
-    return rgb
+# ----------------------------------------------------------------------------- image sequences
 
 
 def _natural_key(p: Path):
@@ -287,7 +183,7 @@ def probe_video(path, fps: float | None = None) -> VideoInfo:
     files = _sequence_files(path)
     if files is not None:
         fps = float(fps or SEQUENCE_FPS)
-        h, w = read_image(files[0]).shape[:2]
+        w, h = image_size(files[0])  # from the header: nothing is decoded yet
         return VideoInfo(w, h, fps, len(files), len(files) / fps, False)
     return parse_header(header(path), path)
 
@@ -343,6 +239,8 @@ class VideoReader:
         n = int(round((stop - self.start) * self.fps)) if stop else 0
         n = min(n, frames) if frames and n else (frames or n)
         self.info = VideoInfo(w, h, self.fps, n, n / self.fps, src.has_audio)
+        if self._files is not None:  # a frame too large to decode is a usage error now, not mid-render
+            check_image(self._files[0], size=(w, h))
         self._proc = None
 
     def __enter__(self):
@@ -377,11 +275,11 @@ class VideoReader:
         last = len(self._files) if self.end is None else round(self.end * self.fps)
         size = (self.info.width, self.info.height)
         for f in self._files[first:last]:
-            img = read_image(f)
-            if img.shape[:2] != (self.src.height, self.src.width):
-                raise UserError(f"image {f} is {img.shape[1]}x{img.shape[0]} but the sequence is "
+            got = image_size(f)
+            if got != (self.src.width, self.src.height):
+                raise UserError(f"image {f} is {got[0]}x{got[1]} but the sequence is "
                                 f"{self.src.width}x{self.src.height}; make all frames the same size")
-            yield img if img.shape[1::-1] == size else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            yield read_image(f, size=size)
 
     def _iter_video(self):
         w, h = self.info.width, self.info.height

@@ -39,7 +39,7 @@ def dream_image(input, output, *, seed: int = 0, max_side: int | None = None, qu
     guard.check_render("image", input, output, s)
     if Path(output).suffix.lower() not in dio.IMAGE_EXTS:
         raise UserError(f"cannot write {output}: use an image extension ({', '.join(dio.IMAGE_EXTS)})")
-    img = dio.fit_max_side(dio.read_image(input), max_side)
+    img = dio.read_image(input, max_side)  # a JPEG decodes reduced
     out = build_dreamer(s["model"]).dream(img, settings=dream, seed=seed)
     dio.write_image(output, out, quality=quality)
     return Path(output)

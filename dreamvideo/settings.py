@@ -118,6 +118,29 @@ def default_backend() -> str:
     return keras_env if keras_env in BACKENDS else "tensorflow"
 
 
+#: Images that would decode to more pixels than this are refused from their header, before any pixel is
+#: decoded (a decompression bomb costs nothing); 100 megapixels take about 0.7 GB while decoded.
+MAX_PIXELS = 100_000_000
+MAX_PIXELS_HELP = ("refuse an image that would decode to more than N pixels, from its header, before decoding it "
+                   "(a JPEG with --max-side decodes reduced and counts reduced; also $DREAMVIDEO_MAX_PIXELS)")
+
+
+def default_max_pixels() -> int:
+    """``DREAMVIDEO_MAX_PIXELS`` (a whole number), else :data:`MAX_PIXELS`."""
+    import os
+
+    env = os.environ.get("DREAMVIDEO_MAX_PIXELS", "").strip()
+    if not env:
+        return MAX_PIXELS
+    try:
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise UserError(f"DREAMVIDEO_MAX_PIXELS must be a positive whole number of pixels, not {env!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """Which network, weights, layers and precision to dream with."""

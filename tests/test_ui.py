@@ -67,7 +67,7 @@ def test_dream_image_writes_a_dream_beside_the_original(page, media):
 
 @pytest.mark.parametrize("name, what, needle", [
     ("notes.txt", "image", "not a supported image file"),
-    ("fake.png", "image", "not a readable image"),
+    ("fake.png", "image", "cannot read image fake.png: not a decodable image"),
     ("cat.png", "audio", "not a supported audio file"),
     ("missing.png", "image", "is gone; upload it again"),
     ("notes.mp3", "audio", "no audio ffmpeg can read in 'notes.mp3'; upload a song"),

@@ -11,6 +11,7 @@ uploaded to it, and writes into one outputs folder.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -129,6 +130,10 @@ def launch(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, s
         if server is not None:
             print("dreamvideo: stopping the page (a running render is kept as a partial to resume)", file=sys.stderr)
             server.close()
+    if server is not None:  # closed: exit now, not after a render left mid-frame and TensorFlow's teardown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code["value"])
     return code["value"]
 
 

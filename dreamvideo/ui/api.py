@@ -57,15 +57,23 @@ def all_defaults() -> dict:
     return out
 
 
-def run(kind: str, input, output, *, seed: int, max_side, progress=None, resume: bool = False, **options) -> Path:
-    """Run a ``kind`` job from ``input`` to ``output``; ``progress`` and ``resume`` for video and zoom."""
+def run(kind: str, input, output, *, seed: int, max_side, progress=None, resume: bool = False, shown: str = "",
+        **options) -> Path:
+    """Run a ``kind`` job from ``input`` to ``output``; ``progress`` and ``resume`` for video and zoom.
+    ``shown``: the name the input was uploaded as, for the error messages that name it."""
     from .. import jobs
+    from ..errors import DreamFailure, UserError
 
-    if kind == "image":
-        return jobs.dream_image(input, output, seed=seed, max_side=max_side, **options)
-    job = jobs.dream_video if kind == "video" else jobs.zoom
-    return job(input, output, seed=seed, max_side=max_side, resume=resume, quiet=True, progress=progress,
-               **options)
+    try:
+        if kind == "image":
+            return jobs.dream_image(input, output, seed=seed, max_side=max_side, **options)
+        job = jobs.dream_video if kind == "video" else jobs.zoom
+        return job(input, output, seed=seed, max_side=max_side, resume=resume, quiet=True, progress=progress,
+                   **options)
+    except (UserError, DreamFailure) as e:
+        if not shown or input is None or str(input) not in str(e):
+            raise
+        raise type(e)(str(e).replace(str(input), shown)) from None
 
 
 def plan(kind: str, input, output, *, seed: int, max_side, preview=None, preview_frames: int = 6,
@@ -125,6 +133,25 @@ def layer_list(model: str, weights: str) -> tuple[str, list[tuple[str, str, int]
     m = load_model("file" if is_file else model, weights if is_file else "random",
                    model_file=model if is_file else None, precision="float32")
     return m.default_layers, [(i.name, i.kind, i.channels) for i in m.layers]
+
+
+def stop_media() -> None:
+    """End every ffmpeg of renders the page leaves behind as it stops."""
+    from ..ffmpeg import kill_all
+
+    kill_all()
+
+
+def check_image(path, name: str = "") -> None:
+    """UserError unless ``path`` is an image dreamvideo reads, from its header (size limit included);
+    the message names the file ``name`` (the upload's own name) if given: the command line's line."""
+    from ..errors import UserError
+    from ..images import check_image as _check
+
+    try:
+        _check(path)
+    except UserError as e:
+        raise UserError(str(e).replace(str(path), name or str(path))) from None
 
 
 def check_media(path, what: str) -> None:

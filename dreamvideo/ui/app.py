@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline, and nothi
 
 import gradio as gr  # noqa: E402
 
-from ..errors import DreamError  # noqa: E402
+from ..errors import DreamError, as_flags  # noqa: E402
 from .page import AUDIO_MODES, CONTROLS, SCHEDULE_EXAMPLES, Page  # noqa: E402
 from .worker import format_seconds  # noqa: E402
 
@@ -41,14 +41,15 @@ Functions: `sin cos abs min max clamp smoothstep floor sqrt exp log pow`; `a if 
 
 
 def _friendly(fn):
-    """A user mistake or a failed render becomes the page's error toast (one line), not a traceback."""
+    """A user mistake or a failed render becomes the page's error toast: the command line's one line (settings
+    named as its flags), not a traceback."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             except DreamError as e:
-                raise gr.Error(str(e), print_exception=False) from None
+                raise gr.Error(as_flags(e), print_exception=False) from None
         return gen
 
     @functools.wraps(fn)
@@ -56,8 +57,35 @@ def _friendly(fn):
         try:
             return fn(*args, **kwargs)
         except DreamError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise gr.Error(as_flags(e), print_exception=False) from None
     return call
+
+
+class _CheckedImage(gr.Image):
+    """An image upload handed on as its file, after the page's own check (the command line's reader, from
+    the header): a file it cannot read is that one line, where Gradio's decoding of it would answer
+    "Could not preprocess input component" (and decode a decompression bomb). ``check(path)`` is set per
+    instance; the page's reader then does the decoding, alpha, 16-bit and EXIF as the command line does."""
+
+    check = None
+
+    def get_block_name(self) -> str:
+        return "image"  # the frontend's image component
+
+    def preprocess(self, payload):
+        if payload is None or self.check is None or not payload.path or str(payload.url or "").startswith("data:"):
+            return super().preprocess(payload)
+        try:
+            self.check(payload.path)
+        except DreamError as e:
+            raise gr.Error(as_flags(e), print_exception=False) from None
+        return str(payload.path)
+
+
+def _image_upload(page: Page, label: str, **kw) -> _CheckedImage:
+    upload = _CheckedImage(type="filepath", sources=["upload"], label=label, **kw)
+    upload.check = lambda path: page.check_upload(path, "image", label.lower())
+    return upload
 
 
 def _status(job) -> str:
@@ -165,8 +193,7 @@ def build(page: Page) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Image", id="image"):
                 with gr.Row():
-                    img_in = gr.Image(type="filepath", sources=["upload"], label="Photo", height=420,
-                                      elem_id="image-in")
+                    img_in = _image_upload(page, "Photo", height=420, elem_id="image-in")
                     img_out = gr.Image(type="filepath", format="png", label="Dream", interactive=False, height=420,
                                        elem_id="image-out")
                 with gr.Row():
@@ -200,8 +227,7 @@ def build(page: Page) -> gr.Blocks:
 
             with gr.Tab("Zoom and music video", id="zoom"):
                 with gr.Row():
-                    zoom_in = gr.Image(type="filepath", sources=["upload"], label="Start image", height=300,
-                                       elem_id="zoom-image")
+                    zoom_in = _image_upload(page, "Start image", height=300, elem_id="zoom-image")
                     zoom_song = gr.Audio(type="filepath", sources=["upload"], label="Song (drives the schedules)",
                                          elem_id="zoom-song")
                 with gr.Row():

@@ -96,7 +96,7 @@ class Page:
         self.outputs.mkdir(parents=True, exist_ok=True)
         self.uploads = self.outputs / ".uploads"
         self.preset_dir = self.outputs / "presets"
-        self.worker = worker or Worker()
+        self.worker = worker or Worker(on_abandon=api.stop_media)
         self.upload_roots = [Path(r).resolve() for r in upload_roots] if upload_roots is not None else None
         base = self.control_defaults()
         if preset:  # named on the command line: a built-in name or any preset file
@@ -198,14 +198,7 @@ class Page:
             raise UserError(f"the {label} {p.name!r} is {'empty' if not size else f'{size / 2**20:.0f} MB'}; "
                             f"the page takes {what} files up to {LIMITS[what] >> 20} MB")
         if what == "image":
-            from PIL import Image
-
-            try:
-                with Image.open(p) as im:
-                    im.verify()
-            except Exception:
-                raise UserError(f"the {label} {p.name!r} is not a readable image; upload a "
-                                f"{'/'.join(e[1:] for e in IMAGE_TYPES[:4])} file") from None
+            api.check_image(p, p.name)  # the command line's message, from the header: a bomb costs nothing
         else:
             api.check_media(p, what)
         return p
@@ -291,7 +284,7 @@ class Page:
             if out.is_file():
                 progress(1, 1)
                 return out, ALREADY
-            path = api.run("image", src, out, seed=seed, max_side=max_side, **opts)
+            path = api.run("image", src, out, seed=seed, max_side=max_side, shown=Path(str(image)).name, **opts)
             progress(1, 1)
             return path
 
@@ -346,7 +339,7 @@ class Page:
                 progress(1, 1)
                 return out, ALREADY
             return api.run(kind, src, out, seed=seed, max_side=max_side, progress=progress, resume=started(),
-                           **opts)
+                           shown=label if src else "", **opts)
 
         return self.worker.submit(kind, label, out, run, resume=started())
 
@@ -365,14 +358,14 @@ class Page:
 
         # The model is loaded only in the worker (it keeps one): a preview needs it, and so do scheduled
         # layer weights of a model file (its layer names); a plain plan runs here, not behind a render.
-        if preview or (opts["layer_weights"] and Path(str(opts["model"])).suffix):
-            job = self.worker.submit("preview" if preview else "plan", src.name if src else "noise", out, run)
-            job.wait()
-            if job.state != "done":
-                raise UserError(job.message or f"the preview was {job.state}")
-            res = job.value
-        else:
-            res = run(None, False)
+        # A plain plan runs at once, in a thread of its own that a stopping page need not wait for.
+        queued = preview or (opts["layer_weights"] and Path(str(opts["model"])).suffix)
+        submit = self.worker.submit if queued else self.worker.run_now
+        job = submit("preview" if preview else "plan", src.name if src else "noise", out, run)
+        job.wait()
+        if job.state != "done":
+            raise UserError(job.message or f"the {'preview' if preview else 'plan'} was {job.state}")
+        res = job.value
         res["summary"] = "\n".join(f"- `{api.describe(n, res['curves'][n])}`" for n in res["panels"])
         res["summary"] = (f"**{res['frames']} frames, {res['frames'] / res['fps']:.2f} s at {res['fps']:g} fps**\n\n"
                           + res["summary"])

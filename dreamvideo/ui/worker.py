@@ -6,6 +6,10 @@ callback raise KeyboardInterrupt, so the render finalizes a playable partial fil
 ``Interrupted``; a later ``resume`` of the job continues it. Nothing here knows Gradio or TensorFlow:
 the page polls :meth:`Worker.snapshot` to draw the queue.
 
+Every job runs in a daemon thread, so stopping the page never waits for a frame: :meth:`Worker.shutdown`
+gives a running render a moment to reach its next frame (and finalize its partial), then abandons it
+mid-frame: its finished frames stay in its work folder, and the same render started again resumes there.
+
 Convention: times are seconds (``time.monotonic``), progress in frames.
 """
 
@@ -93,12 +97,14 @@ class Worker:
     ``shutdown`` cancels everything and waits for the thread.
     """
 
-    def __init__(self, keep: int = 50):
+    def __init__(self, keep: int = 50, on_abandon: Optional[Callable[[], None]] = None):
         self._jobs: list[Job] = []
+        self._now: dict[int, Job] = {}  # jobs of run_now (by id(job)), each in its own thread
         self._ids = itertools.count(1)
         self._lock = threading.Condition()
         self._stopping = False
         self._keep = keep  # finished jobs kept in the list shown on the page
+        self._on_abandon = on_abandon  # called once jobs are abandoned mid-frame (to end their ffmpeg processes)
         self._thread = threading.Thread(target=self._loop, name="dreamvideo-ui-worker", daemon=True)
         self._thread.start()
 
@@ -115,6 +121,17 @@ class Worker:
             self._trim()
             self._lock.notify_all()
             return job
+
+    def run_now(self, kind: str, label: str, output, run) -> Job:
+        """Run ``run`` at once in a thread of its own, not behind the queue's renders (a plan of curves
+        loads no model); not shown in the queue (its id is 0). :meth:`shutdown` ends it too."""
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the render queue is shut down")
+            job = Job(0, kind, label, Path(output), run, state=RUNNING, started_at=time.monotonic())
+            self._now[id(job)] = job
+        threading.Thread(target=self._run, args=(job,), name=f"dreamvideo-ui-{kind}", daemon=True).start()
+        return job
 
     def get(self, job_id: int) -> Optional[Job]:
         with self._lock:
@@ -143,17 +160,31 @@ class Worker:
             return None
         return self.submit(job.kind, job.label, job.output, job.run, resume=True)
 
-    def shutdown(self, timeout: float = 60.0) -> None:
-        """Cancel every job (a running one finalizes its partial output) and wait for the thread."""
+    def shutdown(self, timeout: float = 0.5) -> list[Job]:
+        """Cancel every job. A running render that reaches its next frame within ``timeout`` seconds
+        finalizes its partial output; one still mid-frame then is abandoned (its daemon thread is left to
+        the process's exit, ``on_abandon`` is called) and marked interrupted, so that nothing waits on it.
+        Returns the abandoned jobs."""
+        deadline = time.monotonic() + timeout
         with self._lock:
             self._stopping = True
-            for job in self._jobs:
+            for job in [*self._jobs, *self._now.values()]:
                 if job.state not in FINISHED:
                     job._cancel.set()
                     if job.state == QUEUED:
                         self._finish(job, CANCELLED, "cancelled: the page was stopped")
             self._lock.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        for job in list(self._now.values()):
+            job.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            abandoned = [j for j in [*self._jobs, *self._now.values()] if j.state not in FINISHED]
+            for job in abandoned:
+                self._finish(job, INTERRUPTED, f"stopped with the page after {job.done}/{job.total or '?'} "
+                             "frames; the same render started again resumes from there")
+        if abandoned and self._on_abandon is not None:
+            self._on_abandon()
+        return abandoned
 
     def snapshot(self) -> list[dict]:
         """The queue for display, oldest first: id, kind, label, state, done, total, fraction, eta (s),
@@ -177,6 +208,8 @@ class Worker:
             self._jobs.remove(j)
 
     def _finish(self, job: Job, state: str, message: str = "", result=None) -> None:
+        if job._finished.is_set():  # abandoned by shutdown: what its thread does after is not shown
+            return
         job.state, job.message, job.result = state, message, result
         job.finished_at = time.monotonic()
         job._finished.set()
@@ -195,31 +228,37 @@ class Worker:
 
     def _loop(self) -> None:
         while (job := self._next()) is not None:
-            try:
-                result = job.run(job.progress, job.resume)
-            except Interrupted as e:
-                partial = Path(str(e.output))
-                with self._lock:
-                    self._finish(job, INTERRUPTED, f"stopped after {e.done}/{e.total} frames; the partial "
-                                 f"video is playable; Render again (same settings) or Resume continues it",
-                                 partial if partial.exists() else None)
-                continue
-            except KeyboardInterrupt:  # cancelled outside the frame loop (start-up, final encode)
-                with self._lock:
-                    self._finish(job, CANCELLED, "cancelled")
-                continue
-            except DreamError as e:
-                with self._lock:
-                    self._finish(job, FAILED, str(e))
-                continue
-            except Exception as e:  # a bug: the page keeps serving; the traceback goes to the terminal
-                traceback.print_exc(file=sys.stderr)
-                with self._lock:
-                    self._finish(job, FAILED, f"{type(e).__name__}: {e}")
-                continue
-            note = ""
-            if isinstance(result, tuple):  # (output, a note for the queue)
-                result, note = result
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        try:
+            result = job.run(job.progress, job.resume)
+        except Interrupted as e:
+            partial = Path(str(e.output))
             with self._lock:
-                job.value = result
-                self._finish(job, DONE, note, Path(result) if isinstance(result, (str, Path)) else None)
+                self._finish(job, INTERRUPTED, f"stopped after {e.done}/{e.total} frames; the partial "
+                             f"video is playable; Render again (same settings) or Resume continues it",
+                             partial if partial.exists() else None)
+            return
+        except KeyboardInterrupt:  # cancelled outside the frame loop (start-up, final encode)
+            with self._lock:
+                self._finish(job, CANCELLED, "cancelled")
+            return
+        except DreamError as e:
+            with self._lock:
+                self._finish(job, FAILED, str(e))
+            return
+        except Exception as e:  # a bug: the page keeps serving; the traceback goes to the terminal
+            traceback.print_exc(file=sys.stderr)
+            with self._lock:
+                self._finish(job, FAILED, f"{type(e).__name__}: {e}")
+            return
+        finally:
+            with self._lock:
+                self._now.pop(id(job), None)
+        note = ""
+        if isinstance(result, tuple):  # (output, a note for the queue)
+            result, note = result
+        with self._lock:
+            job.value = result
+            self._finish(job, DONE, note, Path(result) if isinstance(result, (str, Path)) else None)
