@@ -10,9 +10,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
-from .distributed import _drain
 from .errors import DreamFailure, UserError
-from .raycluster import cluster, import_ray, limit_threads, worker_resources
+from .raycluster import cluster, drain_cancelled, import_ray, limit_threads, worker_resources
 from .settings import DistributedSettings
 
 
@@ -248,7 +247,7 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
             for gen in active:
                 with contextlib.suppress(Exception):
                     ray.cancel(gen)  # each job finalizes its partial file and keeps its work folder
-            _drain(ray, list(active), 20.0)
+            drain_cancelled(ray, list(active), 20.0)
             raise
         finally:
             if bar is not None:
