@@ -95,7 +95,7 @@ def dream_chunk(dreamer, job: ChunkJob):
 
 
 class ChunkWorker:
-    """A Ray actor (see :func:`_actor_class`): loads the model once, then dreams chunks."""
+    """A Ray actor (see :func:`actor_class`): loads the model once, then dreams chunks."""
 
     def __init__(self, model, threads: int):
         self.error = None
@@ -122,7 +122,7 @@ class ChunkWorker:
         return os.getpid()
 
 
-def _actor_class(ray, resources: dict):
+def actor_class(ray, resources: dict):
     return ray.remote(max_restarts=3, max_task_retries=0, **resources)(ChunkWorker)
 
 
@@ -177,7 +177,7 @@ class _Dispatcher:
 
     def __init__(self, ray, actors, chunks, store: _ChunkStore, make_job, bar):
         self.ray, self.actors, self.store, self.make_job, self.bar = ray, list(actors), store, make_job, bar
-        self.pending = list(chunks)
+        self.queue = list(chunks)
         self.tries = {c.index: 0 for c in chunks}
         self.cond = threading.Condition()
         self.error: Optional[BaseException] = None
@@ -228,9 +228,9 @@ class _Dispatcher:
         self.slots = threading.Semaphore(2 * len(self.actors) + 2)
         saving: dict[int, list] = {}
         try:
-            while (self.pending or active) and not self.stop.is_set() and self.error is None:
-                while idle and self.pending:
-                    c, actor = self.pending.pop(0), idle.pop(0)
+            while (self.queue or active) and not self.stop.is_set() and self.error is None:
+                while idle and self.queue:
+                    c, actor = self.queue.pop(0), idle.pop(0)
                     active[self._submit(actor, c)] = (c, actor)
                     self.running[c.index] = actor
                 if not active:
@@ -259,7 +259,7 @@ class _Dispatcher:
                         if self.tries[c.index] > self.MAX_TRIES:
                             raise DreamFailure(f"chunk {c.index} (frames {c.start}-{c.end - 1}) failed "
                                                f"{self.MAX_TRIES} times: {str(e).splitlines()[0]}") from None
-                        self.pending.insert(0, c)  # carried on from its last kept frame
+                        self.queue.insert(0, c)  # carried on from its last kept frame
                         if _actor_gone(ray, actor):
                             self.actors.remove(actor)
                         else:
@@ -391,7 +391,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
             if chunks is None:
                 cutter = _Background(lambda: _scene_cuts(input, video, total, ds.chunk_frames))
             threads = max(1, int(resources.get("num_cpus", 1))) if "num_gpus" not in resources else 2
-            actors = [_actor_class(ray, resources).remote(model, threads) for _ in range(n)]
+            actors = [actor_class(ray, resources).remote(model, threads) for _ in range(n)]
             if chunks is None:
                 chunks = plan_chunks(total, ds.chunk_frames, ds.chunk_overlap, cutter.result(), parts=n)
                 _save_plan(work.path, chunks)
