@@ -20,10 +20,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_video import MODEL, read_frames
 from bench_reuse import pan_clip, other_clips, cuts_clip
-from dreamvideo.coherence import VideoStepper, frames_with_flow
-from dreamvideo.render import drained, settled
-from dreamvideo.settings import SCHEDULED, split_options, with_blend_default
-from dreamvideo.timeline import Timeline
+from dreamvideo.coherence import frames_with_flow, video_stepper
+from dreamvideo.render import run_stepper
+from dreamvideo.settings import SCHEDULED, split_options
 from dreamvideo.build import build_dreamer
 from dreamvideo.flow import FlowEstimator, warp
 clip = sys.argv[1]; n = int(sys.argv[2]); sides = sys.argv[3:]
@@ -60,13 +59,9 @@ for side in sides:
     opts = {k: v if k in SCHEDULED["video"] else (v == "True") if v in ("True", "False") else
             (float(v) if "." in v else int(v)) for k, v in opts.items()}
     s = split_options("video", dict(MODEL, **opts))
-    tl = Timeline(with_blend_default(s["schedules"], s["video"]), 12, n, dreamer.objective.terms, use=SCHEDULED["video"])
-    st = VideoStepper(dreamer, s["dream"], s["video"], tl, 0)
-    outs = []
+    st = video_stepper(dreamer, s["dream"], s["video"], s["schedules"], fps=12, nframes=n, seed=0)
     t = time.perf_counter()
-    for f in sources:
-        o = st.dream(f); st.keep(f, o); outs += [img for _, img in settled(st, f, o)]
-    outs += [img for _, img in drained(st)]
+    outs = [img for _, img in run_stepper(st, sources)]
     print(side, f"{(time.perf_counter()-t)/n:.2f} s/frame")
     report(side, outs)
     st_ = [np.abs(o.astype(np.float32) - s_).mean() for o, s_ in zip(outs, src)]

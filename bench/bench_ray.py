@@ -69,7 +69,7 @@ def main():
         start = time.perf_counter() - t0
         n, res = D.worker_resources(ray, a.workers)
         t = time.perf_counter()
-        actors = [D._actor_class(ray, res).remote(ms, max(1, int(res["num_cpus"]))) for _ in range(n)]
+        actors = [D.actor_class(ray, res).remote(ms, max(1, int(res["num_cpus"]))) for _ in range(n)]
         loads = ray.get([x.ready.remote() for x in actors])
         ready = time.perf_counter() - t
         del actors
@@ -104,7 +104,7 @@ def main():
     dream = time.perf_counter() - t
 
     get, png = float(np.median(gets)), float(np.median(pngs))
-    print(f"\n| what | seconds |\n|---|---:|")
+    print("\n| what | seconds |\n|---|---:|")
     print(f"| local cluster start (ray.init until a task answers) | {start:.1f} |")
     print(f"| {n} workers created until each loaded the model (in parallel) | {ready:.1f} |")
     print(f"| model load inside a worker (MobileNetV2, after the imports) | {', '.join(f'{x:.2f}' for x in loads)} |")

@@ -180,11 +180,9 @@ def crops_at_seams(outs, plans, k=4, side=48):
 
 
 def video(args, dreamer, out_dir: Path):
-    from dreamvideo.coherence import VideoStepper, frames_with_flow
-    from dreamvideo.render import drained, settled
+    from dreamvideo.coherence import frames_with_flow, video_stepper
     from dreamvideo.plot import contact_sheet
-    from dreamvideo.settings import SCHEDULED, split_options, with_blend_default
-    from dreamvideo.timeline import Timeline
+    from dreamvideo.settings import split_options
 
     w, h = map(int, args.size.split("x"))
     n = args.frames
@@ -204,9 +202,8 @@ def video(args, dreamer, out_dir: Path):
                                                for k, v in (kv.split("=") for kv in args.reuse.split(",") if kv)})
             for side, opts in (("reuse", reuse), ("full", {"full_frames": True}), ("none", {"coherence": "none"})):
                 s = split_options("video", dict(MODEL, **opts))
-                tl = Timeline(with_blend_default(s["schedules"], s["video"]), 12, n,
-                              dreamer.objective.terms, use=SCHEDULED["video"])
-                steppers[side] = VideoStepper(dreamer, s["dream"], s["video"], tl, 0)
+                steppers[side] = video_stepper(dreamer, s["dream"], s["video"], s["schedules"], fps=12, nframes=n,
+                                               seed=0)
             which = {"reuse": list(range(n)), "full": list(range(min(n, args.full_frames))),
                      "none": list(range(0, n, args.none_every))}
             outs = {k: {} for k in which}
@@ -223,14 +220,14 @@ def video(args, dreamer, out_dir: Path):
                         f = sources[i]
                         out = st.dream(f)
                         st.keep(f, out)
-                        outs[side].update(settled(st, f, out))  # as a render shows them (see VideoStepper.settle)
+                        outs[side].update(st.settle(f, out))  # as a render shows them (see VideoStepper.settle)
                         if side == "reuse":
                             plans[i] = st.last
                     # frame 0 of a coherent side is a full dream: keep it out of the per-frame cost
                     timed = [i for i in part if i > 0 or side == "none"]
                     per_round[side].append((time.perf_counter() - t, len(part), len(timed)))
             for side, st in steppers.items():
-                outs[side].update(drained(st))
+                outs[side].update(st.drain())
             wall = time.perf_counter() - t_all
             load1 = cpu_times()
             other = ((load1[1] - load0[1]) - (load1[0] - load0[0])) / wall

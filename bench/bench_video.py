@@ -91,7 +91,6 @@ def flicker_and_strength(src: list[np.ndarray], out: list[np.ndarray]):
 
 def quality(args):
     import dreamvideo
-    from dreamvideo.io import probe_video
 
     w, h = map(int, args.size.split("x"))
     rows = []

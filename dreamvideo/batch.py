@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import guard
-from .distributed import _drain
 from .errors import DreamFailure, UserError
-from .raycluster import cluster, import_ray, limit_threads, worker_resources
+from .raycluster import cluster, drain_cancelled, import_ray, limit_threads, worker_resources
 from .settings import DistributedSettings
 
 
@@ -44,19 +43,19 @@ def _batch_value(kind: str, key: str, value, label: str):
     from .settings import KIND_SECTIONS, MOVING, SECTIONS, TOP_LEVEL
 
     if key in TOP_LEVEL:
-        return presets._top_value(key, value, label)
+        return presets.top_value(key, value, label)
     homes = [s for s in KIND_SECTIONS[kind] if key in {f.name for f in fields(SECTIONS[s])}]
     if kind != "image" and key in MOVING:
         homes = ["schedules"]  # a moving render schedules its steps and step size
     if not homes:
         every = sorted({f.name for s in KIND_SECTIONS[kind] for f in fields(SECTIONS[s])} | set(TOP_LEVEL)
                        | set(_BATCH_KEYS))
-        raise UserError(f"{label}: {key!r} is no option of a {kind} job{presets._nearest(key, every)}")
+        raise UserError(f"{label}: {key!r} is no option of a {kind} job{presets.nearest(key, every)}")
     f = {x.name: x for x in fields(SECTIONS[homes[0]])}[key]
     if isinstance(value, (dict, list)):
         raise UserError(f"{label}: {key} must be a string, a number or true/false, not {value!r}")
     try:
-        return presets._convert(f, value, label, key)
+        return presets.convert_value(f, value, label, key)
     except (ValueError, TypeError):
         want = {"int": "a whole number", "float": "a number"}.get(type(f.default).__name__, "valid")
         raise UserError(f"{label}: {key} = {value!r} is not {want}") from None
@@ -262,7 +261,7 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
             for gen in active:
                 with contextlib.suppress(Exception):
                     ray.cancel(gen)  # each job finalizes its partial file and keeps its work folder
-            _drain(ray, list(active), 20.0)
+            drain_cancelled(ray, list(active), 20.0)
             raise
         finally:
             if bar is not None:

@@ -57,6 +57,16 @@ def schedule_terms(ms: ModelSettings, sched):
     return objective_terms(ms) if sched.layer_weights.strip() else None
 
 
+def model_min_side(ms: ModelSettings) -> int:
+    """The smallest input side of the model ``ms`` names, without loading it: a named model's from
+    the catalog; a whole saved model file takes any size from 16 px (as :mod:`dreamvideo.models` loads it)."""
+    from .catalog import MODELS
+
+    if ms.model in MODELS:
+        return MODELS[ms.model].min_side
+    return MODELS["inception5h"].min_side if str(ms.model).endswith(".pb") else 16
+
+
 def objective_terms(ms: ModelSettings):
     """The objective's terms without loading the model where the layers are known (named models)."""
     from .objectives import parse_objective

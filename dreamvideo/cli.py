@@ -165,9 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="random",
                    help="weights to load (layer names do not depend on them; default: %(default)s)")
     p.add_argument("--filter", default="", help="only layers whose name contains this text")
-    from dreamvideo.ui import add_ui_parser
-
-    add_ui_parser(sub)
+    _ui_parser(sub)
 
     p = sub.add_parser("doctor", help="show the backend, device and precision the engine runs with, and why",
                        description="Show the Keras backend, the device, the installed backends and what "
@@ -474,10 +472,42 @@ def _cmd_presets(ns) -> int:
     return 0
 
 
+def _ui_parser(sub):
+    from dreamvideo.ui import DEFAULT_OUTPUTS, INSTALL  # no Gradio: that is imported when the page starts
+
+    p = sub.add_parser(
+        "ui", help="open a local web page for images, clips and music videos",
+        description="Serve a web page (Gradio) with the image, video and zoom jobs, a plan plot, presets "
+                    f"and a render queue. Needs {INSTALL}. Model flags and --preset set the page's starting "
+                    "values; other dream settings given here apply to every job.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only; another prints a warning)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    p.add_argument("--outputs", default=str(DEFAULT_OUTPUTS), metavar="DIR",
+                   help="folder the page writes renders, uploads and saved presets to (default: %(default)s)")
+    # dest ui_preset: the renders' --preset handling (defaults re-parsed from the preset) is not this one's
+    p.add_argument("--preset", dest="ui_preset", default="", metavar="NAME|FILE",
+                   help="starting values from a preset (a built-in name or a .toml file)")
+    p.add_argument("--seed", type=int, default=None, help="starting seed")
+    p.add_argument("--max-side", type=int, default=None, metavar="PX", help="starting max side (0 = full size)")
+    g = p.add_argument_group("model and dream (starting values; flags the page has no control for apply to "
+                             "every job)")
+    for f in (f for section in ("model", "dream") for f in dataclasses.fields(S.SECTIONS[section])):
+        kw = dict(dest=f"ui.{f.name}", default=None, help=f.metadata.get("help", ""))
+        if isinstance(f.default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = str if f.name in ("steps", "step_size") else type(f.default)
+            kw.update({"choices": f.metadata["choices"]} if "choices" in f.metadata else
+                      {"metavar": f.metadata.get("metavar", f.name.split("_")[-1].upper())})
+        g.add_argument(_flag(f.name), **kw)
+
+
 def _cmd_ui(ns) -> int:
     from dreamvideo.ui import run_ui
 
-    return run_ui(ns)
+    given = {k[3:]: v for k, v in vars(ns).items() if k.startswith("ui.") and v is not None}
+    return run_ui(given, ns.host, ns.port, ns.outputs, ns.ui_preset, ns.seed, ns.max_side)
 
 
 # ---------------------------------------------------------------- workers (Ray)

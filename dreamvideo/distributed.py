@@ -73,41 +73,29 @@ def dream_chunk(dreamer, job: ChunkJob):
     ``job.resume_at`` on, dreamed in order with the carried dream as a single render would."""
     import itertools
 
-    from .coherence import VideoStepper, flow_from, frames_with_flow
-    from .render import drained, open_video, settled
-    from .settings import SCHEDULED
-    from .timeline import Timeline
+    from .coherence import frames_with_flow, video_stepper
+    from .jobs import open_video
+    from .render import run_stepper
+    from .reuse import rebuild_from
 
     c = job.chunk
-    timeline = Timeline(job.sched, job.fps, job.nframes, dreamer.objective.terms, job.audio or None,
-                        job.audio_start, use=SCHEDULED["video"])
-    stepper = VideoStepper(dreamer, job.dream, job.video, timeline, job.seed)
-    stepper.first_index = c.lead  # a chunk starts cold, as frame 0 does: it gets `first_steps` too
+    # A chunk starts cold, as frame 0 does: its first frame gets `first_steps` too.
+    stepper = video_stepper(dreamer, job.dream, job.video, job.sched, fps=job.fps, nframes=job.nframes,
+                            seed=job.seed, audio=job.audio, audio_start=job.audio_start, first_index=c.lead)
     method = job.video.flow if job.video.coherence == "flow" else None
-    # From the last band on: what waits for the next one is rebuilt (coherence.flow_from).
-    need = max(c.lead, flow_from(job.resume_at, job.video))
-    skip = need - c.lead
-    reader = open_video(job.input, job.video, job.max_side, frames=c.end)
-    with reader:
+    # Carried on mid-chunk: the frames from the last band on are planned again (reuse.rebuild_from), each
+    # kept with the last kept frame's dream (only the last one's is carried on: job.prev).
+    skip = max(c.lead, rebuild_from(job.resume_at, job.video)) - c.lead
+    with open_video(job.input, job.video, job.max_side, frames=c.end) as reader:
         # Every frame before the chunk is decoded and dropped: seeking by time could land a frame off.
-        frames = itertools.islice(reader, c.lead, c.end)
-        for frame in frames_with_flow(frames, method, skip=skip, first_index=c.lead):
-            if frame.index < job.resume_at:
-                if frame.index >= need - 1:  # only the last one's dream is carried: job.prev
-                    stepper.keep(frame, job.prev)
-                continue
-            out = stepper.dream(frame)
-            stepper.keep(frame, out)
-            # The frames final now: a stopped chunk resumes after them. (A loop, not `yield from`: Ray
-            # drives the generator with send(), which a list's iterator lacks.)
-            for item in settled(stepper, frame, out):
-                yield item
-        for item in drained(stepper):
-            yield item
+        frames = frames_with_flow(itertools.islice(reader, c.lead, c.end), method, skip=skip, first_index=c.lead)
+        for i, out in run_stepper(stepper, frames, job.resume_at, lambda i: job.prev):
+            if i >= job.resume_at:  # final now: a stopped chunk resumes after them
+                yield i, out
 
 
 class ChunkWorker:
-    """A Ray actor (see :func:`_actor_class`): loads the model once, then dreams chunks."""
+    """A Ray actor (see :func:`actor_class`): loads the model once, then dreams chunks."""
 
     def __init__(self, model, threads: int):
         self.error = None
@@ -134,7 +122,7 @@ class ChunkWorker:
         return os.getpid()
 
 
-def _actor_class(ray, resources: dict):
+def actor_class(ray, resources: dict):
     return ray.remote(max_restarts=3, max_task_retries=0, **resources)(ChunkWorker)
 
 
@@ -189,7 +177,7 @@ class _Dispatcher:
 
     def __init__(self, ray, actors, chunks, store: _ChunkStore, make_job, bar):
         self.ray, self.actors, self.store, self.make_job, self.bar = ray, list(actors), store, make_job, bar
-        self.pending = list(chunks)
+        self.queue = list(chunks)
         self.tries = {c.index: 0 for c in chunks}
         self.cond = threading.Condition()
         self.error: Optional[BaseException] = None
@@ -240,9 +228,9 @@ class _Dispatcher:
         self.slots = threading.Semaphore(2 * len(self.actors) + 2)
         saving: dict[int, list] = {}
         try:
-            while (self.pending or active) and not self.stop.is_set() and self.error is None:
-                while idle and self.pending:
-                    c, actor = self.pending.pop(0), idle.pop(0)
+            while (self.queue or active) and not self.stop.is_set() and self.error is None:
+                while idle and self.queue:
+                    c, actor = self.queue.pop(0), idle.pop(0)
                     active[self._submit(actor, c)] = (c, actor)
                     self.running[c.index] = actor
                 if not active:
@@ -271,7 +259,7 @@ class _Dispatcher:
                         if self.tries[c.index] > self.MAX_TRIES:
                             raise DreamFailure(f"chunk {c.index} (frames {c.start}-{c.end - 1}) failed "
                                                f"{self.MAX_TRIES} times: {str(e).splitlines()[0]}") from None
-                        self.pending.insert(0, c)  # carried on from its last kept frame
+                        self.queue.insert(0, c)  # carried on from its last kept frame
                         if _actor_gone(ray, actor):
                             self.actors.remove(actor)
                         else:
@@ -370,8 +358,8 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
     :func:`dreamvideo.jobs.dream_video`. Returns the output path; raises
     :class:`~dreamvideo.render.Interrupted` after finalizing the frames written when stopped.
     """
-    from .jobs import prepare_video
-    from .render import SourceFrame, render, soundtrack
+    from .jobs import carries_audio, prepare_video, soundtrack
+    from .render import SourceFrame, render
     from .resume import WorkDir, fingerprint
 
     ds = distributed.check()
@@ -387,7 +375,6 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
                         f"range; use {info.nframes} or fewer")
     total = info.nframes
     audio, audio_start = soundtrack(input, video, info)
-    carries = video.audio or Path(str(output)).suffix.lower() in (".mp4", ".mov", ".mkv", ".webm")
     # The chunks change the picture (seams), so a chunked render resumes only a chunked render.
     fp = fingerprint("video", input, model=model, dream=dream, video=video, sched=sched, seed=seed,
                      max_side=max_side, chunk_frames=ds.chunk_frames, chunk_overlap=ds.chunk_overlap)
@@ -404,7 +391,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
             if chunks is None:
                 cutter = _Background(lambda: _scene_cuts(input, video, total, ds.chunk_frames))
             threads = max(1, int(resources.get("num_cpus", 1))) if "num_gpus" not in resources else 2
-            actors = [_actor_class(ray, resources).remote(model, threads) for _ in range(n)]
+            actors = [actor_class(ray, resources).remote(model, threads) for _ in range(n)]
             if chunks is None:
                 chunks = plan_chunks(total, ds.chunk_frames, ds.chunk_overlap, cutter.result(), parts=n)
                 _save_plan(work.path, chunks)
@@ -430,7 +417,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
             try:
                 path = render(lambda: (SourceFrame(i) for i in range(total)), stepper, output, total=total,
                               fps=info.fps, size=(info.width, info.height), quality=video.quality or None,
-                              audio=audio if carries else "", audio_start=audio_start, work=work,
+                              audio=audio if carries_audio(video, output) else "", audio_start=audio_start, work=work,
                               progress=lambda done, t: None, quiet=True)
             finally:
                 dispatcher.close()
@@ -461,7 +448,7 @@ def _wait_ready(ray, actors) -> None:
 
 def _scene_cuts(input, video, total: int, chunk_frames: int):
     """Scene cuts of the clip read small (only when there is more than one chunk to place)."""
-    from .render import open_video
+    from .jobs import open_video
 
     if total <= chunk_frames:
         yield []
@@ -507,18 +494,3 @@ class _Background:
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def _drain(ray, gens: list, seconds: float) -> None:
-    """Wait up to ``seconds`` for cancelled generator tasks to end (they finalize their files)."""
-    deadline = time.monotonic() + seconds
-    while gens and time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            ready, _ = ray.wait(gens, num_returns=1, timeout=0.5)
-            for g in ready:
-                try:
-                    next(g)
-                except StopIteration:
-                    gens.remove(g)
-                except Exception:  # noqa: BLE001 - ended anyhow
-                    gens.remove(g)

@@ -17,12 +17,13 @@ import numpy as np
 
 from . import guard, io as dio
 from .build import build_dreamer, schedule_terms
-from .coherence import VideoStepper, flow_from, frames_with_flow
+from .coherence import frames_with_flow, video_stepper
 from .errors import UserError
-from .render import (Progress, SourceFrame, check_video_output, drained, open_video, render, settled,
-                     soundtrack)
+from .render import Progress, SourceFrame, render, run_stepper
 from .resume import WorkDir, fingerprint, runtime
-from .settings import SCHEDULED, TOP_RANGES, check_moving, check_top, check_value, split_options, with_blend_default
+from .reuse import rebuild_from
+from .settings import (SCHEDULED, TOP_RANGES, VideoSettings, check_moving, check_top, check_value, split_options,
+                       with_blend_default)
 from .timeline import Timeline
 from .infinite import ZoomStepper, song_frames, zoom_start
 
@@ -43,6 +44,37 @@ def dream_image(input, output, *, seed: int = 0, max_side: int | None = None, qu
     out = build_dreamer(s["model"]).dream(img, settings=dream, seed=seed)
     dio.write_image(output, out, quality=quality)
     return Path(output)
+
+
+def check_video_output(input, output) -> None:
+    """A render's output must be a video file or a folder, in an existing folder (that it writes no
+    file the render reads is :func:`dreamvideo.guard.check_render`'s)."""
+    p = str(output)
+    if not (p.endswith("/") or Path(p).suffix.lower() in dio.WRITE_VIDEO_EXTS or not Path(p).suffix):
+        raise UserError(f"cannot write {output}: use {', '.join(dio.WRITE_VIDEO_EXTS)} or a folder for PNG frames")
+    parent = Path(p).absolute().parent  # checked before the work folder is made there (which would create it)
+    if not parent.is_dir():
+        raise UserError(f"output folder {parent} does not exist; create it or choose another output path")
+    if dio._is_folder_path(output):
+        dio.check_frames_folder(output)
+
+
+def soundtrack(input, video: VideoSettings, info) -> tuple[str, float]:
+    """The audio a video render uses (``""`` for none) and where in it the render starts, seconds."""
+    audio = "" if video.no_audio else (video.audio or (str(input) if info.has_audio else ""))
+    return audio, (video.start if audio and not video.audio else 0.0)
+
+
+def open_video(input, video: VideoSettings, max_side: int | None, frames: int | None = None):
+    """A reader of the frames a video render uses (time range, frame cap, size, rate)."""
+    return dio.VideoReader(input, start=video.start or None, end=video.end or None,
+                          frames=frames or video.frames or None, max_side=max_side, fps=video.fps or None)
+
+
+def carries_audio(video: VideoSettings, output) -> bool:
+    """Whether a video render's output gets its soundtrack: a named one always, the source's own only
+    where it can (not GIF / PNG frames: no warning for what was never asked)."""
+    return bool(video.audio) or Path(str(output)).suffix.lower() in (".mp4", ".mov", ".mkv", ".webm")
 
 
 def prepare_video(input, output, options: dict, max_side: int | None):
@@ -95,18 +127,17 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
         work.check_source(lambda: open_video(input, video, max_side), video.enter_every)  # a source that grew
         dreamer = build_dreamer(model)
         work.confirm(runtime(dreamer))
-        stepper = VideoStepper(dreamer, dream, video, timeline, seed)
+        stepper = video_stepper(dreamer, dream, video, sched, fps=info.fps, nframes=info.nframes, seed=seed,
+                                audio=audio, audio_start=audio_start, timeline=timeline)
         method = video.flow if video.coherence == "flow" else None
 
         def source():
             with reader:
-                yield from frames_with_flow(reader, method, skip=flow_from(work.done, video))
+                yield from frames_with_flow(reader, method, skip=rebuild_from(work.done, video))
 
-        # The source's own audio goes only where it can (not GIF / PNG frames: no warning for what was never asked).
-        carries = video.audio or Path(str(output)).suffix.lower() in (".mp4", ".mov", ".mkv", ".webm")
         return render(source, stepper, output, total=info.nframes, fps=info.fps, size=(info.width, info.height),
-                      quality=video.quality or None, audio=audio if carries else "", audio_start=audio_start,
-                      work=work, progress=progress, quiet=quiet, desc="dreaming")
+                      quality=video.quality or None, audio=audio if carries_audio(video, output) else "",
+                      audio_start=audio_start, work=work, progress=progress, quiet=quiet, desc="dreaming")
 
 
 def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False, quiet: bool = False,
@@ -153,19 +184,14 @@ def dream_frames(frames, *, seed: int = 0, dreamer=None, fps: float = 25.0, firs
     video, dream = s["video"], s["dream"].check()
     check_moving(video)
     sched = with_blend_default(s["schedules"], video)
-    timeline = Timeline(sched, fps, first_index + (video.frames or 1),
-                        dreamer.objective.terms if dreamer else schedule_terms(s["model"], sched),
+    nframes = first_index + (video.frames or 1)
+    timeline = Timeline(sched, fps, nframes, dreamer.objective.terms if dreamer else schedule_terms(s["model"], sched),
                         video.audio or None, use=SCHEDULED["video"])
     dreamer = dreamer or build_dreamer(s["model"])
-    stepper = VideoStepper(dreamer, dream, video, timeline, seed)
-    stepper.first_index = first_index
-    for frame in frames_with_flow(frames, video.flow if video.coherence == "flow" else None,
-                                  first_index=first_index):
-        out = stepper.dream(frame)
-        stepper.keep(frame, out)
-        for _, image in settled(stepper, frame, out):
-            yield image
-    for _, image in drained(stepper):
+    stepper = video_stepper(dreamer, dream, video, sched, fps=fps, nframes=nframes, seed=seed, audio=video.audio,
+                            first_index=first_index, timeline=timeline)
+    for _, image in run_stepper(stepper, frames_with_flow(frames, video.flow if video.coherence == "flow" else None,
+                                                          first_index=first_index)):
         yield image
 
 

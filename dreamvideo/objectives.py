@@ -60,11 +60,6 @@ class Objective:
     def weights(self) -> list[float]:
         return [t.weight for t in self.terms]
 
-    def with_mode(self, mode: str) -> "Objective":
-        if mode not in MODES:
-            raise UserError(f"unknown objective mode {mode!r}; use one of {', '.join(MODES)}")
-        return Objective(tuple(replace(t, mode=mode) for t in self.terms))
-
     def describe(self) -> str:
         return ", ".join(t.describe() for t in self.terms)
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from . import guard, io as dio
-from .build import build_dreamer, schedule_terms
+from .build import build_dreamer, model_min_side, schedule_terms
 from .errors import UserError
 from .plot import PLOT_EXTS as _PLOT_EXTS
-from .render import TqdmProgress, open_video, soundtrack
+from .jobs import open_video, soundtrack
+from .render import TqdmProgress
 from .settings import SCHEDULED, check_moving, check_top, split_options, with_blend_default
 from .timeline import Timeline, frame_seed
 from .infinite import ZoomStepper, song_frames, zoom_start
@@ -83,64 +84,57 @@ def dream_cost(octaves: int, scale: float, steps: int) -> float:
     return steps * sum(scale ** (-2 * i) for i in range(octaves))
 
 
-#: Frame pairs a video plan samples to estimate how much of each frame is new.
-WORK_PAIRS = 24
+#: A video plan plans the first this many frames, decoded at most WORK_SIDE px, as the render would.
+WORK_FRAMES = 120
 WORK_SIDE = 192
-WORK_FRAMES = 300
 
 
-def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float = 1.0) -> dict:
+def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float = 1.0, min_side: int = 32) -> dict:
     """What a render will dream per frame, as a share of dreaming every frame whole.
 
-    Zoom: the detail octaves and steps over the full dream's (exact). Video with flow reuse: the
-    mean of ``cost`` over up to :data:`WORK_PAIRS` frame pairs of the first :data:`WORK_FRAMES`
-    frames, decoded small: a crop costs its share of a full dream, upkeep its finest-octave steps,
-    a cut a whole dream (``blend``: the clip's mean, see :func:`~dreamvideo.coherence.upkeep_steps`).
-    Returns ``{"cost", "dreamed" (mean share of the frame in crops), "cuts" (cuts among the pairs),
-    "pairs", "summary"}``.
+    Zoom: the detail octaves and steps over the full dream's (exact). Video with reuse: the first
+    :data:`WORK_FRAMES` frames, decoded small, planned one after the other by the render's own
+    planner (:func:`~dreamvideo.reuse.plan_frame`, crops at least as large as a model of smallest
+    side ``min_side`` needs), frame 0 excepted (always dreamed whole): a crop costs its share of a
+    full dream, upkeep its finest-octave steps, a cut or a frame dreamed whole a whole dream
+    (``blend``: the clip's mean, see :func:`~dreamvideo.reuse.upkeep_steps`). Returns ``{"cost",
+    "dreamed" (mean share of the frame in crops), "cuts", "pairs" (frames planned), "shares" (each
+    one's share in crops), "summary"}``.
     """
     full = dream_cost(dream.octaves, dream.octave_scale, dream.steps)
+    whole = {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "shares": []}
     if kind == "zoom":
         if ks.full_frames or not full:
-            return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0,
-                    "summary": "every frame is dreamed whole (all octaves and steps)"}
+            return dict(whole, summary="every frame is dreamed whole (all octaves and steps)")
         octaves = min(dream.octaves, ks.detail_octaves or dream.octaves)
         steps = max(1, round(dream.steps * ks.detail_steps)) if ks.detail_steps else 0
         cost = dream_cost(octaves, dream.octave_scale, steps) / full
-        return {"cost": cost, "dreamed": 1.0, "cuts": 0, "pairs": 0,
-                "summary": f"frames after the first dream the finest {octaves} octave(s) at {steps} steps: "
-                           f"~{cost:.0%} of a whole dream each"}
-    if ks.coherence != "flow" or ks.full_frames or not full:
-        return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "every frame is dreamed whole"}
-    from .coherence import color_change, crop_side, growth, reuse_plan, upkeep_steps
-    from .flow import FlowEstimator, explained, lands_inside
-    from .render import open_video
+        return dict(whole, cost=cost, summary=f"frames after the first dream the finest {octaves} octave(s) at "
+                                              f"{steps} steps: ~{cost:.0%} of a whole dream each")
+    if not ks.reuses or not full or blend <= 0:
+        return dict(whole, summary="every frame is dreamed whole")
+    from .flow import FlowEstimator
+    from .reuse import growth, plan_frame, smallest_crop, upkeep_steps
 
     side = min(WORK_SIDE, max_side) if max_side else WORK_SIDE
     with open_video(input, ks, side, frames=min(WORK_FRAMES, ks.frames or WORK_FRAMES)) as reader:
         frames = list(reader)
     if len(frames) < 2:
-        return {"cost": 1.0, "dreamed": 1.0, "cuts": 0, "pairs": 0, "summary": "a single frame: dreamed whole"}
-    every = max(1, (len(frames) - 1) // WORK_PAIRS)
-    est, costs, shares, cuts = FlowEstimator(ks.flow), [], [], 0
-    # Entering and uncovered content is dreamed in a band on one frame in enter_every: each sampled
-    # pair counts as that frame (weight 1/enter_every), with what entered over the frames before it
-    # waiting (where the flow, times enter_every, leads outside), and as the others.
-    kinds = [(0, 1.0)] if ks.enter_every <= 1 else [(0, 1.0 / ks.enter_every), (1, 1.0 - 1.0 / ks.enter_every)]
-    for k in range(1, len(frames), every):
-        flow, mask = explained(*est.pair(frames[k - 1], frames[k]), frames[k - 1], frames[k])
-        change = color_change(frames[k - 1], frames[k])
+        return dict(whole, summary="a single frame: dreamed whole")
+    crop = smallest_crop(min_side, dream, frames[0].shape[:2])
+    est, costs, shares, cuts, waiting = FlowEstimator(ks.flow), [], [], 0, None
+    for k in range(1, len(frames)):
+        flow, mask = est.pair(frames[k - 1], frames[k])
+        flow, p = plan_frame(frames[k - 1], waiting, frames[k], flow, mask, k, ks, crop)
+        waiting = p.waiting
         upkeep = dream_cost(1, dream.octave_scale, upkeep_steps(ks, growth(flow), blend, dream.steps)) / full
-        waited = ~lands_inside(ks.enter_every * flow, 0.5) if ks.enter_every > 1 else None
-        plans = [(reuse_plan(mask, ks, crop_side(32, dream), change, flow, index, None if index else waited), wt)
-                 for index, wt in kinds]
-        cuts += plans[0][0].cut
-        shares.append(sum(wt * p.share for p, wt in plans))
-        costs.append(sum(wt * (1.0 if p.cut or p.whole else upkeep + p.share) for p, wt in plans))
+        cuts += p.cut
+        shares.append(p.share)
+        costs.append(1.0 if p.cut or p.whole else upkeep + p.share)
     cost, dreamed = float(np.mean(costs)), float(np.mean(shares))
-    return {"cost": cost, "dreamed": dreamed, "cuts": int(cuts), "pairs": len(costs),
+    return {"cost": cost, "dreamed": dreamed, "cuts": int(cuts), "pairs": len(costs), "shares": shares,
             "summary": f"flow reuse: ~{dreamed:.0%} of each frame dreamed anew, ~{cost:.0%} of a whole dream per "
-                       f"frame ({len(costs)} frame pairs of the first {len(frames)} sampled, {cuts} cut(s))"}
+                       f"frame (the first {len(frames)} frames planned, {cuts} cut(s))"}
 
 
 def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None = None, preview=None,
@@ -198,7 +192,8 @@ def plan_render(kind: str, input, output, *, seed: int = 0, max_side: int | None
               # A moving render's steps are a schedule: the work is that of its mean steps.
               "work": estimate_work(kind, replace(dream, steps=int(round(float(np.mean(curves["steps"]))))),
                                     ks, input, max_side,
-                                    float(np.mean(curves["blend"])) if "blend" in curves else 1.0)}
+                                    float(np.mean(curves["blend"])) if "blend" in curves else 1.0,
+                                    dreamer.model.min_side if dreamer else model_min_side(model))}
     if not preview:
         return result
     sheet = preview_output(plot_path) if preview is True or preview == "" else Path(str(preview))

@@ -50,7 +50,6 @@ def describe(name: str, values) -> str:
 
 def _matplotlib():
     try:
-        import matplotlib  # noqa: F401
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:

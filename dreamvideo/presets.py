@@ -36,7 +36,8 @@ def builtin() -> dict[str, Path]:
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
 
 
-def _nearest(name, choices) -> str:
+def nearest(name, choices) -> str:
+    """``"; did you mean X?"`` for the nearest of ``choices``, or ``""``."""
     close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
     return f"; did you mean {close[0]}?" if close else ""
 
@@ -50,7 +51,7 @@ def find(name_or_path) -> Path:
         return Path(text)
     presets = builtin()
     if text not in presets:
-        raise UserError(f"unknown preset {text!r}{_nearest(text, presets)} "
+        raise UserError(f"unknown preset {text!r}{nearest(text, presets)} "
                         f"(built-in: {', '.join(presets)}; or give a .toml file)")
     return presets[text]
 
@@ -91,23 +92,24 @@ def entries(data: dict, schema: dict[str, set], top: set = frozenset(), label: s
             continue
         if isinstance(value, dict):
             if key not in schema:
-                raise UserError(f"{label}: unknown section [{key}]{_nearest(key, schema)} "
+                raise UserError(f"{label}: unknown section [{key}]{nearest(key, schema)} "
                                 f"(sections: {', '.join(schema)})")
             for k, v in value.items():
                 if k not in schema[key]:
-                    hint = _nearest(k, schema[key]) or _nearest(k, every)
+                    hint = nearest(k, schema[key]) or nearest(k, every)
                     raise UserError(f"{label}: unknown key {k!r} in [{key}]{hint}")
                 check_value(k, v)
                 out.append((key, k, v))
         else:
             if key not in every:
-                raise UserError(f"{label}: unknown key {key!r}{_nearest(key, every | set(schema))}")
+                raise UserError(f"{label}: unknown key {key!r}{nearest(key, every | set(schema))}")
             check_value(key, value)
             out.append((None, key, value))
     return out
 
 
-def _toml_value(v) -> str:
+def toml_value(v) -> str:
+    """``v`` (bool, number or text) written as a TOML value."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -123,13 +125,13 @@ def dumps(sections: dict, header: str = "", description: str = "") -> str:
     """TOML text for ``{section or None: {key: value}}`` (the None section first, at the top level)."""
     lines = [f"# {ln}" for ln in header.splitlines()]
     if description:
-        lines.append(f"description = {_toml_value(description)}")
+        lines.append(f"description = {toml_value(description)}")
     for k, v in sections.get(None, {}).items():
-        lines.append(f"{k} = {_toml_value(v)}")
+        lines.append(f"{k} = {toml_value(v)}")
     for name, values in sections.items():
         if name is None or not values:
             continue
-        lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines += ["", f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in values.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -152,7 +154,7 @@ def write(path, sections: dict, header: str = "", description: str = "") -> Path
 # ---------------------------------------------------------------- presets and the settings
 
 
-def _convert(f, value, label, key):
+def convert_value(f, value, label, key):
     """``value`` from a preset converted to settings field ``f``'s type (``f`` None: a top-level int).
     A value that does not fit is a UserError, or ValueError/TypeError for the caller to phrase."""
     default = f.default if f is not None else 0
@@ -176,11 +178,12 @@ def _convert(f, value, label, key):
     return out
 
 
-def _top_value(key, value, label):
+def top_value(key, value, label):
+    """A preset's top-level ``seed`` or ``max_side``, checked against its range."""
     from .settings import TOP_RANGES, in_range, range_text
 
     try:
-        v = _convert(None, value, label, key)
+        v = convert_value(None, value, label, key)
     except (ValueError, TypeError):
         v = None
     if v is None or not in_range(v, TOP_RANGES[key]):
@@ -211,14 +214,14 @@ def resolve(name_or_path, kind: str) -> dict:
     out: dict = {None: {}}
     for section, key, value in entries(data, schema, set(TOP_LEVEL), label):
         if section is None and key in TOP_LEVEL:
-            out[None][key] = _top_value(key, value, label)
+            out[None][key] = top_value(key, value, label)
             continue
         homes = [section] if section else [s for s in SECTIONS if key in schema[s]]
         converted, problem = {}, None
         for s in homes:  # checked in its own settings even where this job does not use it
             f = {x.name: x for x in fields(SECTIONS[s])}[key]
             try:
-                converted[s] = _convert(f, value, label, key)
+                converted[s] = convert_value(f, value, label, key)
             except UserError as e:
                 problem = problem or e
             except (ValueError, TypeError):
@@ -231,7 +234,7 @@ def resolve(name_or_path, kind: str) -> dict:
         if not targets and section in cross and key in mine.get(cross[section], ()):
             other = cross[section]
             try:
-                converted[other] = _convert({x.name: x for x in fields(SECTIONS[other])}[key], value, label, key)
+                converted[other] = convert_value({x.name: x for x in fields(SECTIONS[other])}[key], value, label, key)
                 targets = [other]
             except (ValueError, TypeError):  # a schedule expression has no meaning for a still image
                 pass

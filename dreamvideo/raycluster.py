@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 
 from .errors import DreamFailure, UserError
 
@@ -148,3 +149,18 @@ def limit_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
     except (ImportError, RuntimeError):  # no TensorFlow backend, or it already started (threads then fixed)
         pass
+
+
+def drain_cancelled(ray, gens: list, seconds: float) -> None:
+    """Wait up to ``seconds`` for cancelled generator tasks to end (they finalize their files)."""
+    deadline = time.monotonic() + seconds
+    while gens and time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            ready, _ = ray.wait(gens, num_returns=1, timeout=0.5)
+            for g in ready:
+                try:
+                    next(g)
+                except StopIteration:
+                    gens.remove(g)
+                except Exception:  # noqa: BLE001 - ended anyhow
+                    gens.remove(g)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Protocol
 
 import numpy as np
@@ -25,7 +24,6 @@ import numpy as np
 from . import io as dio
 from .errors import Interrupted, SourceEnded, UserError  # noqa: F401  (Interrupted: part of this module's API)
 from .signals import Terminated, sigterm_as_interrupt
-from .settings import VideoSettings
 
 #: ``progress(done, total)``: frames finished so far (resumed ones included) of ``total`` (None if
 #: unknown). Called once before the first frame and after every frame. Raising KeyboardInterrupt
@@ -56,7 +54,7 @@ class Stepper(Protocol):
     frame. A stepper may also have ``settle(f, out) -> [(index, image), ...]``, called after
     ``keep`` for a dreamed frame: the frames final now, in order (it may hold some back to finish
     them with a later frame's dream), and ``drain()``: those still held when the frames end.
-    Without them each dreamed frame is final as it is (see :func:`settled`)."""
+    Without them each dreamed frame is final as it is (see :func:`run_stepper`)."""
 
     def dream(self, frame: SourceFrame) -> np.ndarray:
         """The dream of ``frame``: (H, W, 3) uint8 RGB."""
@@ -65,16 +63,29 @@ class Stepper(Protocol):
         """Remember ``out`` as the image of ``frame.index`` (before any settling)."""
 
 
-def settled(stepper, frame: SourceFrame, out: np.ndarray) -> list:
-    """``(index, image)`` of the frames final once ``frame``'s dream ``out`` is kept (see :class:`Stepper`)."""
+def run_stepper(stepper, frames: Iterable[SourceFrame], resumed: int = 0,
+                load: Callable[[int], np.ndarray] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """The loop that drives a :class:`Stepper`: ``(index, image)`` of each frame of ``frames`` once it
+    is final, in order. Frames before ``resumed`` are not dreamed: ``load(index)`` gives their
+    image (kept, so the stepper carries its state on), and they are yielded as they are. A frame
+    the stepper holds back comes out later (see ``settle``); what it still holds when the frames
+    end comes out last (``drain``). Every render, :func:`dreamvideo.jobs.dream_frames` and a Ray
+    worker's chunk run this loop."""
     settle = getattr(stepper, "settle", None)
-    return settle(frame, out) if settle is not None else [(frame.index, out)]
-
-
-def drained(stepper) -> list:
-    """``(index, image)`` of the frames the stepper still holds when the frames end."""
+    for frame in frames:
+        if frame.index < resumed:
+            out = load(frame.index)
+            stepper.keep(frame, out)
+            yield frame.index, out
+            continue
+        out = stepper.dream(frame)
+        stepper.keep(frame, out)
+        # A loop, not `yield from`: Ray drives a worker's generator with send(), which a list's iterator lacks.
+        for item in (settle(frame, out) if settle is not None else [(frame.index, out)]):
+            yield item
     drain = getattr(stepper, "drain", None)
-    return drain() if drain is not None else []
+    for item in (drain() if drain is not None else []):
+        yield item
 
 
 @contextlib.contextmanager
@@ -232,31 +243,23 @@ def render(source: Callable[[], Iterable[SourceFrame]], stepper: Stepper, output
             try:
                 progress(resumed, total)
 
-                def put(ready, keep=True):
-                    nonlocal done
-                    for i, out in ready:
-                        sink.put((i, out, keep))
-                        done = i + 1
-                        if i >= resumed:
-                            progress(done, total)
+                def noted():  # the source's frames, each noted for the resume check; one that ends early stops them
+                    nonlocal ended
+                    try:
+                        for frame in frames:
+                            work.note_source(frame)
+                            yield frame
+                    except SourceEnded as e:
+                        ended = e
 
-                try:
-                    for frame in frames:
-                        work.note_source(frame)
-                        if frame.index < resumed:
-                            out = work.load(frame.index, size)
-                            stepper.keep(frame, out)
-                            put([(frame.index, out)])
-                        else:
-                            out = stepper.dream(frame)
-                            stepper.keep(frame, out)
-                            # A frame the stepper holds is not saved yet: stopped now, the render resumes
-                            # before it, from a frame it left final.
-                            put(settled(stepper, frame, out))
-                except SourceEnded as e:
-                    ended = e
-                # Held frames finished without the frames that never came are shown, not kept to resume.
-                put(drained(stepper), keep=ended is None)
+                # A frame the stepper holds is not saved yet: stopped now, the render resumes before
+                # it, from a frame it left final. Held frames finished without the frames that never came
+                # (after a source ended early) are shown, not kept to resume.
+                for i, out in run_stepper(stepper, noted(), resumed, lambda i: work.load(i, size)):
+                    sink.put((i, out, ended is None))
+                    done = i + 1
+                    if i >= resumed:
+                        progress(done, total)
             finally:
                 frames.close()
                 if own_bar:
@@ -293,27 +296,3 @@ def render(source: Callable[[], Iterable[SourceFrame]], stepper: Stepper, output
     work.remove()
     return path
 
-
-def check_video_output(input, output) -> None:
-    """A render's output must be a video file or a folder, in an existing folder (that it writes no
-    file the render reads is :func:`dreamvideo.guard.check_render`'s)."""
-    p = str(output)
-    if not (p.endswith("/") or Path(p).suffix.lower() in dio.WRITE_VIDEO_EXTS or not Path(p).suffix):
-        raise UserError(f"cannot write {output}: use {', '.join(dio.WRITE_VIDEO_EXTS)} or a folder for PNG frames")
-    parent = Path(p).absolute().parent  # checked before the work folder is made there (which would create it)
-    if not parent.is_dir():
-        raise UserError(f"output folder {parent} does not exist; create it or choose another output path")
-    if dio._is_folder_path(output):
-        dio.check_frames_folder(output)
-
-
-def soundtrack(input, video: VideoSettings, info) -> tuple[str, float]:
-    """The audio a video render uses (``""`` for none) and where in it the render starts, seconds."""
-    audio = "" if video.no_audio else (video.audio or (str(input) if info.has_audio else ""))
-    return audio, (video.start if audio and not video.audio else 0.0)
-
-
-def open_video(input, video: VideoSettings, max_side: int | None, frames: int | None = None):
-    """A reader of the frames a video render uses (time range, frame cap, size, rate)."""
-    return dio.VideoReader(input, start=video.start or None, end=video.end or None,
-                          frames=frames or video.frames or None, max_side=max_side, fps=video.fps or None)

@@ -2,9 +2,11 @@
 
 ``.<output>.dreamwork/`` sits next to the output and holds ``settings.json`` (the fingerprint of the
 render's settings and input), ``frames/000000.png ...`` (every finished frame) and ``lock``. A
-frame's dream depends only on its source frame, the previous source and dream frames and a
-per-frame seed, so the saved frames are the whole temporal state: a resumed render re-encodes them
-and continues with output identical to an uninterrupted one.
+frame's dream depends only on its source frame, the previous source and kept frame, what waits
+for the next band (temporal reuse) and a per-frame seed. The saved frames and the sources are
+enough: a resumed render re-encodes the frames, rebuilds what waits by planning again the frames
+since the last band (:func:`dreamvideo.reuse.rebuild_from`), and continues with output identical
+to an uninterrupted one.
 
 The lock is an OS file lock (``flock``; ``msvcrt.locking`` on Windows) on ``lock``, which also holds
 the render's process id. The OS releases it when the process ends however it ends (SIGKILL too), so

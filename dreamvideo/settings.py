@@ -192,9 +192,7 @@ class VideoSettings:
     carry_step: float = _opt(0.005, "flow: step-size factor where the warped dream is carried (it only needs "
                              "upkeep); new content (disoccluded or entering the frame) gets the full step",
                              range=(0.0, 1.0))
-    # Reuse is the default since it meets its targets on a pan, a zoom-in, moving objects and a clip with
-    # two cuts: 4.4-9.6x faster than none and full frames at 256x144, flicker 1.09-1.25, 96-106% of none's strength
-    # (bench/RESULTS.md, "Held frames", 2026-12-02).
+    # Reuse is the default: its figures against none and full frames are in bench/RESULTS.md, "Temporal reuse".
     full_frames: bool = _opt(False, "flow: dream every pixel of every frame with all octaves and steps (the "
                              "behaviour before temporal reuse, 5-10x slower); by default only what is new is "
                              "dreamed and the carried dream is kept")
@@ -221,6 +219,12 @@ class VideoSettings:
     quality: int = _opt(18, "video quality as x264/VP9 CRF: lower is better and larger", range=(0, 51))
     audio: str = _opt("", "soundtrack file for the output (and audio features) instead of the source's audio")
     no_audio: bool = _opt(False, "write no audio track")
+
+    @property
+    def reuses(self) -> bool:
+        """Whether this render reuses the carried dream (flow coherence, not ``full_frames``; see
+        :mod:`dreamvideo.reuse`). A frame reuses when, besides, it has flow to a kept previous frame."""
+        return self.coherence == "flow" and not self.full_frames
 
 
 @dataclass(frozen=True)
@@ -327,7 +331,7 @@ def with_blend_default(sched: Schedules, video: VideoSettings) -> Schedules:
     """Fill an empty ``blend`` schedule with the default of the video's coherence mode."""
     from dataclasses import replace
 
-    mode = "reuse" if video.coherence == "flow" and not video.full_frames else video.coherence
+    mode = "reuse" if video.reuses else video.coherence
     return sched if sched.blend.strip() else replace(sched, blend=repr(BLEND_DEFAULT[mode]))
 
 

@@ -364,7 +364,7 @@ def test_batch_renders_every_job_across_workers_and_resume_keeps_finished_ones(k
     from dreamvideo.batch import run_batch_job
 
     io.write_image(kit / "still.png", (np.indices((48, 64)).sum(0)[..., None] * [3, 2, 1] % 256).astype(np.uint8))
-    jobs = write(kit / "jobs.toml", f"""
+    jobs = write(kit / "jobs.toml", """
         [defaults]
         model = "tiny.keras"
         layers = "conv2"

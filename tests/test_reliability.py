@@ -458,7 +458,7 @@ def test_a_preset_holding_code_is_a_usage_error_and_nothing_runs(corpus, tmp_pat
     look = tmp_path / "look.toml"
     for key, value in [("zoom", EVIL[0]), ("angle", EVIL[4]), ("steps", EVIL[5]), ("dx", EVIL[2]),
                        ("layer_weights", "conv2=" + EVIL[1])]:
-        look.write_text(f"[schedules]\n{key} = {presets._toml_value(value)}\n")
+        look.write_text(f"[schedules]\n{key} = {presets.toml_value(value)}\n")
         rc, _, err = run(capsys, "zoom", corpus / "cat.png", "-o", "out.mp4", "--frames", "3", "--preset", look,
                          *fast(corpus)[:4])  # no --steps flag: it would win over the preset's
         assert rc == 2 and err.startswith("dreamvideo: error: bad ") and err.count("\n") == 1, (key, err)

@@ -8,8 +8,9 @@ import pytest
 
 from dreamvideo import cli
 from dreamvideo.build import build_dreamer
-from dreamvideo.coherence import FEATHER, FILL_REACH, VideoStepper, coherent_start, flow_from, frames_with_flow
+from dreamvideo.coherence import VideoStepper, coherent_start, frames_with_flow, video_stepper
 from dreamvideo.render import SourceFrame
+from dreamvideo.reuse import FEATHER, FILL_REACH, rebuild_from
 from dreamvideo.settings import SCHEDULED, VideoSettings, split_options, with_blend_default
 from dreamvideo.timeline import Timeline, frame_seed
 from dreamvideo.infinite import ZoomStepper
@@ -23,10 +24,8 @@ def tiny(tmp_path_factory):
 
 def stepper(model_opts, n, **opts):
     s = split_options("video", dict(model_opts, **dict(dict(full_frames=False), **opts)))
-    dreamer = build_dreamer(s["model"])
-    tl = Timeline(with_blend_default(s["schedules"], s["video"]), 12, n, dreamer.objective.terms,
-                  use=SCHEDULED["video"])
-    return VideoStepper(dreamer, s["dream"].check(), s["video"], tl, 3)
+    return video_stepper(build_dreamer(s["model"]), s["dream"].check(), s["video"], s["schedules"], fps=12,
+                         nframes=n, seed=3)
 
 
 def run(st, frames):
@@ -81,15 +80,15 @@ def test_what_a_moving_object_uncovers_waits_for_the_band_and_is_then_dreamed(ti
     outs, plans = run(stepper(fast(tiny), len(frames)), frames)  # enter_every 4: bands on frames 4 and 8
     for i in (1, 2, 3, 5, 6, 7):  # what the square uncovers is filled from the dream around it, and waits
         p = plans[i]
-        assert not p.boxes and p.extend.any() and not (p.extend & ~p.pending).any(), i
-    assert plans[1].pending.sum() < plans[2].pending.sum() < plans[3].pending.sum()  # earlier ones wait too
+        assert not p.boxes and p.starts_waiting.any() and not (p.starts_waiting & ~p.waiting).any(), i
+    assert plans[1].waiting.sum() < plans[2].waiting.sum() < plans[3].waiting.sum()  # earlier ones wait too
     for i in (4, 8):  # a band: everything uncovered since the last one is dreamed now
         covered = np.zeros(plans[i].new.shape, bool)
         for y0, y1, x0, x1 in plans[i].boxes:
             covered[y0:y1, x0:x1] = True
         assert covered[40:56, 20 + 4 * (i - 4):20 + 4 * i].all(), (i, plans[i].boxes)
-        waited = plans[i - 1].pending  # most stay where they were (the background stands still)
-        assert (waited & plans[i].new).sum() >= 0.75 * waited.sum() and not plans[i].pending.any()
+        waited = plans[i - 1].waiting  # most stay where they were (the background stands still)
+        assert (waited & plans[i].new).sum() >= 0.75 * waited.sum() and not plans[i].waiting.any()
 
 
 def test_a_resumed_reuse_render_rebuilds_what_waits_for_the_band(tiny):
@@ -97,7 +96,7 @@ def test_a_resumed_reuse_render_rebuilds_what_waits_for_the_band(tiny):
     dreams what they left waiting, as the uninterrupted render did: the same bytes."""
     frames = moving_square(10)
     whole, plans = run(stepper(fast(tiny), len(frames)), frames)
-    assert plans[5].pending.any()  # the resume point falls where content waits
+    assert plans[5].waiting.any()  # the resume point falls where content waits
 
     def resumed(skip):
         st, outs = stepper(fast(tiny), len(frames)), []
@@ -107,7 +106,7 @@ def test_a_resumed_reuse_render_rebuilds_what_waits_for_the_band(tiny):
             outs.append(out)
         return outs
 
-    assert flow_from(6, VideoSettings(full_frames=False, enter_every=4)) == 5
+    assert rebuild_from(6, VideoSettings(full_frames=False, enter_every=4)) == 5
     assert all(np.array_equal(a, b) for a, b in zip(whole, resumed(5)))
     # Without those frames' flow nothing would wait at the band: frame 8 would differ.
     assert not np.array_equal(whole[8], resumed(6)[8])
@@ -139,36 +138,36 @@ def test_a_sliver_the_flow_lost_keeps_the_dreams_texture_and_strength(tiny):
     mask = np.ones(src.shape[:2], np.float32)
     mask[:, 60:62] = 0
     out = st.dream(SourceFrame(1, changed, np.zeros(src.shape[:2] + (2,), np.float32), mask))
-    filled = st.last.fill | st.last.extend  # (rows where the changed line looks like the old one are carried)
+    filled = st.last.fill | st.last.starts_waiting  # (rows where the changed line looks like the old one are carried)
     rows = filled[:, 60:62].all(axis=1)
     assert rows.mean() > 0.5 and not st.last.boxes
     strength = np.abs(out[rows].astype(float) - changed[rows]).mean(axis=(0, 2))
     assert strength[60:62].mean() >= 0.8 * strength[50:58].mean(), strength[50:70].round(1)
 
 
-def pan_plan(index, speed, every=4, h=108, w=192, pending=None):
+def pan_plan(index, speed, every=4, h=108, w=192, waiting=None):
     """The reuse plan of frame ``index`` of a pan ``speed`` px right a frame: the last ``speed``
-    columns entered the frame (the previous frame never saw them); ``pending``: what the frames
+    columns entered the frame (the previous frame never saw them); ``waiting``: what the frames
     before left waiting, moved with the pan."""
-    from dreamvideo.coherence import reuse_plan
+    from dreamvideo.reuse import reuse_plan
     from dreamvideo.settings import VideoSettings
 
     flow = np.zeros((h, w, 2), np.float32)
     flow[..., 0] = speed
     mask = np.ones((h, w), np.float32)
     mask[:, w - speed:] = 0
-    return reuse_plan(mask, VideoSettings(full_frames=False, enter_every=every), 45, 0.0, flow, index, pending)
+    return reuse_plan(mask, VideoSettings(full_frames=False, enter_every=every), 45, 0.0, flow, index, waiting)
 
 
 def pan_plans(frames, speed, every=4):
     """The plans of frames 1.. of that pan, each given what the one before left waiting."""
-    plans, pending = [], None
+    plans, waiting = [], None
     for i in range(1, frames):
-        if pending is not None:
-            pending = np.roll(pending, -speed, axis=1)
-            pending[:, -speed:] = False
-        plans.append(pan_plan(i, speed, every, pending=pending))
-        pending = plans[-1].pending
+        if waiting is not None:
+            waiting = np.roll(waiting, -speed, axis=1)
+            waiting[:, -speed:] = False
+        plans.append(pan_plan(i, speed, every, waiting=waiting))
+        waiting = plans[-1].waiting
     return plans
 
 
@@ -177,13 +176,13 @@ def test_entering_strips_are_dreamed_in_one_band_every_few_frames():
     # Frames between bands dream nothing: the 3 px strip is filled from the dream beside it.
     for i in (1, 2, 3, 5):
         p = plans[i - 1]
-        assert not p.boxes and p.share == 0 and p.extend[:, -3:].all() and not p.new.any(), i
-        assert p.pending[:, -3 * (i % 4):].all() and not p.pending[:, :-3 * (i % 4)].any(), i
+        assert not p.boxes and p.share == 0 and p.starts_waiting[:, -3:].all() and not p.new.any(), i
+        assert p.waiting[:, -3 * (i % 4):].all() and not p.waiting[:, :-3 * (i % 4)].any(), i
     # On a band frame all that entered since the last band (12 px) is dreamed, in one crop; no more
     # (a margin of the carried dream dreamed again would pop).
     band = plans[3]
-    assert band.new[:, -12:].all() and not band.new[:, :-12].any() and not band.pending.any()
-    assert band.waited[:, -12:-3].all() and not band.waited[:, -3:].any()
+    assert band.new[:, -12:].all() and not band.new[:, :-12].any() and not band.waiting.any()
+    assert band.was_waiting[:, -12:-3].all() and not band.was_waiting[:, -3:].any()
     assert len(band.boxes) == 1 and band.boxes[0][3] == 192 and not band.whole
     # One band per frame: every frame dreams its own strip, in a crop as wide as a band's.
     every = pan_plan(1, 3, every=1)
@@ -194,7 +193,7 @@ def test_entering_strips_are_dreamed_in_one_band_every_few_frames():
 
 
 def test_an_entering_strip_gets_the_carried_dream_mirrored_in():
-    from dreamvideo.coherence import mirror_fill
+    from dreamvideo.reuse import mirror_fill
 
     residual = np.zeros((4, 10, 3), np.float32)
     residual[..., 0] = np.arange(10)  # a ramp to tell the columns apart
@@ -294,8 +293,23 @@ def test_plan_says_what_a_render_will_dream(tiny, tmp_path, capsys):
     assert rc == 0 and "work: frames after the first dream the finest 1 octave(s) at 10 steps: ~28%" in out, out
 
 
+def test_plans_estimate_is_what_the_render_dreams(tiny, tmp_path):
+    """`plan` plans the frames with the render's own planner: the same share dreamed, frame by frame."""
+    from dreamvideo import io
+    from dreamvideo.plan import plan_render
+
+    folder, frames = tmp_path / "square", moving_square(10)
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        io.write_image(folder / f"f{i:02d}.png", f)
+    work = plan_render("video", folder, tmp_path / "p.png", **fast(tiny))["work"]
+    _, plans = run(stepper(fast(tiny), len(frames)), frames)
+    assert work["pairs"] == 9 and work["shares"] == [p.share for p in plans[1:]]
+    assert any(work["shares"]) and not all(work["shares"])  # bands dream, the frames between them wait
+
+
 def test_a_zoom_in_gets_upkeep_for_the_fine_detail_its_magnification_blurs():
-    from dreamvideo.coherence import growth, upkeep_steps
+    from dreamvideo.reuse import growth, upkeep_steps
     from dreamvideo.settings import VideoSettings
 
     h, w = 108, 192
@@ -311,7 +325,7 @@ def test_a_zoom_in_gets_upkeep_for_the_fine_detail_its_magnification_blurs():
 
 def test_new_regions_far_apart_are_dreamed_in_one_call(tiny):
     """Two new regions in one frame: one dream call for both crops (a canvas holding them apart)."""
-    from dreamvideo.coherence import CANVAS_GAP, pack_crops
+    from dreamvideo.reuse import CANVAS_GAP, pack_crops
 
     boxes = [(0, 63, 0, 63), (10, 90, 100, 170), (0, 50, 0, 250)]
     (ch, cw), spots = pack_crops(boxes, 256)
@@ -376,7 +390,7 @@ def test_a_pans_entering_content_shows_the_bands_dream_from_the_frame_it_enters_
     for f in frames_with_flow(frames, "dis"):
         out = st.dream(f)
         st.keep(f, out)
-        raw[f.index], waits[f.index] = out, st.pending
+        raw[f.index], waits[f.index] = out, st.state.waiting
         ready = st.settle(f, out)
         assert [i for i, _ in ready] == sorted(set(range(f.index + 1)) - set(shown)) if ready else f.index % 4
         shown.update(ready)
@@ -460,5 +474,5 @@ def test_content_entering_at_the_bottom_waits_until_its_band_though_the_flow_fal
     img = photo("coffee")
     frames = [np.ascontiguousarray(img[100 + i:196 + i, 100 + 2 * i:228 + 2 * i]) for i in range(6)]
     _, plans = run(stepper(fast(tiny), 6, enter_every=6), frames)
-    waits = plans[5].pending
+    waits = plans[5].waiting
     assert waits[-5:, :100].mean() > 0.95, waits[-6:, :100].mean(axis=1)  # the rows that entered at frames 1-5

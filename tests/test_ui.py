@@ -6,7 +6,6 @@ A tiny random model (tests/helpers.py) keeps every dream to a fraction of a seco
 
 from __future__ import annotations
 
-import argparse
 import socket
 import subprocess
 import sys
@@ -234,29 +233,23 @@ def test_page_starts_from_a_preset_then_flags(media, tmp_path):
 
 # ---------------------------------------------------------------- the command and the API
 
-def test_without_gradio_one_line_naming_the_install(monkeypatch):
-    from dreamvideo import ui
+def test_without_gradio_one_line_naming_the_install(monkeypatch, capsys):
+    from dreamvideo import cli
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now fails
-    parser = argparse.ArgumentParser()
-    ui.add_ui_parser(parser.add_subparsers(dest="command"))
-    ns = parser.parse_args(["ui", "--port", "7999"])
-    with pytest.raises(UserError, match=r'pip install "dreamvideo\[ui\]"') as e:
-        ns._run(ns)
-    assert e.value.exit_code == 2 and "\n" not in str(e.value)
+    assert cli.main(["ui", "--port", "7999"]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "dreamvideo[ui]"' in err and len(err.strip().splitlines()) == 1
 
 
 def test_ui_flags_become_starting_values(monkeypatch):
-    from dreamvideo import ui
+    from dreamvideo import cli, ui
 
     got = {}
     monkeypatch.setattr(ui, "_require_gradio", lambda: None)
     monkeypatch.setattr(ui, "launch", lambda *a: got.update(args=a) or 0)
-    parser = argparse.ArgumentParser()
-    ui.add_ui_parser(parser.add_subparsers(dest="command"))
-    ns = parser.parse_args(["ui", "--model", "mobilenet_v2", "--steps", "5", "--jitter", "8", "--preset", "pulse",
-                            "--outputs", "/tmp/o"])
-    assert ns._run(ns) == 0
+    assert cli.main(["ui", "--model", "mobilenet_v2", "--steps", "5", "--jitter", "8", "--preset", "pulse",
+                     "--outputs", "/tmp/o"]) == 0
     host, port, outputs, start, preset, fixed = got["args"]
     assert (host, port, outputs, preset) == ("127.0.0.1", 7860, "/tmp/o", "pulse")
     assert start == {"model": "mobilenet_v2", "steps": "5"} and fixed == {"jitter": 8}

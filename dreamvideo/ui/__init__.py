@@ -25,8 +25,10 @@ PAGE_FLAGS = ("model", "weights", "layers", "octaves", "octave_scale", "steps", 
 
 
 def _require_gradio():
+    import importlib
+
     try:
-        import gradio  # noqa: F401
+        importlib.import_module("gradio")
     except ImportError:
         raise UserError(f"the web page needs Gradio, which is not installed: {INSTALL}") from None
 
@@ -137,60 +139,22 @@ def launch(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, s
     return code["value"]
 
 
-# ---------------------------------------------------------------- the command line
+# ---------------------------------------------------------------- the command (its flags: dreamvideo.cli)
 
-def add_ui_parser(subparsers):
-    """Register ``dreamvideo ui`` on an argparse subparsers object; returns the parser."""
-    from .api import setting_fields
-
-    p = subparsers.add_parser(
-        "ui", help="open a local web page for images, clips and music videos",
-        description="Serve a web page (Gradio) with the image, video and zoom jobs, a plan plot, presets "
-                    f"and a render queue. Needs {INSTALL}. Model flags and --preset set the page's starting "
-                    "values; other dream settings given here apply to every job.")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: %(default)s, this machine only; another prints a warning)")
-    p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
-    p.add_argument("--outputs", default=str(DEFAULT_OUTPUTS), metavar="DIR",
-                   help="folder the page writes renders, uploads and saved presets to (default: %(default)s)")
-    # dest ui_preset: the renders' --preset handling (defaults re-parsed from the preset) is not this one's
-    p.add_argument("--preset", dest="ui_preset", default="", metavar="NAME|FILE",
-                   help="starting values from a preset (a built-in name or a .toml file)")
-    p.add_argument("--seed", type=int, default=None, help="starting seed")
-    p.add_argument("--max-side", type=int, default=None, metavar="PX", help="starting max side (0 = full size)")
-    g = p.add_argument_group("model and dream (starting values; flags the page has no control for apply to "
-                             "every job)")
-    for f in setting_fields("model", "dream"):
-        kw = dict(dest=f"ui.{f.name}", default=None, help=f.metadata.get("help", ""),
-                  metavar=f.metadata.get("metavar", f.name.split("_")[-1].upper()))
-        if isinstance(f.default, bool):
-            from argparse import BooleanOptionalAction
-
-            kw["action"] = BooleanOptionalAction
-            del kw["metavar"]
-        else:
-            kw["type"] = str if f.name in ("steps", "step_size") else type(f.default)
-            if "choices" in f.metadata:
-                kw["choices"] = f.metadata["choices"]
-                del kw["metavar"]
-        g.add_argument("--" + f.name.replace("_", "-"), **kw)
-    p.set_defaults(_run=run_ui)
-    return p
-
-
-def run_ui(ns) -> int:
-    """Run ``dreamvideo ui`` from parsed arguments; returns the exit code."""
+def run_ui(given: dict, host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, preset: str = "",
+           seed: int | None = None, max_side: int | None = None) -> int:
+    """Run ``dreamvideo ui``: ``given`` the model and dream flags given (field name: value), the ones
+    the page has controls for as starting values, the rest applied to every job; returns the exit code."""
     _require_gradio()
-    given = {k[3:]: v for k, v in vars(ns).items() if k.startswith("ui.") and v is not None}
     start_values = {k: v for k, v in given.items() if k in PAGE_FLAGS}
     fixed = {k: v for k, v in given.items() if k not in PAGE_FLAGS}
     for k in ("model", "weights"):  # a file named on the command line is offered by its absolute path
         if k in start_values and Path(start_values[k]).suffix and Path(start_values[k]).is_file():
             start_values[k] = str(Path(start_values[k]).resolve())
-    if ns.seed is not None:
-        start_values["seed"] = ns.seed
-    if ns.max_side is not None:
-        start_values["max_side"] = ns.max_side
-    if not 0 < ns.port < 65536:
-        raise UserError(f"--port must be from 1 to 65535, not {ns.port}")
-    return launch(ns.host, ns.port, ns.outputs, start_values, ns.ui_preset, fixed)
+    if seed is not None:
+        start_values["seed"] = seed
+    if max_side is not None:
+        start_values["max_side"] = max_side
+    if not 0 < port < 65536:
+        raise UserError(f"--port must be from 1 to 65535, not {port}")
+    return launch(host, port, outputs, start_values, preset, fixed)

@@ -17,11 +17,18 @@ from .. import __version__
 KINDS = ("image", "video", "zoom")
 
 
-def setting_fields(*sections: str) -> list:
-    """The dataclass fields of these settings sections ("model", "dream", ...), for the command's flags."""
-    from ..settings import SECTIONS
+def read_types() -> tuple[tuple, tuple]:
+    """The image and video file extensions the jobs read."""
+    from ..io import IMAGE_EXTS, VIDEO_EXTS
 
-    return [f for s in sections for f in fields(SECTIONS[s])]
+    return IMAGE_EXTS, VIDEO_EXTS
+
+
+def model_names() -> tuple:
+    """The named networks the jobs build."""
+    from ..settings import MODEL_NAMES
+
+    return MODEL_NAMES
 
 
 def workdir_path(output) -> Path:
@@ -82,14 +89,6 @@ def plan(kind: str, input, output, *, seed: int, max_side, preview=None, preview
 
     return plan_render(kind, input, output, seed=seed, max_side=max_side, preview=preview,
                        preview_frames=preview_frames, preview_size=preview_size, quiet=True, **options)
-
-
-def song_frames(audio: str, fps: float) -> int:
-    """How many frames at ``fps`` a song lasts (a zoom with a song and no frame count renders these)."""
-    from ..settings import ZoomSettings
-    from ..zoom import song_frames as _song_frames
-
-    return _song_frames(ZoomSettings(frames=0, fps=fps, audio=audio)).frames
 
 
 def builtin_presets() -> dict:

@@ -24,13 +24,11 @@ from ..errors import UserError
 from . import api
 from .worker import Job, Worker, format_seconds
 
-IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-VIDEO_TYPES = (".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v")
+IMAGE_TYPES, VIDEO_TYPES = api.read_types()
 AUDIO_TYPES = (".mp3", ".wav", ".m4a", ".aac", ".ogg", ".flac", ".opus")
 LIMITS = {"image": 50 << 20, "video": 2 << 30, "audio": 300 << 20}  # bytes
 TYPES = {"image": IMAGE_TYPES, "video": VIDEO_TYPES, "audio": AUDIO_TYPES}
-MODEL_NAMES = ("inception_v3", "inception5h", "inception_resnet_v2", "vgg16", "vgg19", "resnet50", "mobilenet_v2",
-               "efficientnet_b0")
+MODEL_NAMES = api.model_names()
 AUDIO_MODES = ("keep", "replace", "none")
 # The same upload and settings name the same output, and the same seed makes the same bytes: no need to redo it.
 ALREADY = "already made with these settings and this upload; not rendered again"  # a video's soundtrack: its own, an uploaded song, or silence
