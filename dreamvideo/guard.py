@@ -138,7 +138,7 @@ def _clash(output: str, role: str, read: Read) -> Optional[str]:
     if is_folder_output(output) and _within(in_real, out_real):
         return f"{role} {output} is a folder that holds {read.named()}, and writing it replaces the folder"
     parent = os.path.dirname(out_real)
-    if os.path.dirname(in_real) == parent or _within(in_real, parent):
+    if _within(in_real, parent):
         rel = os.path.relpath(in_real, parent).split(os.sep)[0]
         if temporary_names(output).fullmatch(rel):
             return (f"{read.named()} has the name of a temporary file or the work folder of {role} {output}, "

