@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .settings import ModelSettings
+from .settings import MODEL_FILE_SUFFIXES, ModelSettings
 
-MODEL_FILE_SUFFIXES = (".keras", ".h5", ".pb")
 _MODEL_CACHE: dict = {}
 
 

@@ -322,9 +322,29 @@ def split_options(kind: str, options: dict) -> dict:
             out[section] = left.pop(section)
             continue
         out[section] = cls(**{k: left.pop(k) for k in list(left) if k in field_names(cls)})
+    if "model" in out:
+        check_model_name(out["model"].model)
     if left:
         raise TypeError(f"unknown option(s) for a {kind} job: {', '.join(left)}")
     return out
+
+
+#: A `model` ending so is a model file (see :mod:`dreamvideo.build`); any other is a name of :data:`MODEL_NAMES`.
+MODEL_FILE_SUFFIXES = (".keras", ".h5", ".pb")
+
+
+def check_model_name(model: str) -> None:
+    """A one-line :class:`UserError` for a `model` that is neither a known name nor a model file, before
+    any framework loads (a misspelt name must not wait for TensorFlow and the precision probe)."""
+    import difflib
+    import os
+
+    if os.path.splitext(str(model))[1] in MODEL_FILE_SUFFIXES or model in MODEL_NAMES:
+        return
+    close = difflib.get_close_matches(str(model), MODEL_NAMES, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UserError(f"unknown model {model!r}{hint}; choose one of {', '.join(MODEL_NAMES)} or a "
+                    f"{'/'.join(MODEL_FILE_SUFFIXES)} model file")
 
 
 def with_blend_default(sched: Schedules, video: VideoSettings) -> Schedules:

@@ -125,7 +125,7 @@ def save_preset(path, kind: str, options: dict, *, seed: int, max_side, descript
 def layer_list(model: str, weights: str) -> tuple[str, list[tuple[str, str, int]]]:
     """``(default layers, [(layer, kind, channels), ...])`` of a model. Layer names do not depend on the
     weights, so a named model is built untrained, apart from the jobs' model cache (a render's model stays)."""
-    from ..build import MODEL_FILE_SUFFIXES
+    from ..settings import MODEL_FILE_SUFFIXES
     from ..models import load_model
 
     is_file = Path(str(model)).suffix in MODEL_FILE_SUFFIXES
