@@ -287,3 +287,23 @@ def test_png_folder_output_follows_the_umask(files, tmp_path, capfd, umask, mode
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_00000{i}.png" for i in (1, 2, 3)]
     assert all(p.stat().st_mode & 0o777 == mode & 0o666 for p in (tmp_path / "frames").iterdir())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_a_jpeg_glob_with_max_side_decodes_reduced_and_keeps_its_look(tmp_path, capfd, monkeypatch):
+    """Each picture of a glob input is decoded reduced (JPEG) to the output size: the frames are the pictures
+    brought down, channels in order."""
+    src = cv2.resize(photo("astronaut"), (800, 600), interpolation=cv2.INTER_AREA)
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        Image.fromarray(src).save(tmp_path / "in" / f"p{i}.jpg", quality=95)
+    decoded = []
+    original = images._pil_rgb8
+    monkeypatch.setattr(images, "_pil_rgb8", lambda im: decoded.append(im.size) or original(im))
+    with io.VideoReader(str(tmp_path / "in" / "*.jpg"), max_side=160) as reader:
+        frames = list(reader)
+    assert [f.shape for f in frames] == [(120, 160, 3)] * 2
+    assert decoded == [(200, 150)] * 2  # 1/4 a side: the smallest JPEG scale at least the output's size
+    want = cv2.resize(src, (160, 120), interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(frames[0] - want).mean(axis=(0, 1)).max() < 4
+    _, err = capfd.readouterr()
+    assert err == ""

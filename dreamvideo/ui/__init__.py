@@ -131,8 +131,11 @@ def launch(host: str = "127.0.0.1", port: int = 7860, outputs=DEFAULT_OUTPUTS, s
             signal.signal(signal.SIGTERM, old)
         if server is not None:
             print("dreamvideo: stopping the page (a running render is kept as a partial to resume)", file=sys.stderr)
-            server.close()
-    if server is not None:  # closed: exit now, not after a render left mid-frame and TensorFlow's teardown
+            # The server waits for open event streams up to 5 s: closed in the background, given a moment.
+            closing = threading.Thread(target=server.close, daemon=True)
+            closing.start()
+            closing.join(1.0)
+    if server is not None:  # exit now, not after a render left mid-frame and TensorFlow's teardown
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code["value"])

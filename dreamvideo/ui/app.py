@@ -61,30 +61,25 @@ def _friendly(fn):
     return call
 
 
-class _CheckedImage(gr.Image):
+def _image_upload(page: Page, label: str, **kw) -> gr.Image:
     """An image upload handed on as its file, after the page's own check (the command line's reader, from
     the header): a file it cannot read is that one line, where Gradio's decoding of it would answer
-    "Could not preprocess input component" (and decode a decompression bomb). ``check(path)`` is set per
-    instance; the page's reader then does the decoding, alpha, 16-bit and EXIF as the command line does."""
+    "Could not preprocess input component" (and decode a decompression bomb). The page's reader then does
+    the decoding, alpha, 16-bit and EXIF as the command line does. (The component's method is replaced on
+    the instance: Gradio writes a stub file beside the module of any component subclass.)"""
+    upload = gr.Image(type="filepath", sources=["upload"], label=label, **kw)
+    plain = upload.preprocess
 
-    check = None
-
-    def get_block_name(self) -> str:
-        return "image"  # the frontend's image component
-
-    def preprocess(self, payload):
-        if payload is None or self.check is None or not payload.path or str(payload.url or "").startswith("data:"):
-            return super().preprocess(payload)
+    def preprocess(payload):
+        if payload is None or not payload.path or str(payload.url or "").startswith("data:"):
+            return plain(payload)
         try:
-            self.check(payload.path)
+            page.check_upload(payload.path, "image", label.lower())
         except DreamError as e:
             raise gr.Error(as_flags(e), print_exception=False) from None
         return str(payload.path)
 
-
-def _image_upload(page: Page, label: str, **kw) -> _CheckedImage:
-    upload = _CheckedImage(type="filepath", sources=["upload"], label=label, **kw)
-    upload.check = lambda path: page.check_upload(path, "image", label.lower())
+    upload.preprocess = preprocess
     return upload
 
 

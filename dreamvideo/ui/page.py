@@ -191,13 +191,13 @@ class Page:
         if p.suffix.lower() not in TYPES[what]:
             raise UserError(f"the {label} {p.name!r} is not a supported {what} file; use one of "
                             f"{' '.join(TYPES[what])}")
+        if what == "image":  # the command line's message (an empty file too), from the header: a bomb costs nothing
+            api.check_image(p, p.name)
         size = p.stat().st_size
         if size == 0 or size > LIMITS[what]:
             raise UserError(f"the {label} {p.name!r} is {'empty' if not size else f'{size / 2**20:.0f} MB'}; "
                             f"the page takes {what} files up to {LIMITS[what] >> 20} MB")
-        if what == "image":
-            api.check_image(p, p.name)  # the command line's message, from the header: a bomb costs nothing
-        else:
+        if what != "image":
             api.check_media(p, what)
         return p
 
