@@ -145,12 +145,16 @@ class DreamWorker:
         self.slot, self.landed = Latest(), Latest()
         self.dreams, self.error, self.ready_at = 0, None, None
         self.timing = {"flow": 0.0, "dream": 0.0}
-        self._stop = threading.Event()
+        self._stop, self._restart = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-dream", daemon=True)
         self._thread.start()
 
     def offer(self, seq: int, src: np.ndarray) -> None:
         self.slot.put((seq, src))
+
+    def restart(self) -> None:
+        """The next dream starts a new engine (new settings), from the frame alone."""
+        self._restart.set()
 
     @property
     def skipped(self) -> int:
@@ -176,6 +180,9 @@ class DreamWorker:
                 if started is not None and self.controller is not None and self.controller.observe(t0 - started):
                     level, engine, prev = self.controller.level, None, None
                 started = t0
+                if self._restart.is_set():
+                    self._restart.clear()
+                    engine, prev = None, None
                 if engine is None:
                     engine = self._make(level, seq)
                 small = src
@@ -183,6 +190,8 @@ class DreamWorker:
                     h, w = src.shape[:2]
                     size = (max(32, int(w * level.scale) // 2 * 2), max(32, int(h * level.scale) // 2 * 2))
                     small = cv2.resize(src, size, interpolation=cv2.INTER_AREA)
+                if prev is not None and prev.shape != small.shape:  # the source changed size
+                    engine, prev = self._make(level, seq), None
                 flow = mask = None
                 if prev is not None:
                     flow, mask = flows.pair(prev, small)

@@ -82,8 +82,10 @@ class LiveSession:
         sections["schedules"] = with_blend_default(sections["schedules"], sections["video"])
         self.sections, self._dreamer = sections, dreamer
         self.stats = Stats()
+        self.landed_at = []  # (shown seq, seq dreamed): where each dream was first shown
         self.recorded: Path | None = None
-        self.timing = {"capture": 0.0, "flow": 0.0, "encode": 0.0}
+        self.timing = {"capture": 0.0, "flow": 0.0, "encode": 0.0}  # seconds: converting, the carry, the sinks
+        self.worker_timing = {"flow": 0.0, "dream": 0.0}
         from .sources import parse_source
 
         self.spec = parse_source(source, live.loop)
@@ -196,6 +198,10 @@ class LiveSession:
         """Stop dreaming, release the source, finalize the recording (with its sound), end every
         other sink; once. The first failure is raised after everything is closed."""
         errors = []
+        if self.worker is not None:
+            self.worker_timing = dict(self.worker.timing)
+        if self.capture is not None:
+            self.timing["capture"] = self.capture.convert_seconds
 
         def attempt(fn):
             try:
@@ -253,6 +259,7 @@ class LiveSession:
                 landed = self.worker.landed.take(0) if self.worker.dreams else None
                 if landed is not None:
                     base = (landed[1], landed[2])
+                    self.landed_at.append((seq, landed[0]))
                 if base is None:
                     out = src
                 else:

@@ -98,12 +98,11 @@ def check_virtual_camera() -> None:
     """A one-line UserError now (before the model loads) when pyvirtualcam or, on Linux, a
     v4l2loopback device is missing; elsewhere the driver is found when the camera opens."""
     import glob
+    import importlib.util
     import sys
 
-    try:
-        import pyvirtualcam  # noqa: F401
-    except ImportError:
-        raise UserError(VCAM_INSTALL) from None
+    if importlib.util.find_spec("pyvirtualcam") is None:
+        raise UserError(VCAM_INSTALL)
     if sys.platform.startswith("linux"):
         names = []
         for name in glob.glob("/sys/class/video4linux/video*/name"):

@@ -146,6 +146,7 @@ class Capture:
                 "-f", "yuv4mpegpipe", "-"]
         self._proc = ffmpeg.Proc(["-loglevel", "error", *args], stdout=subprocess.PIPE)
         self.frames, self.received, self.error, self.ended = Latest(), 0, None, False
+        self.convert_seconds = 0.0
         self._stop = threading.Event()
         try:
             self.width, self.height, self.fps = self._header(timeout)
@@ -194,8 +195,11 @@ class Capture:
                     if due > t and self._stop.wait(due - t):
                         break
                     t = max(due, t)
+                c0 = time.perf_counter()
                 yuv = np.frombuffer(buf, np.uint8).reshape(h * 3 // 2, w)
-                self.frames.put((self.received, t, cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)))
+                rgb = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
+                self.convert_seconds += time.perf_counter() - c0
+                self.frames.put((self.received, t, rgb))
                 self.received += 1
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
             if not self._stop.is_set():
