@@ -89,6 +89,8 @@ class LiveTab:
                 live.update(dreamer, **changed)
                 self._settings = settings
         out = live.frame(image)
+        if self.live is not live:  # stopped meanwhile: Stop's figures stay on the page
+            return gr.skip(), gr.skip()
         return out, live.stats.line()
 
 
