@@ -205,6 +205,15 @@ def test_virtual_camera_without_a_driver_is_one_line(kit, capsys):
     assert "v4l2loopback" in err or 'pip install "dreamvideo[live]"' in err
 
 
+def test_audio_schedules_and_the_controller_run_live_from_a_file(kit, capsys):
+    from dreamvideo.cli import main
+
+    rc = main(["live", str(kit / "clip.mp4"), "--duration", "2", "--model", str(kit / "tiny.keras"), *TINY,
+               "--step-size", "0.01*(1 + 2*rms)", "--target-fps", "4"])
+    assert rc == 0
+    assert _closing(capsys.readouterr().out)["dreamed_fps"] > 0
+
+
 def test_a_source_that_is_not_there_is_one_line(tmp_path, capsys):
     from dreamvideo.cli import main
 

@@ -47,14 +47,27 @@ def _librosa():
     return librosa
 
 
+_PREPARED = set()
+
+
+def prepare(needed, sr: int = SR) -> None:
+    """Import librosa and compile its onset and tempo code (numba, seconds on first use) when
+    ``needed`` has onset or beat: before a live source starts, not while it plays."""
+    if not set(needed) & {"onset", "beat"} or sr in _PREPARED:
+        return
+    librosa = _librosa()
+    env = librosa.onset.onset_strength(y=np.zeros(N_FFT * 4, np.float32), sr=sr, hop_length=offline.HOP)
+    librosa.feature.tempo(onset_envelope=np.r_[env, env, env].astype(np.float64), sr=sr, hop_length=offline.HOP)
+    _PREPARED.add(sr)
+
+
 class OnlineFeatures:
     """Audio features of frame ``f`` from the samples up to its end (``push`` them as they come)."""
 
     def __init__(self, fps: float, needed=None, sr: int = SR, smoothing: float = 0.0, keep: float = BEAT_HISTORY + 2):
         self.fps, self.sr, self.smoothing = float(fps), int(sr), float(smoothing)
         self.names = set(AUDIO_FEATURES) if needed is None else set(needed) & set(AUDIO_FEATURES)
-        if self.names & {"onset", "beat"}:
-            _librosa()
+        prepare(self.names, sr)
         self._y = np.zeros(0, np.float32)
         self._offset = 0  # absolute index of self._y[0]
         self._keep = int(keep * sr)

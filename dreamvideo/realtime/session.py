@@ -103,10 +103,21 @@ class LiveSession:
         if live.virtual_camera:
             sinks.check_virtual_camera()
         self.dreamer = self._load()  # before the source plays: loading the model would drop its first seconds
+        from .listen import prepare
+
+        prepare(self._needed_audio())
+        # The sound before the source plays too (a file's is decoded whole); its rate is the stream's.
+        self.fps = 25.0
+        if self.spec.kind == "file":
+            from .. import ffmpeg
+
+            self.fps = ffmpeg.parse_header(ffmpeg.header(self.spec.target), self.spec.target).fps
+        self.features = self._audio()
         self.capture = Capture(self.spec, self.max_side)
         size, fps = (self.capture.width, self.capture.height), self.capture.fps
         self.fps = fps
-        self.features = self._audio()
+        if self.features is not None:
+            self.features.fps = fps
         if live.virtual_camera:
             self._add(sinks.VirtualCamera(fps, size))
         if live.record:
@@ -140,7 +151,10 @@ class LiveSession:
 
         self._record_audio = None
         needed = self._needed_audio()
-        features = OnlineFeatures(self.fps, needed, smoothing=self.sections["schedules"].smoothing) if needed else None
+        # A file's sound is all there from the start (kept whole: it may loop); a live one's last seconds.
+        keep = {"keep": 0} if self.spec.kind == "file" and not self.live.audio_in else {}
+        features = OnlineFeatures(self.fps, needed, smoothing=self.sections["schedules"].smoothing,
+                                  **keep) if needed else None
         src = self.live.audio_in or (self.spec.media if self.spec.kind == "url" else "")
         if self.live.audio_in or (self.spec.kind == "url" and (features is not None or self.live.record)):
             wav = None
@@ -191,7 +205,8 @@ class LiveSession:
         self.controller = None
         if self.live.target_fps:
             steps = int(round(float(s["schedules"].steps))) if _is_number(s["schedules"].steps) else 20
-            self.controller = Controller(self.live.target_fps, steps, s["dream"].octaves)
+            # No more dreams than frames: a target above the source's rate is the source's rate.
+            self.controller = Controller(min(self.live.target_fps, self.fps), steps, s["dream"].octaves)
         return DreamWorker(make, self.fps, self.controller)
 
     def close(self) -> None:
