@@ -272,3 +272,32 @@ def test_online_audio_features_match_the_offline_ones():
     assert len(beats_on) >= 10
     hits = [b for b in beats_on if {b - 1, b, b + 1} & beats_off]
     assert len(hits) >= 0.9 * len(beats_on), (sorted(beats_off), list(beats_on))
+
+
+@pytest.mark.slow
+def test_a_real_dream_moves_with_the_picture_between_dreams(tmp_path):
+    """MobileNetV2 (the offline ImageNet weights) live over a pan of 2 px a frame: the recording is
+    dreamed, and each frame's dream is the one before moved with the picture (the carry), not a new
+    pattern every frame."""
+    from helpers import MOBILENET_WEIGHTS, needs_weights, photo
+
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(needs_weights.kwargs["reason"])
+    from dreamvideo import live
+    from dreamvideo.io import VideoWriter
+
+    img = photo("astronaut")[100:260, 60:460]
+    clip = tmp_path / "pan.mp4"
+    with VideoWriter(clip, 10, (160, 96), quality=10) as w:
+        for f in range(40):
+            w.write(np.ascontiguousarray(img[20:116, 2 * f:2 * f + 160]))
+    src = _frames(clip)
+    shown = [frame for _, frame in live(str(clip), model="mobilenet_v2", weights=str(MOBILENET_WEIGHTS),
+                                        octaves=2, steps="3", step_size="0.02")]
+    assert len(shown) == 40
+    res = [s.astype(float) - o.astype(float) for s, o in zip(shown, src)]
+    assert np.mean([np.abs(r).mean() for r in res[10:]]) > 3  # dreamed
+    # The pan moves the picture 2 px left a frame: so does the dream (away from the entering right edge).
+    moved = [np.corrcoef(a[8:-8, 10:-20].ravel(), b[8:-8, 8:-22].ravel())[0, 1] for a, b in zip(res[10:], res[11:])]
+    still = [np.corrcoef(a[8:-8, 10:-20].ravel(), b[8:-8, 10:-20].ravel())[0, 1] for a, b in zip(res[10:], res[11:])]
+    assert np.median(moved) > 0.6 and np.median(moved) > np.median(still) + 0.2, (np.median(moved), np.median(still))
