@@ -89,6 +89,14 @@ class LiveSession:
         from .sources import parse_source
 
         self.spec = parse_source(source, live.loop)
+        if live.record:  # user mistakes before any model loads
+            from ..io import check_not_same
+
+            check_not_same(source, live.record)
+            if not Path(live.record).absolute().parent.is_dir():
+                raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
+                                "record elsewhere")
+        self._needed = self._needed_audio()  # the schedules parsed: a mistake in one is found now too
         self.capture = self.worker = self.audio_in = self.recorder = self.page = None
         self.sinks, self._others, self._tmp = [], [], None
         self.page_url = ""
@@ -105,7 +113,7 @@ class LiveSession:
         self.dreamer = self._load()  # before the source plays: loading the model would drop its first seconds
         from .listen import prepare
 
-        prepare(self._needed_audio())
+        prepare(self._needed)
         # The sound before the source plays too (a file's is decoded whole); its rate is the stream's.
         self.fps = 25.0
         if self.spec.kind == "file":
@@ -141,16 +149,17 @@ class LiveSession:
         from ..settings import AUDIO_FEATURES
 
         sched = self.sections["schedules"]
-        texts = [getattr(sched, k) for k in ("step_size", "steps", "blend")]
-        texts += [item.partition("=")[2] for item in sched.layer_weights.split(";") if "=" in item]
-        return set().union(*(Schedule.parse(t, "schedule", sched.interp).names for t in texts)) & set(AUDIO_FEATURES)
+        texts = [(getattr(sched, k), k) for k in ("step_size", "steps", "blend")]
+        texts += [(text, f"weight of {name.strip()}") for name, _, text in
+                  (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item)]
+        return set().union(*(Schedule.parse(t, name, sched.interp).names for t, name in texts)) & set(AUDIO_FEATURES)
 
     def _audio(self):
         """The online audio features (None when no schedule reads them), and the recording's sound."""
         from .listen import AudioIn, OnlineFeatures
 
         self._record_audio = None
-        needed = self._needed_audio()
+        needed = self._needed
         # A file's sound is all there from the start (kept whole: it may loop); a live one's last seconds.
         keep = {"keep": 0} if self.spec.kind == "file" and not self.live.audio_in else {}
         features = OnlineFeatures(self.fps, needed, smoothing=self.sections["schedules"].smoothing,
