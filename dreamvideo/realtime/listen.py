@@ -18,6 +18,7 @@ Convention: samples mono float32 in -1..1 at ``sr`` Hz, sample 0 at the start; f
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -205,9 +206,11 @@ class OnlineFeatures:
 
 def audio_input_args(source: str) -> list[str]:
     """ffmpeg input arguments of an ``--audio-in``: ``default`` (the system's microphone), a device
-    name (pulse on Linux, avfoundation on macOS, dshow on Windows), or a URL / file."""
+    name (pulse on Linux, avfoundation on macOS, dshow on Windows), a URL, or a file (played at its pace)."""
     if "://" in source:
         return ["-fflags", "nobuffer", "-i", source]
+    if os.path.isfile(source):  # a song played along, at its own pace
+        return ["-re", "-i", ffmpeg.ff_path(source)]
     if sys.platform.startswith("linux"):
         return ["-f", "pulse", "-i", source]
     if sys.platform == "darwin":
@@ -228,11 +231,13 @@ class AudioIn:
         self._proc = ffmpeg.Proc(args, stdout=subprocess.PIPE)
         self._wav = None
         if wav is not None:
-            self._wav = wave.open(str(wav), "wb")
+            self._file = open(wav, "wb")
+            self._wav = wave.open(self._file, "wb")
             self._wav.setnchannels(1)
             self._wav.setsampwidth(2)
             self._wav.setframerate(SR)
             self._wav.writeframes(b"")  # the header now: the recorder checks the file before any sound comes
+            self._file.flush()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-audio", daemon=True)
         self._thread.start()
@@ -254,5 +259,6 @@ class AudioIn:
         self._proc.close()
         self._thread.join(timeout=5)
         if self._wav is not None:
-            self._wav.close()
+            self._wav.close()  # the header's sizes patched
+            self._file.close()
             self._wav = None

@@ -348,7 +348,8 @@ def _is_number(text) -> bool:
 
 
 class _Looped:
-    """The online features of a file source that loops: frame numbers past the file's end wrap."""
+    """The online features as the schedules read them: a looping file's frame numbers wrap at its
+    end, and no frame is asked for sound that has not come in yet."""
 
     def __init__(self, features, session):
         self._f, self._s = features, session
@@ -358,7 +359,8 @@ class _Looped:
         seconds = getattr(self._s, "_file_seconds", 0.0)
         if seconds and self._s.live.loop:
             f = f % max(1, int(seconds * self._s.fps))
-        return self._f.at(f)
+        # Live sound lags the picture a little: the newest frame's worth of it that has come in.
+        return self._f.at(max(0, min(f, int(self._f.heard * self._f.fps) - 1)))
 
 
 def status_printer(stream=None, quiet: bool = False):
