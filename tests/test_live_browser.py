@@ -112,3 +112,28 @@ def test_the_live_tab_dreams_the_camera_follows_the_controls_and_stops(live_page
     time.sleep(2)
     assert _shown(page)[0] == src  # no frame since Stop
     page.screenshot(path=str(SHOTS / "live-tab-stopped.png"))
+
+
+def test_without_a_camera_an_uploaded_clip_plays_live_until_stop(live_page, camera, tmp_path):
+    from conftest import ffmpeg
+
+    page = live_page
+    clip = tmp_path / "loop.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           clip)
+    page.get_by_role("tab", name="Live").click()
+    page.get_by_text("No camera? Loop a clip").click()
+    page.locator("#live-clip input[type=file]").set_input_files(str(clip))
+    page.locator("#live-clip video").wait_for(state="attached")
+    page.locator("#live-play").click()
+    # Two seconds of clip shown past its end: it loops.
+    page.wait_for_function("() => { const m = /shown ([\\d.]+) fps/.exec(document.querySelector('#live-status')"
+                           ".innerText); return m && document.querySelector('#live-out img'); }")
+    time.sleep(3)
+    src, shown = _shown(page)
+    assert shown.shape == (120, 160, 3)
+    time.sleep(1)
+    assert _shown(page)[0] != src  # still playing past the clip's end
+    page.locator("#live-stop").click()
+    page.wait_for_function("() => document.querySelector('#live-status').innerText.startsWith('Stopped')")
+    assert "source frames dropped" in _status(page)

@@ -5,7 +5,9 @@ route, requires gradio < 6, older than this page's). Each frame the browser send
 once with the last dream carried onto it (:class:`dreamvideo.realtime.push.PushLive`); the dream
 thread dreams the newest frame when it is free, so frames that come while it is busy are not
 dreamed, never queued. Layers, octaves, steps and step size apply from the next dream while it runs;
-Start loads the model panel's model, Stop ends the dreaming and shows its figures.
+Start loads the model panel's model, Stop ends the dreaming and shows its figures. Without a
+camera, an uploaded clip plays live on a loop on the server (the same live run as ``dreamvideo
+live CLIP --loop``), its frames sent to the page as they are shown.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class LiveTab:
     """The one live run of the page (a second Start replaces it)."""
 
     def __init__(self, page):
-        self.page, self.live, self._lock = page, None, threading.Lock()
+        self.page, self.live, self.clip, self._lock = page, None, None, threading.Lock()
         self._settings = None
 
     def _sections(self, model, weights, layers, octaves, steps, step_size):
@@ -70,7 +72,38 @@ class LiveTab:
     def stop(self) -> str:
         with self._lock:
             live, self.live = self.live, None
+            clip, self.clip = self.clip, None
+        if clip is not None:
+            clip.set()  # the clip's loop ends at its next frame and reports its figures
+            return "Stopping the clip."
         return f"Stopped. {live.stop()}" if live is not None else "Not running."
+
+    def play(self, video, model, weights, layers, octaves, steps, step_size):
+        """Generator: (frame, status) of an uploaded clip played live on a loop, until Stop."""
+        from ..realtime.session import LiveSession
+        from ..settings import LiveSettings
+
+        if not video:
+            raise UserError("upload a clip first")
+        self.stop()
+        path = self.page.check_upload(video, "video", "clip")
+        s = self._sections(model, weights, layers, octaves, steps, step_size)
+        s["dream"].check()
+        dreamer = self._dreamer(s["model"])
+        stop = threading.Event()
+        with self._lock:
+            self.clip = stop
+        session = LiveSession(str(path), LiveSettings(loop=True, no_page=True), s, max_side=LIVE_SIDE,
+                              dreamer=dreamer)
+        frames = iter(session)
+        try:
+            for _, frame in frames:
+                if stop.is_set():
+                    break
+                yield frame, session.stats.line()
+        finally:
+            frames.close()
+        yield gr.skip(), f"Stopped. {session.stats.line()}"
 
     def frame(self, image, model, weights, layers, octaves, steps, step_size):
         with self._lock:
@@ -109,6 +142,11 @@ def build_live_tab(page, c) -> None:
         with gr.Row():
             go = gr.Button("Start", variant="primary", elem_id="live-start")
             halt = gr.Button("Stop", variant="stop", elem_id="live-stop")
+        with gr.Accordion("No camera? Loop a clip", open=False):
+            with gr.Row():
+                clip = gr.Video(sources=["upload"], label="Clip (played live, on a loop)", height=200,
+                                elem_id="live-clip")
+                loop = gr.Button("Play the clip live", elem_id="live-play")
         status = gr.Markdown("Not running.", elem_id="live-status")
     keys = [c[k] for k in ("model", "weights", "layers", "octaves", "steps", "step_size")]
 
@@ -121,6 +159,15 @@ def build_live_tab(page, c) -> None:
         return call
 
     go.click(friendly(tab.start), keys, status, api_visibility="private", concurrency_limit=1)
+
+    def play(*args):
+        try:
+            yield from tab.play(*args)
+        except (DreamError, UserError) as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    loop.click(play, [clip, *keys], [out, status], api_visibility="private", concurrency_limit=1,
+               show_progress="hidden")
     halt.click(tab.stop, None, status, api_visibility="private")
     cam.stream(friendly(tab.frame), [cam, *keys], [out, status], stream_every=STREAM_EVERY, time_limit=None,
                concurrency_limit=1, api_visibility="private", show_progress="hidden")
