@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _API = {"dream_image": "jobs", "dream_video": "jobs", "zoom": "jobs", "dream_frames": "jobs", "zoom_frames": "jobs",
         "plan_render": "plan", "build_dreamer": "build", "load_model": "models", "Dreamer": "engine",
         "Interrupted": "errors", "layer": "objectives", "channel": "objectives", "guide": "objectives",
-        "parse_objective": "objectives",
+        "parse_objective": "objectives", "live": "realtime",
         **{name: "settings" for name in ("ModelSettings", "DreamSettings", "VideoSettings", "ZoomSettings",
                                          "Schedules")}}
 

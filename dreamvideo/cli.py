@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ray-address", default="", help=argparse.SUPPRESS)
     _plan_parser(sub)
     _batch_parser(sub)
+    _live_parser(sub)
     sub.add_parser("presets", help="list the built-in presets",
                    description="List the built-in presets (--preset NAME).")
 
@@ -566,7 +567,69 @@ def _cmd_batch(ns) -> int:
     return 0
 
 
-COMMANDS = {"ui": _cmd_ui, "image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "plan": _cmd_plan,
+# ---------------------------------------------------------------- live
+
+#: Video settings that mean nothing live (a time range, a frame cap, a soundtrack file) or that live fixes
+#: (``enter_every`` 1: a live frame is never held back for a band).
+_LIVE_SKIP = ("start", "end", "frames", "fps", "audio", "no_audio", "enter_every")
+
+
+def _live_parser(sub):
+    p = sub.add_parser(
+        "live", help="dream a camera, the screen, a stream or a file as it plays",
+        description="Dream a live source as it plays: the newest frame is dreamed (with temporal reuse), frames "
+                    "that come while the engine is busy are not, and every source frame is shown with the last "
+                    "dream carried onto it by optical flow. Sinks, any together: the local page (default), "
+                    "--record, --stream, --virtual-camera. Ctrl-C, SIGTERM or --duration end it; the last line "
+                    "printed is `live: shown F fps, dreamed F fps, latency N ms median / N ms p95, N source frames "
+                    "dropped`. Schedules: " + _SCHED_HELP)
+    p.add_argument("source", help="camera, camera:N, a device path, screen, an ffmpeg URL (rtsp:// srt:// udp:// "
+                                  "http(s)://), or a file (played at its own rate)")
+    _common(p)
+    g = p.add_argument_group("live")
+    for f in dataclasses.fields(S.LiveSettings):
+        kw = dict(dest=f"live.{f.name}", default=f.default, help=f.metadata["help"])
+        if isinstance(f.default, bool):
+            kw["action"] = "store_true"
+        else:
+            kw.update(type=type(f.default), metavar=f.metadata.get("metavar"))
+            kw["help"] += " (default: %(default)s)"
+        g.add_argument(_flag(f.name), **kw)
+    add_settings(p, "video", skip=_LIVE_SKIP, title="video (coherence and reuse; --quality is the recording's)")
+    add_settings(p, "model", title="model and objective")
+    add_settings(p, "dream", skip=S.MOVING, title="dream engine")
+    add_settings(p, "schedules", skip=("zoom", "angle", "dx", "dy"),
+                 title="schedules (t: seconds since the start; audio features from the live sound)")
+    _preset_args(p, "video")
+
+
+def _cmd_live(ns) -> int:
+    opts = job_options(ns, "video")
+    live = S.LiveSettings(**{f.name: getattr(ns, f"live.{f.name}") for f in dataclasses.fields(S.LiveSettings)})
+    live.check()
+    from dreamvideo.realtime.session import LiveSession, status_printer
+
+    show = status_printer(quiet=ns.quiet)
+    session = LiveSession(ns.source, live, opts, seed=ns.seed, max_side=ns.max_side, status=show)
+    frames = iter(session)
+    try:
+        for k, _ in enumerate(frames):
+            if not k and session.page_url and not ns.quiet:
+                print(f"dreamvideo: live at {session.page_url}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the usual end of a live run
+        pass
+    finally:
+        frames.close()
+        session.close()
+    if show is not None:
+        sys.stderr.write("\n")
+    if session.recorded and not ns.quiet:
+        print(f"dreamvideo: wrote {session.recorded}", file=sys.stderr)
+    print(session.stats.line(), flush=True)
+    return 0
+
+
+COMMANDS = {"live": _cmd_live, "ui": _cmd_ui, "image": _cmd_image, "video": _cmd_video, "zoom": _cmd_zoom, "plan": _cmd_plan,
             "presets": _cmd_presets, "layers": _cmd_layers, "batch": _cmd_batch, "doctor": _cmd_doctor}
 
 if __name__ == "__main__":

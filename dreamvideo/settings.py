@@ -388,3 +388,40 @@ class DistributedSettings:
             raise UserError(f"`chunk_overlap` must be from 0 to `chunk_frames` - 1 ({self.chunk_frames - 1}), "
                             f"not {self.chunk_overlap}")
         return self
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Live: where the dreamed frames go, how long it runs, and what it holds (``dreamvideo live``)."""
+
+    record: str = _opt("", "also record the dreamed frames (at the source's rate, with its sound or --audio-in's) to "
+                       "this .mp4/.mkv file", metavar="FILE")
+    stream: str = _opt("", "also stream the dreamed frames (low-latency H.264) to this udp://, srt:// or rtmp:// URL",
+                       metavar="URL")
+    virtual_camera: bool = _opt(False, "also show the dreamed frames as a virtual camera (OBS, Zoom, Meet); needs "
+                                "pip install \"dreamvideo[live]\" and a driver (v4l2loopback on Linux, OBS's camera "
+                                "on Windows and macOS)")
+    no_page: bool = _opt(False, "do not serve the local page that shows the dreamed frames")
+    page_port: int = _opt(7870, "port of the local page (127.0.0.1 only)", metavar="PORT")
+    duration: float = _opt(0.0, "stop after this many seconds of the source (0: until it ends, Ctrl-C or SIGTERM)",
+                           metavar="S")
+    target_fps: float = _opt(0.0, "hold this many dreamed frames per second by lowering (and raising again) the "
+                             "steps, then the octaves, then the size dreamed (0: off)", metavar="F")
+    loop: bool = _opt(False, "a file source: play it again from the start when it ends")
+    audio_in: str = _opt("", "sound that drives the audio features (rms onset beat low mid high) and is recorded: "
+                         "default (the system's microphone), an input device name or a URL (default: the source's "
+                         "own sound, for a file or URL)", metavar="SOURCE")
+
+    def check(self) -> "LiveSettings":
+        """Return self, or raise a one-line :class:`UserError` naming the first bad field."""
+        if not 0 <= self.duration < math.inf:
+            raise UserError(f"`duration` must be 0 or more seconds, not {self.duration}")
+        if not 0 <= self.target_fps < math.inf:
+            raise UserError(f"`target_fps` must be 0 (off) or more, not {self.target_fps}")
+        if not 0 < self.page_port < 65536:
+            raise UserError(f"`page_port` must be from 1 to 65535, not {self.page_port}")
+        if self.record and not self.record.lower().endswith((".mp4", ".mkv")):
+            raise UserError(f"cannot record to {self.record}: use a .mp4 or .mkv file")
+        if self.stream and self.stream.split("://")[0].lower() not in ("udp", "srt", "rtmp", "rtmps"):
+            raise UserError(f"cannot stream to {self.stream}: use a udp://, srt:// or rtmp:// URL")
+        return self

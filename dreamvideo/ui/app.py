@@ -260,6 +260,10 @@ def build(page: Page) -> gr.Blocks:
                                        elem_id="zoom-sheet", height=420, visible=False)
                 zoom_out = gr.Video(label="Zoom", interactive=False, height=360, elem_id="zoom-out")
 
+            from .live_tab import build_live_tab  # the Live tab (camera dreamed as it films): its own module
+
+            build_live_tab(page, c)
+
             with gr.Tab("Presets", id="presets"):
                 with gr.Row():
                     pre_pick = gr.Dropdown(page.preset_choices(), value=None, label="Preset", scale=2,

@@ -1,0 +1,376 @@
+"""A live run: the show loop that gives every sink a frame at the source's rate.
+
+Three threads: the source's reader (newest frame only, :mod:`.sources`), the dream thread (newest
+shown frame only, :mod:`.engine`), and this loop, which for each source frame it takes carries
+the last dream onto it by optical flow (from the frame that dream was made on when it has just
+landed, else from the frame shown before) and writes it to every sink. So motion is the source's,
+at its rate, and the dream updates at the engine's rate. A source frame that came while this loop
+was busy is dropped (counted; the recording repeats the frame before in its place, so it lasts as
+long as the run).
+
+Convention: frames are ``H x W x 3`` uint8 RGB; times in seconds; latency is a source frame's
+capture (read from ffmpeg's pipe) to the moment every sink has it.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..settings import LiveSettings, with_blend_default
+
+STATUS_EVERY = 0.5  # seconds between two status lines
+
+
+@dataclass
+class Stats:
+    """What a live run did: frames shown, dreamed, dropped, latencies (seconds) and wall time."""
+
+    shown: int = 0
+    dreamed: int = 0
+    dropped: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    latencies: list = field(default_factory=list)
+    level: str = ""
+
+    def latency_ms(self, q: float) -> float:
+        return 1000.0 * float(np.percentile(self.latencies, q)) if self.latencies else 0.0
+
+    def line(self) -> str:
+        """The closing line, always this form: ``live: shown 25.0 fps, dreamed 3.2 fps, latency 180 ms
+        median / 240 ms p95, 0 source frames dropped``."""
+        s = max(self.seconds, 1e-9)
+        return (f"live: shown {self.shown / s:.1f} fps, dreamed {self.dreamed / s:.1f} fps, latency "
+                f"{self.latency_ms(50):.0f} ms median / {self.latency_ms(95):.0f} ms p95, "
+                f"{self.dropped} source frames dropped")
+
+
+def parse_line(text: str) -> dict:
+    """The figures of a closing line (see :meth:`Stats.line`), for scripts and tests."""
+    import re
+
+    m = re.fullmatch(r"live: shown ([\d.]+) fps, dreamed ([\d.]+) fps, latency (\d+) ms median / (\d+) ms p95, "
+                     r"(\d+) source frames dropped", text.strip())
+    if not m:
+        raise ValueError(f"not a live closing line: {text!r}")
+    return {"shown_fps": float(m[1]), "dreamed_fps": float(m[2]), "latency_median_ms": int(m[3]),
+            "latency_p95_ms": int(m[4]), "dropped": int(m[5])}
+
+
+class LiveSession:
+    """A live run from ``source`` (see :func:`dreamvideo.realtime.sources.parse_source`) with the
+    sinks of ``live`` (:class:`~dreamvideo.settings.LiveSettings`) and the model, dream, video and
+    schedule settings ``sections`` (as a video job's). Iterate it for ``(seconds, frame)`` of every
+    shown frame; :attr:`stats` says what it did; leaving the loop early (break, Ctrl-C, SIGTERM) or
+    ending it finalizes every sink. ``dreamer``: an engine to use instead of building one
+    (tests, the page). ``status``: a callable given the status line every half second."""
+
+    def __init__(self, source, live: LiveSettings, sections: dict, *, seed: int = 0, max_side: int | None = None,
+                 dreamer=None, status=None):
+        self.live, self.seed, self.max_side, self.status = live.check(), seed, max_side, status
+        sections = dict(sections)
+        sections["dream"] = sections["dream"].check()
+        # enter_every 1: live holds no frame back for a band (see .engine).
+        sections["video"] = replace(sections["video"], enter_every=1)
+        sections["schedules"] = with_blend_default(sections["schedules"], sections["video"])
+        self.sections, self._dreamer = sections, dreamer
+        self.stats = Stats()
+        self.landed_at = []  # (shown seq, seq dreamed): where each dream was first shown
+        self.recorded: Path | None = None
+        self.timing = {"capture": 0.0, "flow": 0.0, "encode": 0.0}  # seconds: converting, the carry, the sinks
+        self.worker_timing = {"flow": 0.0, "dream": 0.0}
+        from .sources import parse_source
+
+        self.spec = parse_source(source, live.loop)
+        if live.record:  # user mistakes before any model loads
+            from ..io import check_not_same
+
+            check_not_same(source, live.record)
+            if not Path(live.record).absolute().parent.is_dir():
+                raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
+                                "record elsewhere")
+        self._needed = self._needed_audio()  # the schedules parsed: a mistake in one is found now too
+        self.capture = self.worker = self.audio_in = self.recorder = self.page = None
+        self.sinks, self._others, self._tmp = [], [], None
+        self.page_url = ""
+
+    # ------------------------------------------------------------------ opening and closing
+
+    def _open(self) -> None:
+        from . import sinks
+        from .sources import Capture
+
+        live = self.live
+        if live.virtual_camera:
+            sinks.check_virtual_camera()
+        self.dreamer = self._load()  # before the source plays: loading the model would drop its first seconds
+        from .listen import prepare
+
+        prepare(self._needed)
+        # The sound before the source plays too (a file's is decoded whole); its rate is the stream's.
+        self.fps = 25.0
+        if self.spec.kind == "file":
+            from .. import ffmpeg
+
+            self.fps = ffmpeg.parse_header(ffmpeg.header(self.spec.target), self.spec.target).fps
+        self.features = self._audio()
+        self.capture = Capture(self.spec, self.max_side)
+        size, fps = (self.capture.width, self.capture.height), self.capture.fps
+        self.fps = fps
+        if self.features is not None:
+            self.features.fps = fps
+        if live.virtual_camera:
+            self._add(sinks.VirtualCamera(fps, size))
+        if live.record:
+            self.recorder = sinks.Recorder(live.record, fps, size, quality=self.sections["video"].quality or None,
+                                           audio=self._record_audio)
+            self.sinks.append(self.recorder)
+        if live.stream:
+            self._add(sinks.Streamer(live.stream, fps, size))
+        if not live.no_page:
+            self.page = sinks.PageServer(live.page_port)
+            self.page_url = self.page.url
+            self._add(self.page)
+        self.worker = self._start_dreaming()
+
+    def _add(self, sink) -> None:
+        self.sinks.append(sink)
+        self._others.append(sink)
+
+    def _needed_audio(self) -> set:
+        from ..schedule import Schedule
+        from ..settings import AUDIO_FEATURES
+
+        sched = self.sections["schedules"]
+        texts = [(getattr(sched, k), k) for k in ("step_size", "steps", "blend")]
+        texts += [(text, f"weight of {name.strip()}") for name, _, text in
+                  (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item)]
+        return set().union(*(Schedule.parse(t, name, sched.interp).names for t, name in texts)) & set(AUDIO_FEATURES)
+
+    def _audio(self):
+        """The online audio features (None when no schedule reads them), and the recording's sound."""
+        from .listen import AudioIn, OnlineFeatures
+
+        self._record_audio = None
+        needed = self._needed
+        # A file's sound is all there from the start (kept whole: it may loop); a live one's last seconds.
+        keep = {"keep": 0} if self.spec.kind == "file" and not self.live.audio_in else {}
+        features = OnlineFeatures(self.fps, needed, smoothing=self.sections["schedules"].smoothing,
+                                  **keep) if needed else None
+        src = self.live.audio_in or (self.spec.media if self.spec.kind == "url" else "")
+        if self.live.audio_in or (self.spec.kind == "url" and (features is not None or self.live.record)):
+            wav = None
+            if self.live.record:
+                self._tmp = tempfile.TemporaryDirectory(prefix="dreamvideo-live-")
+                wav = self._record_audio = str(Path(self._tmp.name) / "sound.wav")
+            self.audio_in = AudioIn(src, features, wav)
+            return features
+        if self.spec.kind == "file":
+            from .. import ffmpeg
+
+            if ffmpeg.has_audio(ffmpeg.header(self.spec.target)):
+                self._record_audio = self.spec.target
+                if features is not None:
+                    from ..audio import load_audio
+
+                    y, _ = load_audio(self.spec.target, sr=features.sr)
+                    features.push(y)
+                    self._file_seconds = y.size / features.sr
+                    features.loops = self.live.loop
+            return features
+        if features is not None:
+            raise UserError("a schedule uses audio features but this source has no sound; pass `audio_in`")
+        return None
+
+    def _load(self):
+        """The dreamer, its step compiled (the first dream compiles it: not on the live clock)."""
+        from ..build import build_dreamer
+
+        s = self.sections
+        dreamer = self._dreamer or build_dreamer(s["model"])
+        dreamer.dream(np.full((64, 64, 3), 128, np.uint8), settings=replace(s["dream"], steps=1))
+        return dreamer
+
+    def _start_dreaming(self):
+        from .adapter import video_engine
+        from .engine import Controller, DreamWorker, LiveTimeline
+
+        s = self.sections
+        self.timeline = LiveTimeline(s["schedules"], self.fps, self.dreamer.objective.terms,
+                                     _Looped(self.features, self) if self.features else None)
+
+        def make(level, first_index):
+            dream = s["dream"] if level is None else replace(s["dream"], octaves=level.octaves)
+            self.timeline.steps_cap = None if level is None else level.steps
+            return video_engine(self.dreamer, dream, s["video"], self.timeline, self.seed, first_index)
+
+        self.controller = None
+        if self.live.target_fps:
+            steps = int(round(float(s["schedules"].steps))) if _is_number(s["schedules"].steps) else 20
+            # No more dreams than frames: a target above the source's rate is the source's rate.
+            self.controller = Controller(min(self.live.target_fps, self.fps), steps, s["dream"].octaves)
+        return DreamWorker(make, self.fps, self.controller)
+
+    def close(self) -> None:
+        """Stop dreaming, release the source, finalize the recording (with its sound), end every
+        other sink; once. The first failure is raised after everything is closed."""
+        errors = []
+        if self.worker is not None:
+            self.worker_timing = dict(self.worker.timing)
+        if self.capture is not None:
+            self.timing["capture"] = self.capture.convert_seconds
+
+        def attempt(fn):
+            try:
+                return fn()
+            except Exception as e:  # noqa: BLE001 - everything gets closed
+                errors.append(e)
+
+        for part in (self.worker, self.capture, self.audio_in):
+            if part is not None:
+                attempt(part.close)
+        if self.recorder is not None:
+            self.recorded = attempt(self.recorder.close)
+        for sink in self._others:
+            attempt(sink.close)
+        if self._tmp is not None:
+            attempt(self._tmp.cleanup)
+        self.worker = self.capture = self.audio_in = self.recorder = self._tmp = None
+        self._others = []
+        if errors:
+            raise errors[0]
+
+    # ------------------------------------------------------------------ the show loop
+
+    def __iter__(self):
+        from ..flow import FlowEstimator
+        from .adapter import carry
+
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+        stats, live = self.stats, self.live
+        flows = FlowEstimator("dis")
+        limit = int(round(live.duration * self.fps)) if live.duration else 0
+        base = None  # (source, shown) the next frame is carried from
+        last_seq, last_out = -1, None
+        t0 = time.monotonic()
+        next_status = t0 + STATUS_EVERY
+        try:
+            while True:
+                if self.worker.error is not None:
+                    raise self.worker.error
+                if self.capture.error is not None:
+                    raise self.capture.error
+                item = self.capture.frames.take(0.5)
+                if item is None:
+                    if self.capture.ended:
+                        break
+                    continue
+                seq, t_cap, src = item
+                if limit and seq >= limit:
+                    break
+                t1 = time.monotonic()
+                landed = self.worker.landed.take(0) if self.worker.dreams else None
+                if landed is not None:
+                    base = (landed[1], landed[2])
+                    self.landed_at.append((seq, landed[0]))
+                if base is None:
+                    out = src
+                else:
+                    flow, mask = flows.pair(base[0], src)
+                    out = carry(src, base[0], base[1], flow, mask)
+                t2 = time.monotonic()
+                self.worker.offer(seq, src)
+                self._fill(seq - last_seq - 1, last_out if last_out is not None else out)
+                for sink in self.sinks:
+                    sink.write(out)
+                t3 = time.monotonic()
+                base, last_seq, last_out = (src, out), seq, out
+                stats.shown += 1
+                stats.latencies.append(t3 - t_cap)
+                self.timing["flow"] += t2 - t1
+                self.timing["encode"] += t3 - t2
+                stats.seconds = (seq + 1) / self.fps
+                stats.dreamed, stats.skipped = self.worker.dreams, self.worker.skipped
+                if t3 >= next_status:
+                    next_status = t3 + STATUS_EVERY
+                    self._status()
+                yield seq / self.fps, out
+                if limit and seq + 1 >= limit:
+                    break
+            if self.capture.ended and self.capture.error is None:
+                # The source ended: the frames it sent after the last one shown were dropped too.
+                self._fill(self.capture.received - 1 - last_seq, last_out)
+                last_seq = max(last_seq, self.capture.received - 1)
+        finally:
+            stats.seconds = max(stats.seconds, (last_seq + 1) / self.fps if last_seq >= 0 else 0.0)
+            if self.worker is not None:
+                stats.dreamed, stats.skipped = self.worker.dreams, self.worker.skipped
+            self.close()
+
+    def _fill(self, gap: int, frame) -> None:
+        """``gap`` source frames dropped: counted, and the recording repeats ``frame`` in their
+        place, so it lasts as long as the run."""
+        if gap <= 0:
+            return
+        self.stats.dropped += gap
+        if self.recorder is not None and frame is not None:
+            for _ in range(gap):
+                self.recorder.write(frame)
+
+    def _status(self) -> None:
+        s = self.stats
+        line = s.line()
+        if self.controller is not None:
+            line += f" (target {self.controller.target:g} fps: {self.controller.level.describe()})"
+        if self.page is not None:
+            self.page.status = line
+        if self.status is not None:
+            self.status(line)
+
+
+def _is_number(text) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class _Looped:
+    """The online features as the schedules read them: a looping file's frame numbers wrap at its
+    end, and no frame is asked for sound that has not come in yet."""
+
+    def __init__(self, features, session):
+        self._f, self._s = features, session
+        self.names = features.names
+
+    def at(self, f: int):
+        seconds = getattr(self._s, "_file_seconds", 0.0)
+        if seconds and self._s.live.loop:
+            f = f % max(1, int(seconds * self._s.fps))
+        # Live sound lags the picture a little: the newest frame's worth of it that has come in.
+        return self._f.at(max(0, min(f, int(self._f.heard * self._f.fps) - 1)))
+
+
+def status_printer(stream=None, quiet: bool = False):
+    """A status callable that rewrites one terminal line in place (nothing when ``quiet``)."""
+    stream = stream or sys.stderr
+    if quiet:
+        return None
+
+    def show(line: str) -> None:
+        stream.write("\r" + line + "\x1b[K")
+        stream.flush()
+
+    return show

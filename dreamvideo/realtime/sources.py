@@ -1,0 +1,216 @@
+"""Live sources: a camera, the screen, an ffmpeg URL or a file played at its own rate, read as they play.
+
+Every source is one ffmpeg process (launched through :class:`dreamvideo.ffmpeg.Proc`) writing a
+YUV4MPEG2 stream to a pipe: its header says the size and rate, whatever the device gives, so a
+camera needs no probing first. A reader thread takes each frame as it comes and leaves only the
+newest in a :class:`Latest` slot: a consumer slower than the source gets the newest frame, and the
+frames it never took are counted as dropped, never queued (memory stays flat).
+
+Convention: frames are ``H x W x 3`` uint8 RGB; ``seq`` is the source frame's 0-based number;
+capture times are :func:`time.monotonic` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import ffmpeg
+from ..errors import DreamFailure, UserError
+
+LOW_DELAY = ["-fflags", "nobuffer", "-flags", "low_delay"]
+SCREEN_FPS = 25
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https", "rtp")
+
+
+class Latest:
+    """A one-item slot: ``put`` replaces what is there (counting it in ``overwritten`` when nobody
+    took it), ``take`` waits for an item nobody took yet. ``close`` wakes every waiter."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item, self._fresh, self.closed, self.overwritten = None, False, False, 0
+
+    def put(self, item) -> None:
+        with self._cond:
+            if self._fresh:
+                self.overwritten += 1
+            self._item, self._fresh = item, True
+            self._cond.notify_all()
+
+    def take(self, timeout: float | None = None):
+        """The newest item not taken yet, or None after ``timeout`` seconds or once closed and empty."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._fresh or self.closed, timeout):
+                return None
+            if not self._fresh:
+                return None
+            self._fresh = False
+            return self._item
+
+    def pending(self) -> int:
+        """Items waiting (0 or 1: the slot never holds more)."""
+        with self._cond:
+            return int(self._fresh)
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to open: ``kind`` camera | screen | url | file, ``target`` the device, URL or path,
+    ``args`` ffmpeg's input arguments, ``media`` the file or URL whose own sound goes with it (or "")."""
+
+    kind: str
+    target: str
+    args: tuple
+    media: str = ""
+
+
+def parse_source(text: str, loop: bool = False) -> SourceSpec:
+    """A SOURCE argument as ffmpeg input arguments; a missing file or an unknown device is a UserError."""
+    text = str(text).strip()
+    plat = sys.platform
+    if text == "camera" or text.startswith("camera:") or text.startswith("/dev/video"):
+        dev = text.split(":", 1)[1] if text.startswith("camera:") else ("0" if text == "camera" else text)
+        if plat.startswith("linux"):
+            path = dev if dev.startswith("/dev/") else f"/dev/video{dev}"
+            if not os.path.exists(path):
+                raise UserError(f"no camera at {path}; plug one in, or pass camera:N for /dev/videoN or a file")
+            args = ("-f", "v4l2", "-i", path)
+        elif plat == "darwin":
+            args = ("-f", "avfoundation", "-framerate", "30", "-i", f"{dev}:none")
+        elif plat.startswith("win"):
+            args = ("-f", "dshow", "-i", f"video={dev}")
+        else:
+            raise UserError(f"no camera support on {plat}; pass a file or a URL")
+        return SourceSpec("camera", dev, (*LOW_DELAY, *args))
+    if text == "screen" or text.startswith("screen:"):
+        rate = ("-framerate", str(SCREEN_FPS))
+        if plat.startswith("linux"):
+            display = text[len("screen:"):] if text.startswith("screen:") else os.environ.get("DISPLAY", "")
+            if not display:
+                raise UserError("no X display to capture ($DISPLAY is unset); run it in a desktop session")
+            args = ("-f", "x11grab", *rate, "-i", display if ":" in display else f":{display}")
+        elif plat == "darwin":
+            args = ("-f", "avfoundation", *rate, "-i", "Capture screen 0:none")
+        elif plat.startswith("win"):
+            args = ("-f", "gdigrab", *rate, "-i", "desktop")
+        else:
+            raise UserError(f"no screen capture on {plat}; pass a file or a URL")
+        return SourceSpec("screen", text, args)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme:
+        if scheme not in URL_SCHEMES:
+            raise UserError(f"cannot read {text}: use a {', '.join(s + '://' for s in URL_SCHEMES)} URL, a device "
+                            "(camera, screen) or a file")
+        return SourceSpec("url", text, (*LOW_DELAY, "-i", text), media=text)
+    path = Path(text)
+    if text.startswith(("zoom:", "camera", "screen")) or not path.exists():
+        raise UserError(f"source {text} is not a file, a device (camera, camera:N, screen) or a URL; check it")
+    ffmpeg.parse_header(ffmpeg.header(path), path)  # a file ffmpeg cannot read as video: one line, now
+    # Paced by the reader (see Capture), not by ffmpeg's -re: its decoder hands the first and last
+    # frames over in bursts.
+    loops = ("-stream_loop", "-1") if loop else ()
+    return SourceSpec("file", str(path), (*loops, "-i", ffmpeg.ff_path(path)), media=str(path))
+
+
+def _scale(max_side: int | None) -> str:
+    even = "trunc(iw/2)*2:trunc(ih/2)*2"
+    if not max_side:
+        return f"scale={even}"
+    m = int(max_side)
+    return (f"scale='if(gte(iw,ih),trunc(min({m},iw)/2)*2,-2)':'if(gte(iw,ih),-2,trunc(min({m},ih)/2)*2)'"
+            ":flags=area")
+
+
+class Capture:
+    """A running source: ``width``, ``height``, ``fps`` (from the stream), ``frames`` (a :class:`Latest`
+    of ``(seq, capture time, frame)``), ``received``; ``close()`` ends ffmpeg (the camera is released).
+    A file is decoded ahead and each frame released at its time (frame k at k / fps after the
+    first), as a camera would deliver it; its capture time is that moment."""
+
+    def __init__(self, spec: SourceSpec, max_side: int | None = None, timeout: float = 20.0):
+        self.spec = spec
+        args = [*spec.args, "-map", "0:v:0", "-an", "-sn", "-vf", _scale(max_side) + ",format=yuv420p",
+                "-f", "yuv4mpegpipe", "-"]
+        self._proc = ffmpeg.Proc(["-loglevel", "error", *args], stdout=subprocess.PIPE)
+        self.frames, self.received, self.error, self.ended = Latest(), 0, None, False
+        self.convert_seconds = 0.0
+        self._stop = threading.Event()
+        try:
+            self.width, self.height, self.fps = self._header(timeout)
+        except BaseException:
+            self._proc.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name="live-capture", daemon=True)
+        self._thread.start()
+
+    def _header(self, timeout: float):
+        out, line = self._proc.p.stdout, b""
+        start = time.monotonic()
+        while not line.endswith(b"\n"):
+            c = out.read(1)
+            if not c:
+                self._proc.p.wait()
+                raise UserError(f"cannot read {self.spec.target}: {self._proc.error_tail()}; check the source")
+            line += c
+            if time.monotonic() - start > timeout or len(line) > 4096:
+                raise UserError(f"cannot read {self.spec.target}: no video after {timeout:g} s; check the source")
+        fields = dict((t[:1], t[1:]) for t in line.decode("ascii", "replace").split()[1:])
+        num, _, den = fields.get("F", "25:1").partition(":")
+        fps = float(num) / float(den or 1) if float(num) > 0 else 25.0
+        return int(fields["W"]), int(fields["H"]), fps
+
+    def _run(self):
+        import cv2
+
+        w, h, out = self.width, self.height, self._proc.p.stdout
+        n = w * h * 3 // 2
+        start = None
+        try:
+            while not self._stop.is_set():
+                tag = out.readline()
+                if not tag:
+                    break
+                if not tag.startswith(b"FRAME"):
+                    raise DreamFailure(f"the source {self.spec.target} sent a broken stream; check it")
+                buf = out.read(n)
+                if len(buf) < n:
+                    break
+                t = time.monotonic()
+                if self.spec.kind == "file":  # played at its own rate, frame k at k / fps
+                    start = t if start is None else start
+                    due = start + self.received / self.fps
+                    if due > t and self._stop.wait(due - t):
+                        break
+                    t = max(due, t)
+                c0 = time.perf_counter()
+                yuv = np.frombuffer(buf, np.uint8).reshape(h * 3 // 2, w)
+                rgb = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
+                self.convert_seconds += time.perf_counter() - c0
+                self.frames.put((self.received, t, rgb))
+                self.received += 1
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            if not self._stop.is_set():
+                self.error = e
+        finally:
+            self.ended = True
+            self.frames.close()
+
+    def close(self) -> None:
+        """End ffmpeg and the reader; safe to call more than once."""
+        self._stop.set()
+        self._proc.close()
+        self.frames.close()
+        self._thread.join(timeout=5)
