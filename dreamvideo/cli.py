@@ -396,8 +396,11 @@ def _check_writes(ns) -> None:
         from dreamvideo import presets
 
         preset = presets.find(ns.preset)
-    reads = guard.reads(getattr(ns, "input", None), sections_from(ns, ns._kind), preset)
-    if ns.command != "plan":  # a plan's plot is checked where its name is made
+    reads = guard.reads(getattr(ns, "input", None) or getattr(ns, "source", None), sections_from(ns, ns._kind), preset)
+    if ns.command == "live":  # a live run writes only its recording, if any
+        if getattr(ns, "record", None):
+            guard.check(ns.record, reads, role="the `record` file", fix="choose another recording name")
+    elif ns.command != "plan":  # a plan's plot is checked where its name is made
         guard.check(ns.output, reads)
     if ns.save_preset:
         guard.check(ns.save_preset, reads, role="the `save_preset` file", fix="choose another preset file name")

@@ -28,7 +28,7 @@ from .errors import UserError
 _FRAME_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 #: Option names that hold a file a render reads, and how a message names that file.
 FILE_OPTIONS = {"audio": "`audio` soundtrack", "guide": "`guide` image", "weights": "`weights` file",
-                "model": "`model` file"}
+                "model": "`model` file", "audio_in": "`audio_in` sound"}
 
 
 @dataclass(frozen=True)

@@ -315,3 +315,19 @@ def test_a_real_dream_moves_with_the_picture_between_dreams(tmp_path):
     moved = [np.corrcoef(a[8:-8, 10:-20].ravel(), b[8:-8, 8:-22].ravel())[0, 1] for a, b in zip(res[10:], res[11:])]
     still = [np.corrcoef(a[8:-8, 10:-20].ravel(), b[8:-8, 10:-20].ravel())[0, 1] for a, b in zip(res[10:], res[11:])]
     assert np.median(moved) > 0.6 and np.median(moved) > np.median(still) + 0.2, (np.median(moved), np.median(still))
+
+
+@pytest.mark.parametrize("which", ["source", "audio_in"])
+def test_recording_over_the_source_or_its_sound_is_refused_and_leaves_it_whole(kit, tmp_path, capsys, which):
+    from dreamvideo.cli import main
+
+    src, song = tmp_path / "mine.mp4", tmp_path / "song.mkv"  # a recording's own extension: only the clash stops it
+    src.write_bytes((kit / "clip.mp4").read_bytes())
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=2", song)
+    before = src.read_bytes(), song.read_bytes()
+    target = src if which == "source" else song
+    rc = main(["live", str(src), "--no-page", "--duration", "1", "--record", str(target), "--audio-in", str(song),
+               "--model", str(kit / "tiny.keras"), *TINY])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--record file" in err, err
+    assert (src.read_bytes(), song.read_bytes()) == before

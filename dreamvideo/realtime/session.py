@@ -90,9 +90,10 @@ class LiveSession:
 
         self.spec = parse_source(source, live.loop)
         if live.record:  # user mistakes before any model loads
-            from ..io import check_not_same
+            from .. import guard
 
-            check_not_same(source, live.record)
+            guard.check(live.record, guard.reads(source, {**sections, "live": live}), role="the `record` file",
+                        fix="choose another recording name")
             if not Path(live.record).absolute().parent.is_dir():
                 raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
                                 "record elsewhere")
