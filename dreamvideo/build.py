@@ -21,14 +21,17 @@ def load_feature_model(ms: ModelSettings):
 
     activate(ms.backend, ms.device)  # before models.py imports Keras
     from .models import load_model
+    from .precision import resolve
 
     key = (ms.model, ms.weights, ms.precision, ms.backend, ms.device)
     if key not in _MODEL_CACHE:
         is_file = Path(ms.model).suffix in MODEL_FILE_SUFFIXES
+        # A saved model computes as it was saved: nothing to measure.
+        precision = "float32" if is_file and Path(ms.model).suffix != ".pb" else resolve(ms.precision)
         _MODEL_CACHE.clear()
         _MODEL_CACHE[key] = load_model(
             ms.model if not is_file else "file", ms.weights, model_file=ms.model if is_file else None,
-            precision=ms.precision)
+            precision=precision)
     return _MODEL_CACHE[key]
 
 

@@ -1,5 +1,5 @@
 """The engine on every Keras backend: TensorFlow here, JAX and PyTorch each in a subprocess (Keras
-fixes its backend at import). PyTorch tests are skipped where PyTorch is not installed."""
+fixes its backend at import). The test install has all three (README: the torch extra)."""
 
 import json
 import os
@@ -16,12 +16,7 @@ from dreamvideo.errors import UserError
 from helpers import MOBILENET_WEIGHTS, needs_weights, photo, tiny_model_file
 
 HERE = Path(__file__).resolve().parent
-BACKENDS = [
-    "tensorflow",
-    "jax",
-    pytest.param("torch", marks=pytest.mark.skipif(not backends.installed("torch"), reason=
-                 "PyTorch is not installed (install it for your platform, see pytorch.org); CI skips it")),
-]
+BACKENDS = ["tensorflow", "jax", "torch"]
 
 
 def on_backend(backend: str, *args, timeout: int = 300) -> dict:
@@ -69,6 +64,21 @@ def test_compiles_are_bounded(checks):
         assert new_sizes <= first + 3
     else:
         assert c["counts"] == [0, 0, 0]  # eager
+
+
+def test_torch_dreams_channels_first(checks):
+    """On PyTorch a model is rebuilt channels-first (torch's convolution layout: nothing permuted)."""
+    backend, c = checks
+    assert c["data_format"] == ("channels_first" if backend == "torch" else "channels_last")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_no_host_reads_inside_an_octave(backend, tiny_file):
+    """The steps of an octave queue on the device: reading a value back (which waits for the device)
+    happens a fixed number of times per octave, whatever the step count, unless max_loss must be checked."""
+    reads = on_backend(backend, "reads", tiny_file)["reads"]
+    assert reads["6 steps"] == reads["1 steps"] <= 2  # the image and the loss, once
+    assert reads["6 steps, max_loss"] >= reads["1 steps"] + 5  # the loss after every step
 
 
 def test_same_seed_same_bytes(checks):

@@ -109,7 +109,10 @@ def activate(backend: str | None = None, device: str = "auto"):
 
 def installed(backend: str) -> bool:
     """Whether the backend's library can be imported (without importing it)."""
-    return importlib.util.find_spec(_MODULE[backend]) is not None
+    try:
+        return importlib.util.find_spec(_MODULE[backend]) is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return False
 
 
 def module(backend: str):
