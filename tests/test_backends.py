@@ -44,7 +44,7 @@ _CHECKS = {}
 def checks(request, tiny_file):
     backend = request.param
     if backend not in _CHECKS:
-        if backend == backends.default_backend() and "keras" in sys.modules:
+        if "keras" in sys.modules and sys.modules["keras"].backend.backend() == backend:
             from backend_checks import engine_checks
 
             _CHECKS[backend] = engine_checks(str(tiny_file))
@@ -133,7 +133,7 @@ def test_look_matches_tensorflow(backend, tmp_path):
 # ---- choosing the backend and device ----
 
 def test_unknown_backend_and_device_are_one_line_errors():
-    with pytest.raises(UserError, match="unknown backend 'tensorfloe'; use one of tensorflow, jax, torch"):
+    with pytest.raises(UserError, match="unknown backend 'tensorfloe'; use one of auto, tensorflow, jax, torch"):
         backends.activate("tensorfloe")
     with pytest.raises(UserError, match="unknown device"):
         backends.activate("tensorflow", "tpu")
@@ -168,9 +168,56 @@ def test_backend_from_environment(monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert backends.default_backend() == "jax"  # a set KERAS_BACKEND is honoured
     monkeypatch.setenv("KERAS_BACKEND", "numpy")
-    assert backends.default_backend() == "tensorflow"  # not one we dream on
+    assert backends.default_backend() == "auto"  # not one we dream on
     monkeypatch.setenv("DREAMVIDEO_BACKEND", "torch")
     assert backends.default_backend() == "torch"
+
+
+def _fresh_process(monkeypatch, hardware, seen):
+    """As if no backend were chosen yet, on a machine with ``hardware`` whose libraries see ``seen``."""
+    monkeypatch.setattr(backends, "_active", None)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setattr(backends, "gpu_hardware", lambda: hardware)
+    monkeypatch.setattr(backends, "gpus_seen", lambda b: tuple(seen.get(b, ())))
+    monkeypatch.setattr(backends, "installed", lambda b: True)
+
+
+@pytest.mark.parametrize("hardware,seen,chosen", [
+    (None, {}, "tensorflow"),  # a CPU machine: TensorFlow (oneDNN) is the fastest there
+    ("NVIDIA", {"tensorflow": ["GPU:0"], "torch": ["H200"]}, "tensorflow"),  # TensorFlow sees it
+    ("NVIDIA", {"torch": ["H200"], "jax": ["cuda:0"]}, "torch"),  # plain `pip install dreamvideo`: TF without CUDA
+    ("NVIDIA", {"jax": ["cuda:0"]}, "jax"),
+    ("AMD", {}, "tensorflow"),  # nobody sees it: the CPU, and a hint (below)
+])
+def test_auto_backend_takes_the_one_that_sees_a_gpu(monkeypatch, hardware, seen, chosen):
+    _fresh_process(monkeypatch, hardware, seen)
+    name, why = backends.choose_backend()
+    assert name == chosen
+    assert ("sees the GPU" in why) == bool(seen)
+
+
+def test_an_idle_gpu_is_named_with_its_fix(monkeypatch):
+    monkeypatch.setattr(backends, "gpu_hardware", lambda: "NVIDIA")
+    assert 'has an NVIDIA GPU, but tensorflow runs on the CPU; to dream on the GPU: pip install "tensorflow[and-cuda]"' \
+        in backends.idle_gpu_hint("tensorflow")
+    assert "download.pytorch.org/whl/cu" in backends.idle_gpu_hint("torch")
+    monkeypatch.setattr(backends, "gpu_hardware", lambda: None)
+    assert backends.idle_gpu_hint("tensorflow") is None
+
+
+def test_doctor_lists_every_backend_and_the_idle_gpu(monkeypatch):
+    from dreamvideo.doctor import doctor
+    from dreamvideo.settings import ModelSettings
+
+    backends.activate("tensorflow")
+    monkeypatch.setattr(backends, "gpu_hardware", lambda: "NVIDIA")
+    monkeypatch.setattr(backends, "gpus_seen", lambda b: ("NVIDIA H200",) if b == "torch" else ())
+    monkeypatch.setattr(backends, "_active", ("tensorflow", "cpu"))
+    text = doctor(ModelSettings(backend="auto", device="auto", precision="float32"))
+    assert "backend:    tensorflow" in text and "Keras already runs on tensorflow" in text
+    assert "torch:      installed; sees NVIDIA H200" in text
+    assert "tensorflow: installed; sees no GPU, only the CPU" in text
+    assert "gpu idle:   this machine has an NVIDIA GPU, but tensorflow runs on the CPU" in text
 
 
 def test_backend_flag_on_the_command_line(tmp_path):
