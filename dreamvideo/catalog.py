@@ -54,3 +54,12 @@ def suggest(name: str, choices) -> str:
     """``"; did you mean a, b?"`` for the nearest valid names, or ``""``."""
     close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
     return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The named network, or a one-line UserError naming the nearest names."""
+    from .errors import UserError
+
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}{suggest(name, MODELS)}; choose one of {', '.join(MODELS)}")
+    return MODELS[name]

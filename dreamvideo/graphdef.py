@@ -116,7 +116,8 @@ def _tensor(buf) -> np.ndarray:
     return (np.full(count, arr[-1], np_dtype) if arr.size < count else arr[:count]).reshape(shape)
 
 
-def _attr(buf):
+def attr_value(buf):
+    """A node attribute's value (an ``AttrValue`` message's bytes): a number, string, list, shape or array."""
     for num, v in _fields(buf):
         if num == 1:  # list
             out = []
@@ -268,7 +269,7 @@ def keras_from_graph_def(nodes: list[Node]):
 
     def attr(node, key, default=None):
         v = node.attr.get(key)
-        return default if v is None else _attr(v)
+        return default if v is None else attr_value(v)
 
     def padding(node):
         p = attr(node, "padding", "VALID")

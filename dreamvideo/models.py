@@ -15,7 +15,6 @@ channels-last arrays whatever the format. Working in one space for every model m
 from __future__ import annotations
 
 import os
-import sys
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backends
-from .catalog import DEFAULT_MODEL, MODELS, LayerInfo, ModelSpec, keras_name, suggest  # noqa: F401  (re-exported)
+from .catalog import DEFAULT_MODEL, MODELS, LayerInfo, ModelSpec, keras_name, model_spec, suggest  # noqa: F401  (re-exported)
 from .errors import DreamFailure, UserError
 
 
@@ -216,9 +215,7 @@ def _load_model(name, weights, model_file, precision) -> FeatureModel:
         return _load_model_file(model_file, "float32")  # a saved model computes as it was saved
     if model_file is not None:
         return _load_model_file(model_file, precision)
-    if name not in MODELS:
-        raise UserError(f"unknown model {name!r}{suggest(name, MODELS)}; choose one of {', '.join(MODELS)}")
-    spec = MODELS[name]
+    spec = model_spec(name)
     if spec.name == "inception5h":
         pb = weights if weights not in (None, "imagenet", "random") else _download_inception5h()
         return _load_frozen_graph(pb, spec, precision)

@@ -275,7 +275,7 @@ def test_graph_reader_needs_no_tensorflow(graph_pb):
     """The .pb is read by dreamvideo's own wire-format reader: the same nodes and weights TensorFlow sees."""
     import tensorflow as tf
 
-    from dreamvideo.graphdef import _attr, parse_graph_def
+    from dreamvideo.graphdef import attr_value, parse_graph_def
 
     nodes = parse_graph_def(graph_pb.read_bytes())
     gd = tf.compat.v1.GraphDef()
@@ -283,7 +283,7 @@ def test_graph_reader_needs_no_tensorflow(graph_pb):
     assert [(n.name, n.op, n.inputs) for n in nodes] == [(n.name, n.op, list(n.input)) for n in gd.node]
     for n, ref in zip(nodes, gd.node):
         if n.op == "Const":
-            np.testing.assert_array_equal(_attr(n.attr["value"]), tf.make_ndarray(ref.attr["value"].tensor))
+            np.testing.assert_array_equal(attr_value(n.attr["value"]), tf.make_ndarray(ref.attr["value"].tensor))
 
 
 def test_not_a_graph_is_a_one_line_error(tmp_path):

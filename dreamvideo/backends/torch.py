@@ -8,7 +8,11 @@
   end, or after each step only when ``max_loss`` needs them. On a GPU the CPU queues the steps
   while the GPU runs them.
 - The tiles of one step that share a shape go through the network as one batch, up to
-  :data:`BATCH_PIXELS` pixels a call (a GPU is fed larger calls; the memory stays bounded).
+  :data:`BATCH_PIXELS` pixels a call (a GPU is fed larger calls; the memory stays bounded); on CUDA
+  in NHWC memory (``torch.channels_last``), which cuDNN's tensor-core convolutions prefer.
+- Channels-first convolutions call ``torch.nn.functional.conv2d`` directly (:func:`_direct_convolutions`):
+  the kernel in torch's layout kept between calls instead of permuted per call, the bias added by
+  the convolution, "same" padding by the convolution instead of a padded copy of its input.
 - ``DREAMVIDEO_TORCH_COMPILE=1`` runs the tile gradient through ``torch.compile`` (on CUDA in
   ``reduce-overhead`` mode: CUDA graphs, one per tile shape, which a video's fixed frame size
   reuses). Off by default: on this CPU it compiled for minutes and ran no faster (bench/RESULTS.md,
@@ -78,6 +82,40 @@ def _groups(bounds, budget: int):
             yield tiles[k:k + n]
 
 
+def _direct_convolutions(net) -> int:
+    """Route ``net``'s plain channels-first Conv2D layers (stride 1 or "valid" padding, odd kernels, no
+    groups) straight to torch's conv2d; same arithmetic, fewer passes. Returns how many."""
+    import keras
+    import torch.nn.functional as F
+
+    done = 0
+    for layer in net.layers:
+        if type(layer) is not keras.layers.Conv2D:
+            continue
+        cfg = layer.get_config()
+        k = tuple(cfg["kernel_size"])
+        if (cfg["data_format"] != "channels_first" or cfg["groups"] != 1
+                or tuple(cfg["dilation_rate"]) != (1, 1) or not all(d % 2 for d in k)
+                or (cfg["padding"] == "same" and tuple(cfg["strides"]) != (1, 1))):
+            continue
+        pad = (k[0] // 2, k[1] // 2) if cfg["padding"] == "same" else (0, 0)
+        cache = {}
+
+        def call(inputs, layer=layer, pad=pad, cache=cache, strides=tuple(cfg["strides"])):
+            kernel, bias = layer.kernel.value, layer.bias.value if layer.use_bias else None
+            key = (inputs.dtype, kernel._version, None if bias is None else bias._version)
+            if cache.get("key") != key:  # weights are frozen while dreaming: converted once
+                cache["w"] = kernel.to(inputs.dtype).permute(3, 2, 0, 1).contiguous()
+                cache["b"] = None if bias is None else bias.to(inputs.dtype)
+                cache["key"] = key
+            out = F.conv2d(inputs, cache["w"], cache["b"], stride=strides, padding=pad)
+            return out if layer.activation is None else layer.activation(out)
+
+        layer.call = call
+        done += 1
+    return done
+
+
 class Loop:
     pad_multiple = 1  # eager: any shape costs the same
 
@@ -93,6 +131,8 @@ class Loop:
         self.layout = Layout(model.data_format)
         for v in model.keras_model.weights:  # gradients are taken w.r.t. the image only
             v.value.requires_grad_(False)
+        if os.environ.get("DREAMVIDEO_TORCH_DIRECT_CONV", "1") != "0":
+            _direct_convolutions(model.keras_model)
         guides = {k: ops.convert_to_tensor(v) for k, v in guides.items()}
         fmt = model.data_format
         self._loss = lambda acts, weights: objective_loss(terms, guides, acts, weights, fmt)
@@ -100,6 +140,9 @@ class Loop:
 
         self._device = str(get_device())
         self._budget = BATCH_PIXELS["cpu" if self._device.startswith("cpu") else "gpu"]
+        # cuDNN runs channels-first convolutions fastest with NHWC memory (tensor cores); the layout
+        # the model sees is unchanged.
+        self._nhwc = self._device.startswith("cuda") and self.layout.first
         self._batch_grad = self._compiled(self._batch_grad_eager)
 
     def _compiled(self, fn):
@@ -122,12 +165,12 @@ class Loop:
 
         return run
 
-    def _batch_grad_eager(self, batch, weights, scale):
-        """Gradient of ``scale * loss`` w.r.t. a batch of equal tiles, and that (weighted) loss."""
+    def _batch_grad_eager(self, batch, weights):
+        """Gradient of the loss w.r.t. a batch of equal tiles, and the loss (the mean of the tiles')."""
         torch = self._torch
         batch = batch.detach().requires_grad_(True)
         with torch.enable_grad():
-            loss = self._loss(self._model(batch), weights) * scale
+            loss = self._loss(self._model(batch), weights)
             g, = torch.autograd.grad(loss, batch)
         return g, loss.detach()
 
@@ -146,10 +189,12 @@ class Loop:
             # Each tile's loss weighs its share of the area (a batch's loss is the mean of its tiles').
             scale = len(group) * (y1 - y0) * (x1 - x0) / (h * w)
             batch = torch.stack([lay.tile(rolled, *b) for b in group])
-            gb, lb = self._batch_grad(batch, weights, scale)
+            if self._nhwc:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            gb, lb = self._batch_grad(batch, weights)  # the scale outside: a compiled step needs no recompile
             for k, b in enumerate(group):
-                lay.tile(g, *b)[...] = gb[k]
-            loss = lb if loss is None else loss + lb
+                lay.tile(g, *b)[...] = gb[k] * scale
+            loss = lb * scale if loss is None else loss + lb * scale
         return torch.roll(g, (-int(shift[0]), -int(shift[1])), dims=dims), loss
 
     def gradient(self, img, tile, weights, shift, hw=None):
