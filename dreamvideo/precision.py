@@ -28,7 +28,7 @@ PROBE_STEPS = 1
 PROBE_ROUNDS = 4
 GIVE_UP = 2.0  # a candidate this many times slower than float32 after a round is out
 #: Part of the cache key: raised when the probe or the engine's step changes, so old choices are measured again.
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -88,20 +88,25 @@ def _probe_model(precision: str):
     from . import backends
     from .models import DTYPE_POLICY, FeatureModel, dreamable_layers
 
-    policy = keras.config.dtype_policy()
+    policy, fmt = keras.config.dtype_policy(), keras.config.image_data_format()
+    first = backends.current().DATA_FORMAT == "channels_first"  # as the named networks are built
     keras.config.set_dtype_policy(DTYPE_POLICY[precision])
+    keras.config.set_image_data_format(backends.current().DATA_FORMAT)
     try:
         # Inside building(): the weights are created when the layers are called, and on JAX
         # jax.random would compile a program per weight shape (~4 s here). Their values do not
         # matter to a timing, so no seed (keras.utils.set_random_seed imports TensorFlow if present).
         with backends.current().building():
-            x = inp = keras.Input((None, None, 3))
+            x = inp = keras.Input((3, None, None) if first else (None, None, 3))
             for i, (ch, stride) in enumerate(((64, 2), (128, 1), (128, 1), (192, 2), (192, 1)), 1):
                 x = keras.layers.Conv2D(ch, 3, strides=stride, padding="same", activation="relu", name=f"c{i}")(x)
             net = keras.Model(inp, x)
     finally:
         keras.config.set_dtype_policy(policy)
-    return FeatureModel("probe", "tf", 16, dreamable_layers(net), "c5:1.0", precision, net)
+        keras.config.set_image_data_format(fmt)
+    data_format = backends.current().DATA_FORMAT
+    return FeatureModel("probe", "tf", 16, dreamable_layers(net, data_format), "c5:1.0", precision, net,
+                        data_format=data_format)
 
 
 def _probe(precision: str):

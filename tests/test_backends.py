@@ -323,6 +323,17 @@ def test_precision_needs_a_clear_margin(monkeypatch, bf16_speedup, expected):
     assert f"{bf16_speedup:.2f}x" in reason
 
 
+def test_a_clearly_slower_precision_is_timed_no_further(monkeypatch):
+    from dreamvideo import precision
+
+    timed = []
+    monkeypatch.setattr(precision, "_probe", lambda p: p)
+    monkeypatch.setattr(precision, "_timed", lambda p: timed.append(p) or (0.1 if p == "float32" else 0.5))
+    best, reason, timings = precision.measure("cpu")
+    assert best == "float32" and "bfloat16 0.20x" in reason
+    assert timed.count("bfloat16") == 1 and timed.count("float32") == precision.PROBE_ROUNDS
+
+
 def test_doctor_shows_backend_device_and_precision():
     from dreamvideo.doctor import doctor
     from dreamvideo.settings import ModelSettings
