@@ -29,8 +29,9 @@ def load_feature_model(ms: ModelSettings):
         if not is_file:  # a wrong name or weights file is told before anything is measured
             from .catalog import model_spec
 
-            if model_spec(ms.model).name != "inception5h":
-                _check_weights_file(ms.weights)
+            spec = model_spec(ms.model)
+            if spec.name != "inception5h":
+                _check_weights_file(ms.weights, spec)
         # A saved model computes as it was saved: nothing to measure.
         precision = "float32" if is_file and Path(ms.model).suffix != ".pb" else resolve(ms.precision)
         _MODEL_CACHE.clear()
@@ -40,7 +41,7 @@ def load_feature_model(ms: ModelSettings):
     return _MODEL_CACHE[key]
 
 
-def _check_weights_file(weights) -> None:
+def _check_weights_file(weights, spec) -> None:
     from .errors import UserError
 
     if weights in (None, "", "imagenet", "random", "none"):
@@ -51,8 +52,8 @@ def _check_weights_file(weights) -> None:
                         f"`weights`")
     with open(path, "rb") as f:
         if f.read(8) != b"\x89HDF\r\n\x1a\n":
-            raise UserError(f"weights file {weights} is not an HDF5 weights file; pass a .weights.h5/.h5 file saved "
-                            f"by Keras as `weights`")
+            raise UserError(f"cannot load weights {weights} into {spec.name}: not an HDF5 file; pass a weights file "
+                            f"saved from keras.applications.{spec.builder} as `weights`")
 
 
 def build_dreamer(ms: ModelSettings):
