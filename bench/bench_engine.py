@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from dreamvideo import models  # noqa: E402  (quiets TensorFlow's start-up logging)
 from dreamvideo.engine import Dreamer, DreamSettings, octave_shapes  # noqa: E402
-from dreamvideo.models import load_model, resolve_precision  # noqa: E402
+from dreamvideo.models import load_model  # noqa: E402
+from dreamvideo.precision import resolve as resolve_precision  # noqa: E402
 from dreamvideo.objectives import parse_objective  # noqa: E402
 
 import keras  # noqa: E402
@@ -130,11 +131,11 @@ def build(precision: str, fold: bool = True, policy: str | None = None, weights:
         models._fold_batchnorm = lambda net, keep=(): net
     try:
         if policy:  # e.g. a pure "bfloat16" policy instead of mixed_bfloat16
-            models._POLICY, saved_pol = {**models._POLICY, precision: policy}, models._POLICY
+            models.DTYPE_POLICY, saved_pol = {**models.DTYPE_POLICY, precision: policy}, models.DTYPE_POLICY
             try:
                 m = load_model("inception_v3", weights, precision=precision)
             finally:
-                models._POLICY = saved_pol
+                models.DTYPE_POLICY = saved_pol
         else:
             m = load_model("inception_v3", weights, precision=precision)
         d = Dreamer(m, parse_objective(LAYERS))
@@ -311,7 +312,7 @@ def main(argv=None):
     t_setup = time.perf_counter()
     m32, d32 = build("float32")
     _, dbf = build(auto)
-    ref = Reference(m32._keras)
+    ref = Reference(m32.net)
     weights = [float(t.split(":")[1]) for t in LAYERS.split(",")]
     shapes = octave_shapes((h, w), OCTAVES, SCALE, m32.min_side)
     frame_flops = sum(2 * STEPS * conv_flops(d32.model, s) for s in shapes)  # forward + input gradient
@@ -322,7 +323,7 @@ def main(argv=None):
         steps, x = steps_section(a, d32, dbf, ref, weights, auto, w, h, final_flops)
     if not a.steps_only:
         weights_file = Path(tempfile.mkdtemp(prefix="dv_bench_")) / "inception_v3_random.weights.h5"
-        m32._keras.save_weights(str(weights_file))  # every worker, every backend: these very weights
+        m32.net.save_weights(str(weights_file))  # every worker, every backend: these very weights
         try:
             frames_section(a, auto, w, h, frame_flops, str(weights_file))
         finally:
@@ -433,7 +434,7 @@ def _frame_worker(conn, key, w, h, inter, intra, weights_file):
     assert backends.active()[0] == backend and keras.backend.backend() == backend
     auto = prec.choose(announce=False).precision  # what auto means on this backend (measured, cached)
     if key == "ref":
-        run = partial(Reference(build("float32", fold=False, weights=weights_file)[0]._keras), img)
+        run = partial(Reference(build("float32", fold=False, weights=weights_file)[0].net), img)
     else:
         settings = DreamSettings(octaves=OCTAVES, octave_scale=SCALE, steps=STEPS, step_size=STEP_SIZE, jitter=0,
                                  tile_size=1024, max_loss=0.0, reinject=True)

@@ -2,6 +2,12 @@
 
     python bench/gpu_bench.py                 # 1280x720 and 1920x1080, bf16 and f32, JAX and PyTorch
     python bench/gpu_bench.py --smoke         # tiny frames, 2 steps: checks the script runs (CPU is fine)
+    python bench/gpu_bench.py --backends torch+compile --precisions bfloat16   # torch.compile (CUDA graphs)
+    python bench/gpu_bench.py --sizes 3840x2160 --tile 1024 --frames 2          # 4K in tiles: memory
+
+Needs no TensorFlow and no network (Keras, PyTorch and/or JAX, NumPy, OpenCV, h5py); on a machine
+with the repository and those wheels, from the repository root:
+``KERAS_BACKEND=torch python bench/gpu_bench.py --json gpu.json``.
 
 InceptionV3 with random weights (a fixed seed; no download), the keras-io layers
 mixed4..mixed7 (1, 1.5, 2, 2.5), 3 octaves x 10 steps at scale 1.4, step 0.01, jitter 32, one tile
@@ -46,10 +52,12 @@ def conv_flops(feature_model, hw) -> float:
     import numpy as np
 
     sub = feature_model.keras_model
+    first = feature_model.data_format == "channels_first"
     convs = [l for l in sub.layers if isinstance(l, keras.layers.Conv2D)]
     probe = keras.Model(sub.input, [l.output for l in convs])
-    specs = probe.compute_output_spec(keras.KerasTensor((1, hw[0], hw[1], 3)))
-    return float(sum(2 * np.prod(s.shape[1:3]) * np.prod(l.kernel.shape) for l, s in zip(convs, specs)))
+    specs = probe.compute_output_spec(keras.KerasTensor((1, 3, hw[0], hw[1]) if first else (1, hw[0], hw[1], 3)))
+    return float(sum(2 * np.prod(s.shape[2:4] if first else s.shape[1:3]) * np.prod(l.kernel.shape)
+                     for l, s in zip(convs, specs)))
 
 
 def peak_memory(backend: str):
@@ -71,7 +79,7 @@ def worker(a) -> dict:
 
     from dreamvideo.backends import activate
 
-    mod = activate(a.worker, a.device)
+    mod = activate(a.worker.split("+")[0], a.device)
     import keras
 
     from dreamvideo import backends
@@ -85,7 +93,7 @@ def worker(a) -> dict:
     d = Dreamer(model, parse_objective(LAYERS))
     settings = DreamSettings(octaves=a.octaves, octave_scale=1.4, steps=a.steps, step_size=0.01, jitter=32,
                              tile_size=a.tile, max_loss=0.0)
-    out = {"backend": name, "device": device, "device_name": mod.device_name(device), "versions": mod.versions(),
+    out = {"backend": a.worker, "device": device, "device_name": mod.device_name(device), "versions": mod.versions(),
            "precision": a.precision, "sizes": []}
     for size in a.sizes.split(","):
         w, h = (int(v) for v in size.lower().split("x"))
@@ -131,7 +139,8 @@ def table(results) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backends", default="jax,torch")
+    ap.add_argument("--backends", default="jax,torch",
+                    help="jax, torch, torch+compile (DREAMVIDEO_TORCH_COMPILE=1), comma-separated")
     ap.add_argument("--precisions", default="bfloat16,float32")
     ap.add_argument("--sizes", default="1280x720,1920x1080")
     ap.add_argument("--octaves", type=int, default=3)
@@ -157,8 +166,11 @@ def main(argv=None) -> int:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", backend, "--precision", precision,
                    "--sizes", a.sizes, "--octaves", str(a.octaves), "--steps", str(a.steps), "--frames",
                    str(a.frames), "--tile", str(a.tile), "--device", a.device]
-            env = dict(os.environ, DREAMVIDEO_BACKEND=backend, KERAS_BACKEND=backend,
+            lib = backend.split("+")[0]
+            env = dict(os.environ, DREAMVIDEO_BACKEND=lib, KERAS_BACKEND=lib,
                        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+            if backend.endswith("+compile"):
+                env["DREAMVIDEO_TORCH_COMPILE"] = "1"
             try:
                 r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, timeout=a.timeout)
                 res = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else \

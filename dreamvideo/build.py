@@ -20,15 +20,39 @@ def load_feature_model(ms: ModelSettings):
 
     activate(ms.backend, ms.device)  # before models.py imports Keras
     from .models import load_model
+    from .precision import resolve
 
     key = (ms.model, ms.weights, ms.precision, ms.backend, ms.device)
     if key not in _MODEL_CACHE:
         is_file = Path(ms.model).suffix in MODEL_FILE_SUFFIXES
+        if not is_file:  # a wrong name or weights file is told before anything is measured
+            from .catalog import model_spec
+
+            spec = model_spec(ms.model)
+            if spec.name != "inception5h":
+                _check_weights_file(ms.weights, spec)
+        # A saved model computes as it was saved: nothing to measure.
+        precision = "float32" if is_file and Path(ms.model).suffix != ".pb" else resolve(ms.precision)
         _MODEL_CACHE.clear()
         _MODEL_CACHE[key] = load_model(
             ms.model if not is_file else "file", ms.weights, model_file=ms.model if is_file else None,
-            precision=ms.precision)
+            precision=precision)
     return _MODEL_CACHE[key]
+
+
+def _check_weights_file(weights, spec) -> None:
+    from .errors import UserError
+
+    if weights in (None, "", "imagenet", "random", "none"):
+        return
+    path = Path(weights)
+    if not path.is_file():
+        raise UserError(f"weights file {weights} not found; pass an existing .weights.h5/.h5 file or imagenet as "
+                        f"`weights`")
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89HDF\r\n\x1a\n":
+            raise UserError(f"cannot load weights {weights} into {spec.name}: not an HDF5 file; pass a weights file "
+                            f"saved from keras.applications.{spec.builder} as `weights`")
 
 
 def build_dreamer(ms: ModelSettings):

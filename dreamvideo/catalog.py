@@ -1,10 +1,25 @@
-"""The named networks dreamvideo knows, without importing any model framework (the CLI lists them
-before the backend is chosen)."""
+"""The named networks dreamvideo knows and what describes a model's layers, without importing any
+model framework (the CLI lists them before the backend is chosen)."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+
+
+@dataclass
+class LayerInfo:
+    """One dreamable layer: its name (the graph's own for inception5h), Keras class or graph op, channels."""
+
+    name: str
+    kind: str
+    channels: int
+
+
+def keras_name(name: str) -> str:
+    """A layer name as Keras stores it: Keras layer names cannot hold '/', which TensorFlow graph
+    names (inception5h) do."""
+    return name.replace("/", "__")
 
 
 @dataclass(frozen=True)
@@ -39,3 +54,12 @@ def suggest(name: str, choices) -> str:
     """``"; did you mean a, b?"`` for the nearest valid names, or ``""``."""
     close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
     return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The named network, or a one-line UserError naming the nearest names."""
+    from .errors import UserError
+
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}{suggest(name, MODELS)}; choose one of {', '.join(MODELS)}")
+    return MODELS[name]

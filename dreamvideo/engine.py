@@ -7,14 +7,13 @@ gradient normalised to mean absolute value 1 (as keras-io's DeepDream); ``jitter
 ``tile_size`` are in pixels of the octave being dreamed.
 
 The engine knows nothing of files: it takes arrays and returns arrays. Everything here is shared
-by the backends (octaves, re-injection, tiling geometry, the jitter/roll schedule, the step map,
-seeds, the objective's loss in ``keras.ops``); only the gradient step and its loop live in
-:mod:`dreamvideo.backends` (one :class:`Loop` per backend).
+by the backends (octaves, re-injection, the jitter/roll schedule, the step map, seeds); the
+gradient step and its loop live in :mod:`dreamvideo.backends` (one :class:`Loop` per backend), with
+what the loops share (the tile grid, the objective's loss in ``keras.ops``, the image layout of a
+channels-first model) in :mod:`dreamvideo.backends.common`.
 """
 
 from __future__ import annotations
-
-from dataclasses import fields
 
 import cv2
 import numpy as np
@@ -27,10 +26,6 @@ from .settings import DreamSettings
 
 if TYPE_CHECKING:  # the engine imports Keras only through the model it is given
     from .models import FeatureModel
-
-
-def setting_fields():
-    return fields(DreamSettings)
 
 
 def to_unit(rgb) -> np.ndarray:
@@ -60,14 +55,6 @@ def octave_shapes(hw, octaves: int, scale: float, min_side: int) -> list[tuple[i
     return shapes[::-1]
 
 
-def tile_bounds(hw, tile: int) -> list[tuple[int, int, int, int]]:
-    """Tiles ``(y0, y1, x0, x1)`` that split each side evenly (every tile between tile/2 and tile
-    pixels), rows of columns. The TensorFlow loop computes the same split inside its graph."""
-    h, w = int(hw[0]), int(hw[1])
-    ny, nx = -(-h // tile), -(-w // tile)
-    return [(iy * h // ny, (iy + 1) * h // ny, ix * w // nx, (ix + 1) * w // nx) for iy in range(ny) for ix in range(nx)]
-
-
 def _seed_words(seed) -> list[int]:
     return [int(s) & 0xFFFFFFFF for s in np.atleast_1d(np.asarray(seed, dtype=object))]
 
@@ -83,27 +70,6 @@ def roll_schedule(seed, steps: int, jitter: int, hw, tile: int) -> np.ndarray:
         span = np.array([h // -(-h // tile), w // -(-w // tile)])
         jit = jit + rng.integers(0, span, (steps, 2))
     return jit.astype(np.int32)
-
-
-def objective_loss(terms, guides, acts, weights):
-    """The objective on one tile's activations, in ``keras.ops`` (so it runs inside every backend's
-    graph or tape): ``sum_i weights[i] * term_i``, each term a mean over positions."""
-    from keras import ops
-
-    total = 0.0
-    for i, t in enumerate(terms):
-        a = ops.cast(acts[t.layer], "float32")
-        if t.guide:
-            x = ops.reshape(a, (-1, a.shape[-1]))
-            v = ops.mean(ops.max(ops.matmul(x, guides[t.layer]), axis=1))
-        elif t.channel is not None:
-            v = ops.mean(a[..., t.channel])
-        elif t.mode == "l2":
-            v = ops.mean(ops.square(a))
-        else:
-            v = ops.mean(a)
-        total = total + weights[i] * v
-    return total
 
 
 def _pad_to(img: np.ndarray, multiple: int) -> np.ndarray:

@@ -116,7 +116,8 @@ def _tensor(buf) -> np.ndarray:
     return (np.full(count, arr[-1], np_dtype) if arr.size < count else arr[:count]).reshape(shape)
 
 
-def _attr(buf):
+def attr_value(buf):
+    """A node attribute's value (an ``AttrValue`` message's bytes): a number, string, list, shape or array."""
     for num, v in _fields(buf):
         if num == 1:  # list
             out = []
@@ -259,7 +260,7 @@ def keras_from_graph_def(nodes: list[Node]):
     """A Keras model ``NHWC image -> every dreamable node's output`` and their :class:`LayerInfo` s."""
     import keras
 
-    from .models import LayerInfo, _keras_name
+    from .catalog import LayerInfo, keras_name
 
     BiasAdd, LRN, Elementwise, Binary = _layers()
     by_name = {n.name: n for n in nodes}
@@ -268,7 +269,7 @@ def keras_from_graph_def(nodes: list[Node]):
 
     def attr(node, key, default=None):
         v = node.attr.get(key)
-        return default if v is None else _attr(v)
+        return default if v is None else attr_value(v)
 
     def padding(node):
         p = attr(node, "padding", "VALID")
@@ -299,7 +300,7 @@ def keras_from_graph_def(nodes: list[Node]):
 
     def convert(node):
         nonlocal inp
-        op, kname = node.op, _keras_name(node.name)
+        op, kname = node.op, keras_name(node.name)
         args = [value(r) for r in node.inputs if not r.startswith("^")]
         if op == "Placeholder":
             if inp is not None:
@@ -360,7 +361,7 @@ def keras_from_graph_def(nodes: list[Node]):
     for n in nodes:
         v = values.get(n.name)
         if (n.op in DREAMABLE and is_tensor(v) and len(v.shape) == 4 and v.shape[-1]
-                and v._keras_history[0].name == _keras_name(n.name)):  # its own layer, not a pass-through
+                and v._keras_history[0].name == keras_name(n.name)):  # its own layer, not a pass-through
             infos.append(LayerInfo(n.name, n.op, int(v.shape[-1])))
             outputs.append(v)
     if not outputs:

@@ -3,7 +3,10 @@
 On first use for a (backend, device, processor or GPU name, library versions), a few ascent steps
 of a small conv net are timed in float32 and bfloat16 (and float16 on a GPU) through the real
 engine, the precisions taking turns; the fastest wins if it beats float32 by a clear margin
-(:data:`MARGIN`), else float32.
+(:data:`MARGIN`), else float32. A candidate that is clearly slower than float32 after a round
+(:data:`GIVE_UP`) is timed no further: bfloat16 emulated on a CPU without native support runs
+several times slower and would otherwise cost most of the probe.
+The precision is decided before a model is built (:func:`resolve`, called by :mod:`dreamvideo.build`).
 The choice is cached in ``$XDG_CACHE_HOME/dreamvideo/precision.json`` (default
 ``~/.cache/dreamvideo``) and printed once to stderr when measured.
 
@@ -23,8 +26,9 @@ MARGIN = 1.10  # a lower precision must be at least this many times faster than 
 PROBE_SIDE = 96  # pixels: big enough that convolutions, not per-call overhead, dominate the step
 PROBE_STEPS = 1
 PROBE_ROUNDS = 4
+GIVE_UP = 2.0  # a candidate this many times slower than float32 after a round is out
 #: Part of the cache key: raised when the probe or the engine's step changes, so old choices are measured again.
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -68,27 +72,41 @@ def _save(data: dict) -> None:
         pass  # a read-only home only costs a re-measure next time
 
 
+def resolve(precision: str) -> str:
+    """``auto`` -> the precision measured fastest on the active backend and device; any other name as given."""
+    from .errors import UserError
+    from .settings import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)} as `precision`")
+    return choose().precision if precision == "auto" else precision
+
+
 def _probe_model(precision: str):
     import keras
 
-    from .models import _POLICY, FeatureModel, _dreamable
-
     from . import backends
+    from .models import DTYPE_POLICY, FeatureModel, dreamable_layers
 
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(_POLICY[precision])
+    policy, fmt = keras.config.dtype_policy(), keras.config.image_data_format()
+    first = backends.current().DATA_FORMAT == "channels_first"  # as the named networks are built
+    keras.config.set_dtype_policy(DTYPE_POLICY[precision])
+    keras.config.set_image_data_format(backends.current().DATA_FORMAT)
     try:
         # Inside building(): the weights are created when the layers are called, and on JAX
         # jax.random would compile a program per weight shape (~4 s here). Their values do not
         # matter to a timing, so no seed (keras.utils.set_random_seed imports TensorFlow if present).
         with backends.current().building():
-            x = inp = keras.Input((None, None, 3))
+            x = inp = keras.Input((3, None, None) if first else (None, None, 3))
             for i, (ch, stride) in enumerate(((64, 2), (128, 1), (128, 1), (192, 2), (192, 1)), 1):
                 x = keras.layers.Conv2D(ch, 3, strides=stride, padding="same", activation="relu", name=f"c{i}")(x)
             net = keras.Model(inp, x)
     finally:
         keras.config.set_dtype_policy(policy)
-    return FeatureModel("probe", "tf", 16, _dreamable(net), "c5:1.0", precision, _keras=net)
+        keras.config.set_image_data_format(fmt)
+    data_format = backends.current().DATA_FORMAT
+    return FeatureModel("probe", "tf", 16, dreamable_layers(net, data_format), "c5:1.0", precision, net,
+                        data_format=data_format)
 
 
 def _probe(precision: str):
@@ -119,7 +137,8 @@ def _timed(run) -> float:
 def measure(device: str) -> tuple[str, str, dict]:
     """(precision, reason, seconds per probe step by precision). The candidates take turns for
     :data:`PROBE_ROUNDS` rounds and each keeps its fastest round: a burst of other load on a shared
-    machine slows one round, not one candidate."""
+    machine slows one round, not one candidate. A candidate :data:`GIVE_UP` times slower than
+    float32's best after a round takes no further turns (its timing stays, for the reason)."""
     candidates = ["float32", "bfloat16"] + (["float16"] if device == "gpu" else [])
     runs, timings = {}, {}
     for p in candidates:
@@ -129,9 +148,11 @@ def measure(device: str) -> tuple[str, str, dict]:
             timings[p] = None
             print(f"dreamvideo: {p} did not run here ({type(e).__name__}); not a candidate", file=sys.stderr)
     for _ in range(PROBE_ROUNDS):
-        for p, run in runs.items():
+        for p, run in list(runs.items()):
             took = _timed(run)
             timings[p] = min(took, timings.get(p) or took)
+            if p != "float32" and "float32" in timings and timings[p] > GIVE_UP * timings["float32"]:
+                del runs[p]
     f32 = timings["float32"]
     best = min((p for p in candidates if timings.get(p)), key=lambda p: timings[p])
     speed = {p: f32 / t for p, t in timings.items() if t}

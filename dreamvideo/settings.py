@@ -104,18 +104,19 @@ MODEL_NAMES = ("inception_v3", "inception_resnet_v2", "vgg16", "vgg19", "resnet5
                "efficientnet_b0", "inception5h")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND_CHOICES = ("auto",) + BACKENDS  # auto: see dreamvideo.backends.choose_backend
 DEVICES = ("auto", "cpu", "gpu")
 
 
 def default_backend() -> str:
-    """``DREAMVIDEO_BACKEND``, else a set ``KERAS_BACKEND`` that is one of :data:`BACKENDS`, else tensorflow."""
+    """``DREAMVIDEO_BACKEND``, else a set ``KERAS_BACKEND`` that is one of :data:`BACKENDS`, else auto."""
     import os
 
     env = os.environ.get("DREAMVIDEO_BACKEND", "").strip().lower()
     if env:
         return env
     keras_env = os.environ.get("KERAS_BACKEND", "").strip().lower()
-    return keras_env if keras_env in BACKENDS else "tensorflow"
+    return keras_env if keras_env in BACKENDS else "auto"
 
 
 #: Images that would decode to more pixels than this are refused from their header, before any pixel is
@@ -153,7 +154,8 @@ class ModelSettings:
     precision: str = _opt("auto", "compute precision (auto: measured once per machine and cached; see "
                           "`dreamvideo doctor`)", choices=PRECISIONS)
     backend: str = _opt(default_backend(), "Keras backend to dream on (default: $DREAMVIDEO_BACKEND, else a set "
-                        "$KERAS_BACKEND, else tensorflow)", choices=BACKENDS)
+                        "$KERAS_BACKEND, else auto: the one that sees a GPU; see `dreamvideo doctor`)",
+                        choices=BACKEND_CHOICES)
     device: str = _opt("auto", "where to compute: auto (the backend's GPU when it sees one), cpu or gpu",
                        choices=DEVICES)
 

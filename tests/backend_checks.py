@@ -61,7 +61,55 @@ def engine_checks(model_file: str) -> dict:
     out["step_map_left"] = float(diff[:100].mean())
     out["step_map_right"] = float(diff[130:].mean())
     out["final_count"] = d.trace_count
+    out["data_format"] = d.model.data_format
     return out
+
+
+def _count_host_reads(backend: str) -> list:
+    """Patch the tensor -> Python/NumPy conversions of ``backend``'s arrays to count calls; returns the
+    counter (a one-item list)."""
+    count = [0]
+    if backend == "torch":
+        import torch
+
+        cls, names = torch.Tensor, ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__",
+                                    "__array__")
+    elif backend == "jax":
+        import jax.numpy as jnp
+
+        cls, names = type(jnp.zeros(1)), ("item", "tolist", "__float__", "__int__", "__bool__", "__index__", "__array__")
+    else:
+        return count
+
+    def counted(f):
+        def read(*a, **k):
+            count[0] += 1
+            return f(*a, **k)
+        return read
+
+    for n in names:
+        if hasattr(cls, n):
+            setattr(cls, n, counted(getattr(cls, n)))
+    return count
+
+
+def host_reads(backend: str, model_file: str) -> dict:
+    """Host reads (tensor -> Python or NumPy) of one octave's ascent by step count and early stop."""
+    from dreamvideo.engine import Dreamer, to_unit
+    from dreamvideo.models import load_model
+    from dreamvideo.objectives import layer
+    from helpers import photo
+
+    d = Dreamer(load_model(model_file=model_file, precision="float32"), layer("conv2"))
+    x = to_unit(photo("astronaut")[::4, ::4])  # 128 x 128: 2 x 2 tiles of 64
+    d.ascend(x, 1, 0.01, tile_size=64)  # JAX: compile first
+    count = _count_host_reads(backend)
+    reads = {}
+    for steps, max_loss in ((1, 0.0), (6, 0.0), (6, 1e9)):
+        count[0] = 0
+        d.ascend(x, steps, 0.01, tile_size=64, max_loss=max_loss)
+        reads[f"{steps} steps" + (", max_loss" if max_loss else "")] = count[0]
+    return {"reads": reads}
 
 
 def look(weights: str, out_path: str) -> dict:
@@ -96,7 +144,8 @@ if __name__ == "__main__":
     from dreamvideo.backends import activate
 
     activate(sys.argv[1], "cpu")
-    what = {"engine": engine_checks, "look": look, "graph": graph}[sys.argv[2]]
+    what = {"engine": engine_checks, "look": look, "graph": graph,
+            "reads": lambda *a: host_reads(sys.argv[1], *a)}[sys.argv[2]]
     result = what(*sys.argv[3:])
     import keras
 

@@ -1,5 +1,5 @@
 """The engine on every Keras backend: TensorFlow here, JAX and PyTorch each in a subprocess (Keras
-fixes its backend at import). PyTorch tests are skipped where PyTorch is not installed."""
+fixes its backend at import). The test install has all three (README: the torch extra)."""
 
 import json
 import os
@@ -16,12 +16,7 @@ from dreamvideo.errors import UserError
 from helpers import MOBILENET_WEIGHTS, needs_weights, photo, tiny_model_file
 
 HERE = Path(__file__).resolve().parent
-BACKENDS = [
-    "tensorflow",
-    "jax",
-    pytest.param("torch", marks=pytest.mark.skipif(not backends.installed("torch"), reason=
-                 "PyTorch is not installed (install it for your platform, see pytorch.org); CI skips it")),
-]
+BACKENDS = ["tensorflow", "jax", "torch"]
 
 
 def on_backend(backend: str, *args, timeout: int = 300) -> dict:
@@ -49,7 +44,7 @@ _CHECKS = {}
 def checks(request, tiny_file):
     backend = request.param
     if backend not in _CHECKS:
-        if backend == backends.default_backend() and "keras" in sys.modules:
+        if "keras" in sys.modules and sys.modules["keras"].backend.backend() == backend:
             from backend_checks import engine_checks
 
             _CHECKS[backend] = engine_checks(str(tiny_file))
@@ -69,6 +64,21 @@ def test_compiles_are_bounded(checks):
         assert new_sizes <= first + 3
     else:
         assert c["counts"] == [0, 0, 0]  # eager
+
+
+def test_torch_dreams_channels_first(checks):
+    """On PyTorch a model is rebuilt channels-first (torch's convolution layout: nothing permuted)."""
+    backend, c = checks
+    assert c["data_format"] == ("channels_first" if backend == "torch" else "channels_last")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_no_host_reads_inside_an_octave(backend, tiny_file):
+    """The steps of an octave queue on the device: reading a value back (which waits for the device)
+    happens a fixed number of times per octave, whatever the step count, unless max_loss must be checked."""
+    reads = on_backend(backend, "reads", tiny_file)["reads"]
+    assert reads["6 steps"] == reads["1 steps"] <= 2  # the image and the loss, once
+    assert reads["6 steps, max_loss"] >= reads["1 steps"] + 5  # the loss after every step
 
 
 def test_same_seed_same_bytes(checks):
@@ -123,7 +133,7 @@ def test_look_matches_tensorflow(backend, tmp_path):
 # ---- choosing the backend and device ----
 
 def test_unknown_backend_and_device_are_one_line_errors():
-    with pytest.raises(UserError, match="unknown backend 'tensorfloe'; use one of tensorflow, jax, torch"):
+    with pytest.raises(UserError, match="unknown backend 'tensorfloe'; use one of auto, tensorflow, jax, torch"):
         backends.activate("tensorfloe")
     with pytest.raises(UserError, match="unknown device"):
         backends.activate("tensorflow", "tpu")
@@ -158,9 +168,56 @@ def test_backend_from_environment(monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert backends.default_backend() == "jax"  # a set KERAS_BACKEND is honoured
     monkeypatch.setenv("KERAS_BACKEND", "numpy")
-    assert backends.default_backend() == "tensorflow"  # not one we dream on
+    assert backends.default_backend() == "auto"  # not one we dream on
     monkeypatch.setenv("DREAMVIDEO_BACKEND", "torch")
     assert backends.default_backend() == "torch"
+
+
+def _fresh_process(monkeypatch, hardware, seen):
+    """As if no backend were chosen yet, on a machine with ``hardware`` whose libraries see ``seen``."""
+    monkeypatch.setattr(backends, "_active", None)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setattr(backends, "gpu_hardware", lambda: hardware)
+    monkeypatch.setattr(backends, "gpus_seen", lambda b: tuple(seen.get(b, ())))
+    monkeypatch.setattr(backends, "installed", lambda b: True)
+
+
+@pytest.mark.parametrize("hardware,seen,chosen", [
+    (None, {}, "tensorflow"),  # a CPU machine: TensorFlow (oneDNN) is the fastest there
+    ("NVIDIA", {"tensorflow": ["GPU:0"], "torch": ["H200"]}, "tensorflow"),  # TensorFlow sees it
+    ("NVIDIA", {"torch": ["H200"], "jax": ["cuda:0"]}, "torch"),  # plain `pip install dreamvideo`: TF without CUDA
+    ("NVIDIA", {"jax": ["cuda:0"]}, "jax"),
+    ("AMD", {}, "tensorflow"),  # nobody sees it: the CPU, and a hint (below)
+])
+def test_auto_backend_takes_the_one_that_sees_a_gpu(monkeypatch, hardware, seen, chosen):
+    _fresh_process(monkeypatch, hardware, seen)
+    name, why = backends.choose_backend()
+    assert name == chosen
+    assert ("sees the GPU" in why) == bool(seen)
+
+
+def test_an_idle_gpu_is_named_with_its_fix(monkeypatch):
+    monkeypatch.setattr(backends, "gpu_hardware", lambda: "NVIDIA")
+    assert 'has an NVIDIA GPU, but tensorflow runs on the CPU; to dream on the GPU: pip install "tensorflow[and-cuda]"' \
+        in backends.idle_gpu_hint("tensorflow")
+    assert "download.pytorch.org/whl/cu" in backends.idle_gpu_hint("torch")
+    monkeypatch.setattr(backends, "gpu_hardware", lambda: None)
+    assert backends.idle_gpu_hint("tensorflow") is None
+
+
+def test_doctor_lists_every_backend_and_the_idle_gpu(monkeypatch):
+    from dreamvideo.doctor import doctor
+    from dreamvideo.settings import ModelSettings
+
+    backends.activate("tensorflow")
+    monkeypatch.setattr(backends, "gpu_hardware", lambda: "NVIDIA")
+    monkeypatch.setattr(backends, "gpus_seen", lambda b: ("NVIDIA H200",) if b == "torch" else ())
+    monkeypatch.setattr(backends, "_active", ("tensorflow", "cpu"))
+    text = doctor(ModelSettings(backend="auto", device="auto", precision="float32"))
+    assert "backend:    tensorflow" in text and "Keras already runs on tensorflow" in text
+    assert "torch:      installed; sees NVIDIA H200" in text
+    assert "tensorflow: installed; sees no GPU, only the CPU" in text
+    assert "gpu idle:   this machine has an NVIDIA GPU, but tensorflow runs on the CPU" in text
 
 
 def test_backend_flag_on_the_command_line(tmp_path):
@@ -218,7 +275,7 @@ def test_graph_reader_needs_no_tensorflow(graph_pb):
     """The .pb is read by dreamvideo's own wire-format reader: the same nodes and weights TensorFlow sees."""
     import tensorflow as tf
 
-    from dreamvideo.graphdef import _attr, parse_graph_def
+    from dreamvideo.graphdef import attr_value, parse_graph_def
 
     nodes = parse_graph_def(graph_pb.read_bytes())
     gd = tf.compat.v1.GraphDef()
@@ -226,7 +283,7 @@ def test_graph_reader_needs_no_tensorflow(graph_pb):
     assert [(n.name, n.op, n.inputs) for n in nodes] == [(n.name, n.op, list(n.input)) for n in gd.node]
     for n, ref in zip(nodes, gd.node):
         if n.op == "Const":
-            np.testing.assert_array_equal(_attr(n.attr["value"]), tf.make_ndarray(ref.attr["value"].tensor))
+            np.testing.assert_array_equal(attr_value(n.attr["value"]), tf.make_ndarray(ref.attr["value"].tensor))
 
 
 def test_not_a_graph_is_a_one_line_error(tmp_path):
@@ -264,6 +321,17 @@ def test_precision_needs_a_clear_margin(monkeypatch, bf16_speedup, expected):
     best, reason, _ = precision.measure("cpu")
     assert best == expected
     assert f"{bf16_speedup:.2f}x" in reason
+
+
+def test_a_clearly_slower_precision_is_timed_no_further(monkeypatch):
+    from dreamvideo import precision
+
+    timed = []
+    monkeypatch.setattr(precision, "_probe", lambda p: p)
+    monkeypatch.setattr(precision, "_timed", lambda p: timed.append(p) or (0.1 if p == "float32" else 0.5))
+    best, reason, timings = precision.measure("cpu")
+    assert best == "float32" and "bfloat16 0.20x" in reason
+    assert timed.count("bfloat16") == 1 and timed.count("float32") == precision.PROBE_ROUNDS
 
 
 def test_doctor_shows_backend_device_and_precision():

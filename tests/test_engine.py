@@ -110,7 +110,7 @@ def test_channel_objective_raises_that_channel(tiny, img):
 
 def test_feature_model_stops_at_deepest_layer(tiny):
     sub = tiny.select(["conv2"])
-    assert "conv3" not in [l.name for l in sub._sub.layers]
+    assert "conv3" not in [l.name for l in sub.keras_model.layers]
 
 
 def test_guide_objective_runs(tiny, img):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 name = "jax"
+DATA_FORMAT = "channels_last"  # XLA picks its own layouts
 
 
 def prepare(device: str) -> None:
@@ -62,7 +63,7 @@ class Loop:
         import jax
         import jax.numpy as jnp
 
-        from ..engine import objective_loss, tile_bounds
+        from .common import objective_loss, tile_bounds
 
         self.trace_count = 0
         net = model.keras_model
@@ -116,7 +117,8 @@ class Loop:
         # One step per compiled call, the loop in Python: on XLA:CPU a step inside lax.while_loop
         # ran ~4x slower than the same step jitted alone (96-192 px probe net, 2026-12-02), and the
         # dispatch of one call per step is negligible beside a step's convolutions.
-        self._step = jax.jit(step, static_argnames=("tile",))
+        # The image is donated: each step writes the next image into the buffer of the last one.
+        self._step = jax.jit(step, static_argnames=("tile",), donate_argnums=(0,))
         self._grad = jax.jit(tiled, static_argnames=("tile",))
 
     def gradient(self, img, tile, weights, shift, hw):

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 name = "tensorflow"
+DATA_FORMAT = "channels_last"  # TensorFlow's CPU convolutions are channels-last only
 
 
 def prepare(device: str) -> None:
@@ -63,7 +64,7 @@ class Loop:
     def __init__(self, model, terms, guides):
         import tensorflow as tf
 
-        from ..engine import objective_loss
+        from .common import objective_loss
 
         self.trace_count = 0
         self._model = model
@@ -92,7 +93,7 @@ class Loop:
         return tape.gradient(loss, tile), loss
 
     def _tiled_gradient(self, img, tile, weights, shift):
-        """Gradient of the objective w.r.t. ``img`` rolled by ``shift``, over engine.tile_bounds' tiles.
+        """Gradient of the objective w.r.t. ``img`` rolled by ``shift``, over common.tile_bounds' tiles.
 
         Each tile's loss is weighted by its share of the area, so a tiled gradient matches the
         whole-image one away from tile borders. Returns (gradient, loss) in the unrolled frame.

@@ -1,14 +1,34 @@
-"""PyTorch: the gradient step by autograd, the loop in Python (eager; no compilation to wait for).
+"""PyTorch: the gradient step by autograd, the loop in Python, the image on the device throughout.
 
-Keras places tensors on its torch device (CUDA, ROCm, MPS or CPU; ``KERAS_TORCH_DEVICE``), so this
-module has no device-specific code either.
+- The named networks are built channels-first (:data:`DATA_FORMAT`), the layout of torch's
+  convolutions: on a channels-last model Keras permutes every activation to NCHW and back around
+  every convolution and pooling. The loop then holds the image as ``(3, H, W)``
+  (:class:`~dreamvideo.backends.common.Layout`); a model file keeps the layout it was saved with.
+- No host sync inside an octave's steps: the losses stay on the device and are read once, at the
+  end, or after each step only when ``max_loss`` needs them. On a GPU the CPU queues the steps
+  while the GPU runs them.
+- The tiles of one step that share a shape go through the network as one batch, up to
+  :data:`BATCH_PIXELS` pixels a call (a GPU is fed larger calls; the memory stays bounded); on CUDA
+  in NHWC memory (``torch.channels_last``), which cuDNN's tensor-core convolutions prefer.
+- Channels-first convolutions call ``torch.nn.functional.conv2d`` directly (:func:`_direct_convolutions`):
+  the kernel in torch's layout kept between calls instead of permuted per call, the bias added by
+  the convolution, "same" padding by the convolution instead of a padded copy of its input.
+- ``DREAMVIDEO_TORCH_COMPILE=1`` runs the tile gradient through ``torch.compile`` (on CUDA in
+  ``reduce-overhead`` mode: CUDA graphs, one per tile shape, which a video's fixed frame size
+  reuses). Off by default: on this CPU it compiled for minutes and ran no faster (bench/RESULTS.md,
+  "Backends"); a failed compile falls back to eager with one line on stderr.
+
+Keras places tensors on its torch device (CUDA, ROCm, MPS or CPU; ``KERAS_TORCH_DEVICE``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 name = "torch"
+DATA_FORMAT = "channels_first"
+BATCH_PIXELS = {"cpu": 512 * 512, "gpu": 4 * 1024 * 1024}  # tile pixels per network call
 
 
 def prepare(device: str) -> None:
@@ -41,6 +61,61 @@ def versions() -> str:
     return f"torch {torch.__version__}, keras {keras.__version__}"
 
 
+def gpus() -> list[str]:
+    """The GPUs this PyTorch build can use (without activating Keras)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    return ["Apple GPU (MPS)"] if mps is not None and mps.is_available() else []
+
+
+def _groups(bounds, budget: int):
+    """The tiles in batches of one shape, each batch at most ``budget`` pixels (at least one tile)."""
+    by_shape: dict = {}
+    for b in bounds:
+        by_shape.setdefault((b[1] - b[0], b[3] - b[2]), []).append(b)
+    for (th, tw), tiles in by_shape.items():
+        n = max(1, budget // (th * tw))
+        for k in range(0, len(tiles), n):
+            yield tiles[k:k + n]
+
+
+def _direct_convolutions(net) -> int:
+    """Route ``net``'s plain channels-first Conv2D layers (stride 1 or "valid" padding, odd kernels, no
+    groups) straight to torch's conv2d; same arithmetic, fewer passes. Returns how many."""
+    import keras
+    import torch.nn.functional as F
+
+    done = 0
+    for layer in net.layers:
+        if type(layer) is not keras.layers.Conv2D:
+            continue
+        cfg = layer.get_config()
+        k = tuple(cfg["kernel_size"])
+        if (cfg["data_format"] != "channels_first" or cfg["groups"] != 1
+                or tuple(cfg["dilation_rate"]) != (1, 1) or not all(d % 2 for d in k)
+                or (cfg["padding"] == "same" and tuple(cfg["strides"]) != (1, 1))):
+            continue
+        pad = (k[0] // 2, k[1] // 2) if cfg["padding"] == "same" else (0, 0)
+        cache = {}
+
+        def call(inputs, layer=layer, pad=pad, cache=cache, strides=tuple(cfg["strides"])):
+            kernel, bias = layer.kernel.value, layer.bias.value if layer.use_bias else None
+            key = (inputs.dtype, kernel._version, None if bias is None else bias._version)
+            if cache.get("key") != key:  # weights are frozen while dreaming: converted once
+                cache["w"] = kernel.to(inputs.dtype).permute(3, 2, 0, 1).contiguous()
+                cache["b"] = None if bias is None else bias.to(inputs.dtype)
+                cache["key"] = key
+            out = F.conv2d(inputs, cache["w"], cache["b"], stride=strides, padding=pad)
+            return out if layer.activation is None else layer.activation(out)
+
+        layer.call = call
+        done += 1
+    return done
+
+
 class Loop:
     pad_multiple = 1  # eager: any shape costs the same
 
@@ -48,54 +123,106 @@ class Loop:
         import torch
         from keras import ops
 
-        from ..engine import objective_loss
+        from .common import Layout, objective_loss
 
         self.trace_count = 0
+        self._torch = torch
         self._model = model
+        self.layout = Layout(model.data_format)
         for v in model.keras_model.weights:  # gradients are taken w.r.t. the image only
             v.value.requires_grad_(False)
+        if os.environ.get("DREAMVIDEO_TORCH_DIRECT_CONV", "1") != "0":
+            _direct_convolutions(model.keras_model)
         guides = {k: ops.convert_to_tensor(v) for k, v in guides.items()}
-        self._loss = lambda acts, weights: objective_loss(terms, guides, acts, weights)
-        self._torch = torch
+        fmt = model.data_format
+        self._loss = lambda acts, weights: objective_loss(terms, guides, acts, weights, fmt)
+        from keras.src.backend.torch.core import get_device
 
-    def _tensor(self, x):
-        from keras import ops
+        self._device = str(get_device())
+        self._budget = BATCH_PIXELS["cpu" if self._device.startswith("cpu") else "gpu"]
+        # cuDNN runs channels-first convolutions fastest with NHWC memory (tensor cores); the layout
+        # the model sees is unchanged.
+        self._nhwc = self._device.startswith("cuda") and self.layout.first
+        self._batch_grad = self._compiled(self._batch_grad_eager)
 
-        return ops.convert_to_tensor(x)
+    def _compiled(self, fn):
+        if os.environ.get("DREAMVIDEO_TORCH_COMPILE", "") in ("", "0"):
+            return fn
+        torch = self._torch
+        mode = "reduce-overhead" if self._device.startswith("cuda") else None  # CUDA graphs per tile shape
+        compiled = torch.compile(fn, mode=mode, dynamic=False)
+
+        def run(*args):
+            nonlocal compiled
+            if compiled is not fn:
+                try:
+                    self.trace_count = max(self.trace_count, 1)
+                    return compiled(*args)
+                except Exception as e:  # an op dynamo cannot trace: stay eager
+                    print(f"dreamvideo: torch.compile failed ({type(e).__name__}); running eagerly", file=sys.stderr)
+                    compiled = fn
+            return fn(*args)
+
+        return run
+
+    def _batch_grad_eager(self, batch, weights):
+        """Gradient of the loss w.r.t. a batch of equal tiles, and the loss (the mean of the tiles')."""
+        torch = self._torch
+        batch = batch.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = self._loss(self._model(batch), weights)
+            g, = torch.autograd.grad(loss, batch)
+        return g, loss.detach()
 
     def _tiled(self, img, tile, weights, shift):
-        from ..engine import tile_bounds
+        """Gradient and loss (a device tensor) of ``img`` (the model's layout) rolled by ``shift``."""
+        from .common import tile_bounds
 
-        torch = self._torch
-        h, w = img.shape[:2]
-        rolled = torch.roll(img, (int(shift[0]), int(shift[1])), dims=(0, 1))
+        torch, lay = self._torch, self.layout
+        h, w = lay.hw(img)
+        dims = lay.spatial
+        rolled = torch.roll(img, (int(shift[0]), int(shift[1])), dims=dims)
         g = torch.empty_like(img)
-        loss = 0.0
-        for y0, y1, x0, x1 in tile_bounds((h, w), tile):
-            t = rolled[y0:y1, x0:x1].detach().requires_grad_(True)
-            frac = (y1 - y0) * (x1 - x0) / (h * w)
-            l = self._loss(self._model(t[None]), weights)
-            gt, = torch.autograd.grad(l, t)
-            g[y0:y1, x0:x1] = gt * frac
-            loss += float(l.detach()) * frac
-        return torch.roll(g, (-int(shift[0]), -int(shift[1])), dims=(0, 1)), loss
+        loss = None
+        for group in _groups(tile_bounds((h, w), tile), self._budget):
+            y0, y1, x0, x1 = group[0]
+            # Each tile's loss weighs its share of the area (a batch's loss is the mean of its tiles').
+            scale = len(group) * (y1 - y0) * (x1 - x0) / (h * w)
+            batch = torch.stack([lay.tile(rolled, *b) for b in group])
+            if self._nhwc:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            gb, lb = self._batch_grad(batch, weights)  # the scale outside: a compiled step needs no recompile
+            for k, b in enumerate(group):
+                lay.tile(g, *b)[...] = gb[k] * scale
+            loss = lb * scale if loss is None else loss + lb * scale
+        return torch.roll(g, (-int(shift[0]), -int(shift[1])), dims=dims), loss
 
     def gradient(self, img, tile, weights, shift, hw=None):
-        g, loss = self._tiled(self._tensor(img), tile, self._tensor(weights), shift)
-        return g.detach().cpu().numpy(), loss
+        from keras import ops
+
+        lay = self.layout
+        g, loss = self._tiled(ops.convert_to_tensor(lay.to_model(img)), tile, ops.convert_to_tensor(weights), shift)
+        return lay.from_model(g.cpu().numpy()), loss.item()
 
     def ascend(self, img, steps, step_size, tile, shifts, weights, max_loss, step_map, hw=None):
-        torch = self._torch
-        x, m, wt = self._tensor(img), self._tensor(step_map)[..., None], self._tensor(weights)
-        loss = -float("inf")
+        import math
+
+        from keras import ops
+
+        torch, lay = self._torch, self.layout
+        x = ops.convert_to_tensor(lay.to_model(img))
+        m = lay.per_pixel(ops.convert_to_tensor(step_map))
+        wt = ops.convert_to_tensor(weights)
+        stop_early = math.isfinite(max_loss)
+        loss = None
         for i in range(steps):
-            if loss > max_loss:
+            if stop_early and loss is not None and loss.item() > max_loss:  # the only read inside the loop
                 break
             g, loss = self._tiled(x, tile, wt, shifts[i])
             with torch.no_grad():
                 g = g / torch.clamp(g.abs().mean(), min=1e-6)
                 x = torch.clamp(x + step_size * m * g, -1.0, 1.0)
-        return x.detach().cpu().numpy(), loss
+        return lay.from_model(x.cpu().numpy()), (-math.inf if loss is None else loss.item())
 
 
 def building():

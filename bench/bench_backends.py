@@ -1,0 +1,158 @@
+"""Benchmark: one warm InceptionV3 frame per Keras backend, side by side, the variants taking turns.
+
+    python bench/bench_backends.py                                  # 480x270, 2 octaves x 5 steps, tensorflow vs torch
+    python bench/bench_backends.py --variants tensorflow,torch,jax --rounds 5
+    python bench/bench_backends.py --variants torch,torch+tf        # torch with TensorFlow imported in the same process
+    python bench/bench_backends.py --variants tensorflow,torch,torch@REV   # torch as of git revision REV
+
+Every variant is a worker process (Keras fixes its backend at import) that builds InceptionV3 with
+the very same random weights (saved once by the first worker, loaded by the others), dreams one
+frame to warm up (tracing, compiling), then one frame per round when told; the rounds go A B A B,
+so a burst of load on a shared machine hits every variant alike. Reported: each variant's frame
+seconds per round and, per round, its ratio to the first variant. ``+tf`` imports TensorFlow in the
+worker before the model is built; ``+compile`` sets ``DREAMVIDEO_TORCH_COMPILE=1``; ``+active`` /
+``+passive`` set ``OMP_WAIT_POLICY`` (how PyTorch's OpenMP threads wait), ``+threads1`` gives PyTorch
+one thread; ``@REV`` runs
+the engine from ``git archive REV`` (a before/after comparison in one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5"
+
+
+def worker(a) -> None:
+    import numpy as np
+
+    sys.path.insert(0, os.environ["BENCH_ROOT"])
+    if "+tf" in a.worker:
+        import tensorflow  # noqa: F401  (both runtimes in one process, as a spawned worker of a TF parent)
+    from dreamvideo.backends import activate
+
+    activate(a.worker.split("+")[0].split("@")[0], "cpu")
+    import keras
+
+    if "+threads1" in a.worker:
+        import torch
+
+        torch.set_num_threads(1)
+
+    from dreamvideo.engine import Dreamer
+    from dreamvideo.models import load_model
+    from dreamvideo.objectives import parse_objective
+    from dreamvideo.settings import DreamSettings
+
+    weights = Path(a.weights)
+    if weights.is_file():
+        model = load_model("inception_v3", str(weights), precision=a.precision)
+    else:
+        keras.utils.set_random_seed(0)
+        model = load_model("inception_v3", "random", precision=a.precision)
+        model.net.save_weights(str(weights))
+    d = Dreamer(model, parse_objective(LAYERS))
+    w, h = (int(v) for v in a.size.split("x"))
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 7 % 256], -1).astype(np.uint8)
+    settings = DreamSettings(octaves=a.octaves, steps=a.steps, step_size=0.01, tile_size=a.tile)
+    t = time.perf_counter()
+    d.dream(img, settings=settings, seed=0)
+    print(json.dumps({"warm_s": time.perf_counter() - t}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        t = time.perf_counter()
+        d.dream(img, settings=settings, seed=0)
+        print(json.dumps({"frame_s": time.perf_counter() - t}), flush=True)
+
+
+def start(variant: str, a, weights: Path, work: Path):
+    root = ROOT
+    if "@" in variant:
+        rev = variant.split("@")[1].split("+")[0]
+        root = work / f"rev-{rev}"
+        if not root.is_dir():
+            root.mkdir()
+            tar = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(root)], input=tar, check=True)
+    backend = variant.split("+")[0].split("@")[0]
+    env = dict(os.environ, DREAMVIDEO_BACKEND=backend, KERAS_BACKEND=backend, BENCH_ROOT=str(root),
+               PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    if "+compile" in variant:
+        env["DREAMVIDEO_TORCH_COMPILE"] = "1"
+    if "+active" in variant:  # OpenMP threads spin while waiting (libgomp's default)
+        env["OMP_WAIT_POLICY"] = "ACTIVE"
+    if "+passive" in variant:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--weights", str(weights),
+           "--size", a.size, "--octaves", str(a.octaves), "--steps", str(a.steps), "--tile", str(a.tile),
+           "--precision", a.precision]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    return p
+
+
+def read(p) -> dict:
+    line = p.stdout.readline()
+    if not line:
+        raise SystemExit(f"a worker exited ({p.wait()})")
+    return json.loads(line)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--variants", default="tensorflow,torch")
+    ap.add_argument("--size", default="480x270")
+    ap.add_argument("--octaves", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--precision", default="float32")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        worker(a)
+        return 0
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    work = Path(tempfile.mkdtemp(prefix="dv_backends_"))
+    weights = work / "inception_v3.weights.h5"
+    procs, warm = {}, {}
+    for v in variants:  # one at a time: the first one saves the weights the others load
+        procs[v] = start(v, a, weights, work)
+        warm[v] = read(procs[v])["warm_s"]
+    times = {v: [] for v in variants}
+    for _ in range(a.rounds):
+        for v in variants:
+            procs[v].stdin.write("run\n")
+            procs[v].stdin.flush()
+            times[v].append(read(procs[v])["frame_s"])
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), "?")
+    cmd = "python bench/bench_backends.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"{datetime.date.today()}, {cpu}, {os.cpu_count()} cores; `{cmd}`  ")
+    print(f"{a.size}, InceptionV3 random weights, {LAYERS}, {a.octaves} octaves x {a.steps} steps, {a.precision}, "
+          f"tile {a.tile}; {a.rounds} rounds taking turns after one warm-up frame each.\n")
+    base = variants[0]
+    print(f"| variant | warm-up s | frame s per round | ratio to {base} per round |")
+    print("|---|---:|---|---|")
+    for v in variants:
+        ratios = ", ".join(f"{t / b:.2f}" for t, b in zip(times[v], times[base]))
+        print(f"| {v} | {warm[v]:.1f} | {', '.join(f'{t:.2f}' for t in times[v])} | {ratios} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
