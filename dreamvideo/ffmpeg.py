@@ -26,7 +26,7 @@ SEQUENCE_FPS = 25.0
 _RUNNING: "weakref.WeakSet[Proc]" = weakref.WeakSet()  # for kill_all
 
 
-def _existing_file(path, what: str) -> Path:
+def existing_file(path, what: str) -> Path:
     p = Path(str(path))
     if not p.exists():
         raise UserError(f"{what} {p} does not exist; check the path")
@@ -115,7 +115,7 @@ def header(path, what="video") -> str:
     """stderr of `ffmpeg -i path`, which lists the streams (then fails for lack of an output).
 
     Raises UserError naming ffmpeg's reason when the file cannot be opened at all."""
-    path = _existing_file(path, what)
+    path = existing_file(path, what)
     proc = Proc(["-i", ff_path(path)])  # fails for lack of an output, after listing the streams
     try:
         proc.p.wait(timeout=60)

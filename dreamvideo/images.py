@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DreamFailure, UserError
-from .ffmpeg import _existing_file
+from .ffmpeg import existing_file
 from .settings import default_max_pixels
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -118,7 +118,7 @@ def _oriented(size: tuple[int, int], im: Image.Image) -> tuple[int, int]:
 def image_size(path) -> tuple[int, int]:
     """An image file's (width, height) as displayed (EXIF orientation applied), from its header only.
     Raises UserError for a missing, empty or unrecognised file."""
-    p = _existing_file(path, "image")
+    p = existing_file(path, "image")
     try:
         with _open(p) as im:
             return _oriented(im.size, im)
@@ -155,7 +155,7 @@ def check_image(path, max_side: int | None = None, *, size: tuple[int, int] | No
                 max_pixels: int | None = None) -> tuple[int, int]:
     """Check from the header alone that :func:`read_image` with these arguments would decode ``path``
     within the pixel limit; returns its (width, height) as displayed. Raises UserError otherwise."""
-    p = _existing_file(path, "image")
+    p = existing_file(path, "image")
     limit = max_pixels or default_max_pixels()
     try:
         with _open(p) as im:
@@ -189,7 +189,7 @@ def read_image(path, max_side: int | None = None, *, size: tuple[int, int] | Non
     pixels is refused from its header; a JPEG is decoded reduced where ``max_side``/``size`` allow.
     Raises UserError for a missing, empty, truncated, too large or undecodable file or a folder.
     """
-    p = _existing_file(path, "image")
+    p = existing_file(path, "image")
     limit = max_pixels or default_max_pixels()
     try:
         im = _open(p)
@@ -325,7 +325,7 @@ def read_png(path) -> np.ndarray:
 # ----------------------------------------------------------------------------- writing
 
 
-def _check_frame(rgb) -> np.ndarray:
+def check_frame(rgb) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DreamFailure(f"frame must be HxWx3 uint8 RGB, got {rgb.dtype} {rgb.shape}; convert it before writing")
@@ -362,7 +362,7 @@ def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
         raise UserError(f"output {path} is a folder; give a file name with an extension")
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)],
               ".webp": [cv2.IMWRITE_WEBP_QUALITY, int(quality)]}.get(ext, [])
-    ok, buf = cv2.imencode(ext, _check_frame(rgb)[..., ::-1], params)
+    ok, buf = cv2.imencode(ext, check_frame(rgb)[..., ::-1], params)
     if not ok:
         raise DreamFailure(f"could not encode image {path}; check the extension")
     _write_file(path, buf.tobytes(), parent / f"{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}", "write image")
@@ -373,7 +373,7 @@ def write_png(path, rgb: np.ndarray, fast: bool = False) -> Path:
     """Write an HxWx3 uint8 RGB frame as PNG under a temporary name, then rename it into place.
     ``fast``: light compression (the work folder's frames)."""
     path = Path(str(path))
-    ok, buf = cv2.imencode(".png", _check_frame(rgb)[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1 if fast else 3])
+    ok, buf = cv2.imencode(".png", check_frame(rgb)[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1 if fast else 3])
     if not ok:
         raise DreamFailure(f"could not encode frame {path.name} as PNG")
     _write_file(path, buf.tobytes(), path.with_name(f"{path.stem}.tmp{path.suffix}"))

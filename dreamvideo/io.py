@@ -29,9 +29,16 @@ import numpy as np
 
 from dreamvideo.errors import DreamFailure, SourceEnded, UserError
 from dreamvideo.ffmpeg import SEQUENCE_FPS, Proc, VideoInfo, ff_path, has_audio, header, parse_header
-from dreamvideo.ffmpeg import _existing_file, require_audio  # noqa: F401  (re-exported)
-from dreamvideo.images import (IMAGE_EXTS, _check_frame, _to_rgb8, check_image, fit_max_side,  # noqa: F401
-                               image_size, is_image_path, read_image, read_png, write_image, write_png)
+from dreamvideo.ffmpeg import require_audio
+from dreamvideo.images import (IMAGE_EXTS, check_frame, check_image, fit_max_side, image_size, is_image_path,
+                               read_image, read_png, write_image, write_png)
+
+#: This module's names, and the still-image ones of :mod:`dreamvideo.images` it passes on, so ``io`` stays the
+#: one import for reading and writing media.
+__all__ = ["VIDEO_EXTS", "WRITE_VIDEO_EXTS", "is_video_path", "check_frames_folder", "remove_stale_temporaries",
+           "atomic_output", "probe_video", "even_size", "VideoReader", "VideoWriter", "require_audio", "IMAGE_EXTS",
+           "check_frame", "check_image", "fit_max_side", "image_size", "is_image_path", "read_image", "read_png",
+           "write_image", "write_png"]
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 WRITE_VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
@@ -374,7 +381,7 @@ class VideoWriter:
 
     def write(self, frame) -> None:
         """Append one HxWx3 uint8 RGB frame of the writer's size."""
-        frame = _check_frame(frame)
+        frame = check_frame(frame)
         if self._state != "open":
             raise DreamFailure(f"writer for {self.path} is already closed; open a new VideoWriter")
         self.size = self.size or (frame.shape[1], frame.shape[0])

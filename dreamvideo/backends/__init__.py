@@ -121,7 +121,7 @@ def activate(backend: str | None = None, device: str = "auto"):
     mod.prepare(device)  # device hints the library reads when it is imported
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with quiet_native_stderr():
-        import keras  # noqa: F401
+        importlib.import_module("keras")  # Keras reads KERAS_BACKEND when it is first imported
 
         resolved = mod.start(device)
     if device == "gpu" and resolved != "gpu":
