@@ -291,8 +291,8 @@ def fingerprint(kind: str, input, **parts) -> dict:
     """What a resumed render must share with the one it continues: the job kind, version, every file
     it reads (:func:`dreamvideo.guard.reads`: the input and each frame of a folder or glob, the
     soundtrack, guide, model and weights files) by :func:`file_identity`, the library versions that
-    change the frames, and every settings part (dataclasses as dicts; the backend and precision are
-    model settings)."""
+    change the frames, and every settings part (dataclasses as dicts) but how the backend, device and
+    precision are asked for: the ones chosen are checked once the model is loaded (:func:`runtime`)."""
     from dataclasses import asdict, is_dataclass
 
     from . import __version__, guard
@@ -308,6 +308,11 @@ def fingerprint(kind: str, input, **parts) -> dict:
     fp["files"] = files
     for k, v in parts.items():
         fp[k] = asdict(v) if is_dataclass(v) else v
+    if isinstance(fp.get("model"), dict):
+        # How the backend, device and precision are asked for (`auto`, or an environment variable's default)
+        # is no part of the frames: what was chosen is, and :meth:`WorkDir.confirm` compares that (runtime()).
+        for asked in ("backend", "device", "precision"):
+            fp["model"].pop(asked, None)
     return fp
 
 

@@ -114,10 +114,10 @@ def alive(pid: int) -> bool:
 def page_process(files: Path, out: Path, port: int, slow_plan: bool = False) -> subprocess.Popen:
     """``dreamvideo ui`` serving on ``port``; ``slow_plan``: its plans hang for a minute (as a plan of an
     unbounded setting once did), to stop the page while one runs."""
-    argv = ["--port", str(port), "--outputs", str(out), "--model", str(files / "tiny.keras"), "--weights", "random"]
+    argv = ["ui", "--port", str(port), "--outputs", str(out), "--model", str(files / "tiny.keras"), "--weights", "random"]
     prelude = ("import time, dreamvideo.ui.api as a; slow = a.plan; "
                "a.plan = lambda *x, **k: (time.sleep(60), slow(*x, **k))[1]; " if slow_plan else "")
-    code = f"import sys; {prelude}from dreamvideo.ui.__main__ import main; sys.exit(main({argv!r}))"
+    code = f"import sys; {prelude}from dreamvideo.cli import main; sys.exit(main({argv!r}))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             text=True, env=env)
