@@ -100,12 +100,19 @@ class VideoStepper:
     (:class:`~dreamvideo.reuse.ReuseState`), ``held`` the frames held back; ``last`` the
     :class:`~dreamvideo.reuse.ReusePlan` of the last frame dreamed (None for a whole-frame dream);
     ``timing`` sums seconds per part of the work (``new``: new content and cuts, ``upkeep``,
-    ``composite``: warping, masks, blending)."""
+    ``composite``: warping, masks, blending).
+
+    Two knobs for live mode (off by default, so a render's bytes do not depend on them):
+    ``canvas_round`` pads each crop canvas up to a multiple of this many pixels a side, so canvases
+    take a few shapes again and again (a shape's first dream costs the backend's set-up, 20-40 ms on
+    CPU, on top); ``crop_limit`` dreams the frame whole (one step-mapped dream, as a full frame
+    costs) when its canvases would cover more than this share of it, where crops cost as much."""
 
     def __init__(self, dreamer, dream: DreamSettings, video: VideoSettings, timeline: Timeline, seed: int,
-                 first_index: int = 0):
+                 first_index: int = 0, *, canvas_round: int = 0, crop_limit: float | None = None):
         self.dreamer, self.dream_settings, self.video, self.tl, self.seed = dreamer, dream, video, timeline, seed
         self.first_index = first_index
+        self.canvas_round, self.crop_limit = canvas_round, crop_limit
         self.state = ReuseState()
         self.held = HeldFrames(video.flow)
         self.timing = Timing("new", "upkeep", "composite")
@@ -130,6 +137,9 @@ class VideoStepper:
         with self.timing("composite"):
             flow, plan = self._plan(frame)
         self.last = plan
+        if self.crop_limit is not None and not (plan.cut or plan.whole) and plan.boxes and \
+                sum(h * w for (h, w), _ in self._canvases(plan, src.shape[1])) > self.crop_limit * src[..., 0].size:
+            plan.whole = True
         if plan.cut:
             with self.timing("new"):
                 return self.dreamer.dream(src, None, settings, seed=seed, weights=weights)
@@ -255,6 +265,14 @@ class VideoStepper:
                                       seed=seed, weights=weights).astype(np.float32)
         return np.rint(start)
 
+    def _canvases(self, plan: ReusePlan, width: int) -> list:
+        """:func:`~dreamvideo.reuse.canvases` of ``plan``'s boxes, each side rounded up to ``canvas_round``."""
+        q = self.canvas_round
+        found = canvases(plan.boxes, width)
+        if not q:
+            return found
+        return [((-(-ch // q) * q, -(-cw // q) * q), parts) for (ch, cw), parts in found]
+
     def _dream_new(self, src, start, upkept, plan: ReusePlan, settings, seed, weights) -> np.ndarray:
         """The frame ``upkept`` (H x W x 3 float32: the carried dream after upkeep) with ``plan``'s new
         content dreamed in its boxes from ``start`` (the new pixels' source, the carried dream around
@@ -267,7 +285,7 @@ class VideoStepper:
             step_map = self._step_map(plan.new)
         dreamt = []
         with self.timing("new"):
-            for (ch, cw), parts in canvases(plan.boxes, src.shape[1]):
+            for (ch, cw), parts in self._canvases(plan, src.shape[1]):
                 canvas = [np.full((ch, cw, 3), 128, np.uint8), np.full((ch, cw, 3), 128.0, np.float32),
                           np.zeros((ch, cw), np.float32)]
                 for (y0, y1, x0, x1), (cy, cx) in parts:

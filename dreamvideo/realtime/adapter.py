@@ -15,6 +15,15 @@ from typing import Callable
 import numpy as np
 
 
+#: Live crop canvases are padded to a multiple of this many pixels a side: live plans new shapes
+#: every dream, and a shape's first dream pays the backend's set-up (20-40 ms at 256 px on CPU).
+LIVE_CANVAS_ROUND = 32
+#: Live dreams the frame whole when its crop canvases would cover more of it than this: at a live
+#: dream's few steps a crop's fixed cost dominates, so crops over ~40% cost what the whole frame does
+#: (bench/RESULTS.md, "Live"). Offline keeps reuse's own limit.
+LIVE_CROP_LIMIT = 0.4
+
+
 @dataclass(frozen=True)
 class VideoEngine:
     """``step(index, image, flow, mask) -> dream``: the next dreamed frame (flow and mask to the
@@ -43,7 +52,8 @@ def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int) -
     from ..coherence import VideoStepper
     from ..render import SourceFrame
 
-    stepper = VideoStepper(dreamer, dream, video, timeline, seed, first_index)
+    stepper = VideoStepper(dreamer, dream, video, timeline, seed, first_index,
+                           canvas_round=LIVE_CANVAS_ROUND, crop_limit=LIVE_CROP_LIMIT)
 
     def step(index: int, image: np.ndarray, flow, mask) -> np.ndarray:
         frame = SourceFrame(index, image, flow, mask)
