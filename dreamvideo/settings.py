@@ -338,15 +338,14 @@ MODEL_FILE_SUFFIXES = (".keras", ".h5", ".pb")
 def check_model_name(model: str) -> None:
     """A one-line :class:`UserError` for a `model` that is neither a known name nor a model file, before
     any framework loads (a misspelt name must not wait for TensorFlow and the precision probe)."""
-    import difflib
     import os
+
+    from .catalog import suggest  # the model names' own module, without Keras
 
     if os.path.splitext(str(model))[1] in MODEL_FILE_SUFFIXES or model in MODEL_NAMES:
         return
-    close = difflib.get_close_matches(str(model), MODEL_NAMES, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UserError(f"unknown model {model!r}{hint}; choose one of {', '.join(MODEL_NAMES)} or a "
-                    f"{'/'.join(MODEL_FILE_SUFFIXES)} model file")
+    raise UserError(f"unknown model {model!r}{suggest(model, MODEL_NAMES)}; choose one of "
+                    f"{', '.join(MODEL_NAMES)} or a {'/'.join(MODEL_FILE_SUFFIXES)} model file")
 
 
 def with_blend_default(sched: Schedules, video: VideoSettings) -> Schedules:
