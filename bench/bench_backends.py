@@ -10,10 +10,10 @@ the very same random weights (saved once by the first worker, loaded by the othe
 frame to warm up (tracing, compiling), then one frame per round when told; the rounds go A B A B,
 so a burst of load on a shared machine hits every variant alike. Reported: each variant's frame
 seconds per round and, per round, its ratio to the first variant. ``+tf`` imports TensorFlow in the
-worker before the model is built; ``+compile`` sets ``DREAMVIDEO_TORCH_COMPILE=1``; ``+active`` /
-``+passive`` set ``OMP_WAIT_POLICY`` (how PyTorch's OpenMP threads wait), ``+threads1`` gives PyTorch
-one thread; ``@REV`` runs
-the engine from ``git archive REV`` (a before/after comparison in one run).
+worker before the model is built; ``+compile`` sets ``DREAMVIDEO_TORCH_COMPILE=1``; ``+nchw`` keeps
+torch's batches in NCHW memory; ``+active`` / ``+passive`` set ``OMP_WAIT_POLICY`` (how PyTorch's
+OpenMP threads wait), ``+threads1`` gives PyTorch one thread; ``@REV`` runs the engine from
+``git archive REV`` (a before/after comparison in one run).
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ def start(variant: str, a, weights: Path, work: Path):
                PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1", TF_CPP_MIN_LOG_LEVEL="3")
     if "+compile" in variant:
         env["DREAMVIDEO_TORCH_COMPILE"] = "1"
+    if "+nchw" in variant:  # torch's batches in NCHW memory (before 2026-12-03 on a CPU)
+        env["DREAMVIDEO_TORCH_NHWC"] = "0"
     if "+active" in variant:  # OpenMP threads spin while waiting (libgomp's default)
         env["OMP_WAIT_POLICY"] = "ACTIVE"
     if "+passive" in variant:

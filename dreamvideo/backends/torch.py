@@ -8,8 +8,9 @@
   end, or after each step only when ``max_loss`` needs them. On a GPU the CPU queues the steps
   while the GPU runs them.
 - The tiles of one step that share a shape go through the network as one batch, up to
-  :data:`BATCH_PIXELS` pixels a call (a GPU is fed larger calls; the memory stays bounded); on CUDA
-  in NHWC memory (``torch.channels_last``), which cuDNN's tensor-core convolutions prefer.
+  :data:`BATCH_PIXELS` pixels a call (a GPU is fed larger calls; the memory stays bounded), in NHWC
+  memory (``torch.channels_last``, the kernels too), which cuDNN's tensor-core convolutions and
+  oneDNN's CPU ones prefer: NCHW memory costs a reorder at every convolution.
 - Channels-first convolutions call ``torch.nn.functional.conv2d`` directly (:func:`_direct_convolutions`):
   the kernel in torch's layout kept between calls instead of permuted per call, the bias added by
   the convolution, "same" padding by the convolution instead of a padded copy of its input.
@@ -86,6 +87,7 @@ def _direct_convolutions(net) -> int:
     """Route ``net``'s plain channels-first Conv2D layers (stride 1 or "valid" padding, odd kernels, no
     groups) straight to torch's conv2d; same arithmetic, fewer passes. Returns how many."""
     import keras
+    import torch
     import torch.nn.functional as F
 
     done = 0
@@ -103,9 +105,12 @@ def _direct_convolutions(net) -> int:
 
         def call(inputs, layer=layer, pad=pad, cache=cache, strides=tuple(cfg["strides"])):
             kernel, bias = layer.kernel.value, layer.bias.value if layer.use_bias else None
-            key = (inputs.dtype, kernel._version, None if bias is None else bias._version)
+            nhwc = inputs.dim() == 4 and not inputs.is_contiguous() and inputs.is_contiguous(memory_format=torch.channels_last)
+            key = (inputs.dtype, nhwc, kernel._version, None if bias is None else bias._version)
             if cache.get("key") != key:  # weights are frozen while dreaming: converted once
-                cache["w"] = kernel.to(inputs.dtype).permute(3, 2, 0, 1).contiguous()
+                # in the input's memory format, or the convolution makes that copy at every call
+                fmt = torch.channels_last if nhwc else torch.contiguous_format
+                cache["w"] = kernel.to(inputs.dtype).permute(3, 2, 0, 1).contiguous(memory_format=fmt)
                 cache["b"] = None if bias is None else bias.to(inputs.dtype)
                 cache["key"] = key
             out = F.conv2d(inputs, cache["w"], cache["b"], stride=strides, padding=pad)
@@ -140,9 +145,13 @@ class Loop:
 
         self._device = str(get_device())
         self._budget = BATCH_PIXELS["cpu" if self._device.startswith("cpu") else "gpu"]
-        # cuDNN runs channels-first convolutions fastest with NHWC memory (tensor cores); the layout
-        # the model sees is unchanged.
-        self._nhwc = self._device.startswith("cuda") and self.layout.first
+        # cuDNN (tensor cores) and oneDNN run channels-first convolutions fastest on NHWC memory:
+        # on a CPU, NCHW memory costs a reorder into oneDNN's layout and back at every convolution
+        # (InceptionV3 480x270: 1.4-1.8x TensorFlow's time, 1.2-1.4x in NHWC; bench/RESULTS.md).
+        # The layout the model sees is unchanged. DREAMVIDEO_TORCH_NHWC=0/1 overrides.
+        nhwc = os.environ.get("DREAMVIDEO_TORCH_NHWC", "")
+        native = self._device.startswith(("cuda", "cpu"))
+        self._nhwc = self.layout.first and (nhwc == "1" or (nhwc == "" and native))
         self._batch_grad = self._compiled(self._batch_grad_eager)
 
     def _compiled(self, fn):
