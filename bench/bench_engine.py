@@ -146,7 +146,7 @@ def build(precision: str, fold: bool = True, policy: str | None = None, weights:
 
 def conv_flops(feature_model, hw) -> float:
     """Forward FLOPs (2 x MACs) of every Conv2D up to the dreamed layers at input size ``hw``."""
-    sub = feature_model._sub
+    sub = feature_model.keras_model
     convs = [l for l in sub.layers if isinstance(l, keras.layers.Conv2D)]
     probe = keras.Model(sub.input, [l.output for l in convs])
     specs = probe.compute_output_spec(keras.KerasTensor((1, hw[0], hw[1], 3)))

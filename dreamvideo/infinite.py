@@ -20,14 +20,30 @@ from .settings import DreamSettings, ZoomSettings, check_moving
 from .timeline import Timeline, frame_seed
 
 
-def move(img: np.ndarray, zoom: float, angle: float, dx: float, dy: float) -> np.ndarray:
-    """Zoom about the centre by ``zoom``, rotate ``angle`` degrees, shift (dx, dy) pixels."""
+def motion(shape, zoom: float, angle: float, dx: float, dy: float) -> np.ndarray:
+    """The 3x3 matrix (float64, pixels) of one frame's move of an image of ``shape`` (H, W, ...):
+    zoom about the centre by ``zoom``, rotate ``angle`` degrees, shift (dx, dy) pixels. Moves
+    compose by matrix product, the later on the left."""
+    import cv2
+
+    h, w = shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, zoom)
+    m[:, 2] += (dx, dy)
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def warp(img: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``img`` moved by the 3x3 matrix ``m`` (see :func:`motion`), bicubic, edges mirrored."""
     import cv2
 
     h, w = img.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, zoom)
-    m[:, 2] += (dx, dy)
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    return cv2.warpAffine(img, np.ascontiguousarray(m[:2]), (w, h), flags=cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REFLECT_101)
+
+
+def move(img: np.ndarray, zoom: float, angle: float, dx: float, dy: float) -> np.ndarray:
+    """Zoom about the centre by ``zoom``, rotate ``angle`` degrees, shift (dx, dy) pixels."""
+    return warp(img, motion(img.shape, zoom, angle, dx, dy))
 
 
 def color_stats(img: np.ndarray):
@@ -64,23 +80,29 @@ class ZoomStepper:
         img = move(self.prev, v("zoom", i), v("angle", i), v("dx", i), v("dy", i))
         return match_color(img, self.ref) if self.zs.color_match else img
 
-    def settings(self, i: int) -> DreamSettings:
-        """The engine settings of frame ``i``: the schedules', and after the first frame (unless
-        ``full_frames``) only the finest ``detail_octaves`` with ``detail_steps`` of the steps."""
+    def settings(self, i: int, first: bool | None = None) -> DreamSettings:
+        """The engine settings of frame ``i``: the schedules', and after the first dream (frame 0
+        unless ``first`` says) only the finest ``detail_octaves`` with ``detail_steps`` of the
+        steps, unless ``full_frames``."""
         from dataclasses import replace
 
         s = self.tl.settings(self.dream_settings, i)
-        if i == 0 or self.zs.full_frames:
+        if (i == 0 if first is None else first) or self.zs.full_frames:
             return s
         octaves = min(s.octaves, self.zs.detail_octaves or s.octaves)
         steps = max(1, int(round(s.steps * self.zs.detail_steps))) if s.steps and self.zs.detail_steps else 0
         return replace(s, octaves=octaves, steps=steps)
 
     def dream(self, frame: SourceFrame) -> np.ndarray:
-        i = frame.index
-        return self.dreamer.dream(self.base(i), None, self.settings(i),
-                                  seed=frame_seed(self.seed, i), weights=self.tl.weights(i),
-                                  steps=self.zs.first_steps if i == 0 and self.zs.first_steps else None)
+        return self.dream_over(frame.index, self.base(frame.index))
+
+    def dream_over(self, i: int, img: np.ndarray, first: bool | None = None) -> np.ndarray:
+        """``img`` dreamed as frame ``i`` (the first dream, with every octave, when ``first``; by
+        default frame 0). A live zoom dreams its own frames: the last dream, moved."""
+        first = i == 0 if first is None else first
+        return self.dreamer.dream(img, None, self.settings(i, first), seed=frame_seed(self.seed, i),
+                                  weights=self.tl.weights(i),
+                                  steps=self.zs.first_steps if first and self.zs.first_steps else None)
 
     def keep(self, frame: SourceFrame, out: np.ndarray) -> None:
         self.prev = out

@@ -202,11 +202,13 @@ def cmd_batch(ns) -> int:
 #: Video settings that mean nothing live (a time range, a frame cap, a soundtrack file) or that live fixes
 #: (``enter_every`` 1: a live frame is never held back for a band).
 LIVE_SKIP = ("start", "end", "frames", "fps", "audio", "no_audio", "enter_every")
+#: Zoom settings a live zoom: source does not take (the source names its start; video's flags say the rest).
+LIVE_ZOOM_SKIP = ("frames", "first_steps", "full_frames", "from_noise", "quality", "audio")
 
 
 def live_parser(sub):
     p = sub.add_parser(
-        "live", help="dream a camera, the screen, a stream or a file as it plays",
+        "live", help="dream a camera, the screen, a stream, a file as it plays, or a live zoom",
         description="Dream a live source as it plays: the newest frame is dreamed (with temporal reuse), frames "
                     "that come while the engine is busy are not, and every source frame is shown with the last "
                     "dream carried onto it by optical flow. Sinks, any together: the local page (default), "
@@ -214,7 +216,8 @@ def live_parser(sub):
                     "printed is `live: shown F fps, dreamed F fps, latency N ms median / N ms p95, N source frames "
                     "dropped`. Schedules: " + SCHED_HELP)
     p.add_argument("source", help="camera, camera:N, a device path, screen, an ffmpeg URL (rtsp:// srt:// udp:// "
-                                  "http(s)://), or a file (played at its own rate)")
+                                  "http(s)://), a file (played at its own rate), or a live infinite zoom: "
+                                  "zoom:IMAGE, zoom:noise or zoom:noise:WxH (moved by --zoom --angle --dx --dy)")
     common_flags(p)
     g = p.add_argument_group("live")
     for f in dataclasses.fields(S.LiveSettings):
@@ -228,13 +231,15 @@ def live_parser(sub):
     add_settings(p, "video", skip=LIVE_SKIP, title="video (coherence and reuse; --quality is the recording's)")
     add_settings(p, "model", title="model and objective")
     add_settings(p, "dream", skip=S.MOVING, title="dream engine")
-    add_settings(p, "schedules", skip=("zoom", "angle", "dx", "dy"),
-                 title="schedules (t: seconds since the start; audio features from the live sound)")
+    add_settings(p, "schedules", title="schedules (t: seconds since the start; audio features from the live sound; "
+                                       "--zoom, --angle, --dx, --dy move a zoom: source)")
+    add_settings(p, "zoom", skip=LIVE_ZOOM_SKIP, title="zoom: source (a live infinite zoom; --fps is its frame rate)")
     preset_flags(p, "video")
 
 
 def cmd_live(ns) -> int:
     opts = job_options(ns, "video")
+    opts["zoom"] = S.check_ranges(settings_from(ns, "zoom"))
     live = S.LiveSettings(**{f.name: getattr(ns, f"live.{f.name}") for f in dataclasses.fields(S.LiveSettings)})
     live.check()
     from dreamvideo.realtime.session import LiveSession, status_printer

@@ -14,26 +14,34 @@ Convention: frames are ``H x W x 3`` uint8 RGB; timestamps are seconds of the so
 
 from __future__ import annotations
 
+#: Options of a live zoom: source (``fps`` its frame rate; a video's ``fps`` means nothing live).
+LIVE_ZOOM_OPTIONS = ("fps", "color_match", "detail_octaves", "detail_steps")
+
 
 def live(source, *, record: str = "", stream: str = "", virtual_camera: bool = False, page: bool = False,
          page_port: int = 7870, duration: float = 0.0, target_fps: float = 0.0, loop: bool = False,
          audio_in: str = "", seed: int = 0, max_side: int | None = None, dreamer=None, **options):
     """Generator: ``(seconds, frame)`` of every frame shown live from ``source`` (``"camera"``,
-    ``"camera:N"``, ``"screen"``, an ffmpeg URL, or a file played at its own rate), each the last
-    dream carried onto that source frame by optical flow; the dream itself updates as fast as the
-    engine goes (frames that come while it is busy are not dreamed, never queued).
+    ``"camera:N"``, ``"screen"``, an ffmpeg URL, a file played at its own rate, or a live infinite
+    zoom ``"zoom:IMAGE"`` / ``"zoom:noise"``), each the last dream carried onto that source frame
+    by optical flow (a zoom's frames: the last dream moved by ``zoom``, ``angle``, ``dx``, ``dy``);
+    the dream itself updates as fast as the engine goes (frames that come while it is busy are not
+    dreamed, never queued).
 
     Sinks as options: ``record="out.mp4"``, ``stream="udp://127.0.0.1:5000"``, ``virtual_camera=True``,
     ``page=True`` (a local page at ``http://127.0.0.1:page_port/``). ``options``: the model, dream,
-    video and schedule settings of :func:`dreamvideo.dream_video` (``steps="3"``, ``layers=...``).
+    video and schedule settings of :func:`dreamvideo.dream_video` (``steps="3"``, ``layers=...``),
+    and for a zoom ``fps``, ``color_match``, ``detail_octaves``, ``detail_steps``.
     Closing the generator (``break``, Ctrl-C) finalizes every sink.
     """
-    from ..settings import LiveSettings, split_options
+    from ..settings import LiveSettings, ZoomSettings, check_ranges, split_options
     from .session import LiveSession
 
     settings = LiveSettings(record=str(record or ""), stream=str(stream or ""), virtual_camera=bool(virtual_camera),
                             no_page=not page, page_port=int(page_port), duration=float(duration),
                             target_fps=float(target_fps), loop=bool(loop), audio_in=str(audio_in or ""))
-    session = LiveSession(source, settings, split_options("video", options), seed=seed, max_side=max_side,
-                          dreamer=dreamer)
+    zoom = check_ranges(ZoomSettings(**{k: options.pop(k) for k in LIVE_ZOOM_OPTIONS if k in options}))
+    sections = split_options("video", options)
+    sections["zoom"] = zoom
+    session = LiveSession(source, settings, sections, seed=seed, max_side=max_side, dreamer=dreamer)
     yield from session

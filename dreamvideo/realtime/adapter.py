@@ -1,7 +1,9 @@
-"""The one place live mode uses the video renderer's pieces (:mod:`dreamvideo.coherence`,
-:mod:`dreamvideo.render`): :func:`video_engine`, the video stepper that dreams a frame with
-temporal reuse, and :func:`carry`, a dream moved onto a later frame by optical flow. The rest of
-:mod:`dreamvideo.realtime` goes through these two, so a change of the stepper's API is a change here only.
+"""The one place live mode uses the renderers' pieces (:mod:`dreamvideo.coherence`,
+:mod:`dreamvideo.render`, :mod:`dreamvideo.infinite`): :func:`video_engine`, the video stepper
+that dreams a frame with temporal reuse; :func:`carry`, a dream moved onto a later frame by optical
+flow; :func:`zoom_engine`, :func:`zoom_start`, :func:`zoom_move` and :func:`zoom_warp`, the infinite
+zoom's. The rest of :mod:`dreamvideo.realtime` goes through these, so a change of a stepper's API is
+a change here only.
 
 Convention: frames are ``H x W x 3`` uint8 RGB; flow (H, W, 2) float32 pixels from the current
 frame to the earlier one, mask (H, W) float32 1 where the earlier frame saw the pixel.
@@ -27,9 +29,10 @@ LIVE_CROP_LIMIT = 0.4
 @dataclass(frozen=True)
 class VideoEngine:
     """``step(index, image, flow, mask) -> dream``: the next dreamed frame (flow and mask to the
-    frame dreamed before, or None)."""
+    frame dreamed before, or None; not computed when ``uses_flow`` is false)."""
 
     step: Callable
+    uses_flow: bool = True
 
 
 def carry(src, earlier_src, earlier_out, flow, mask) -> np.ndarray:
@@ -62,3 +65,54 @@ def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int) -
         return out
 
     return VideoEngine(step)
+
+
+def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict) -> VideoEngine:
+    """The infinite zoom's dream (:class:`~dreamvideo.infinite.ZoomStepper`) of frames it did not
+    make: live, each frame is the last dream moved (see :mod:`.zooming`). The first dream has every
+    octave, the later ones only the finest ``zoom.detail_octaves`` (unless ``full_frames``), each
+    colour-matched to the first dream first. ``state`` carries the first dream's colours across
+    engines (the ``--target-fps`` controller makes a new one per level)."""
+    from ..infinite import ZoomStepper, match_color
+
+    stepper = ZoomStepper(dreamer, dream, zoom, timeline, seed, None)
+
+    def step(index: int, image: np.ndarray, flow=None, mask=None) -> np.ndarray:
+        ref = state.get("colours")
+        if ref is not None and zoom.color_match:
+            image = match_color(image, ref)
+        out = stepper.dream_over(index, image, first=ref is None)
+        if ref is None:
+            from ..infinite import color_stats
+
+            state["colours"] = color_stats(out)
+        return out
+
+    return VideoEngine(step, uses_flow=False)
+
+
+def zoom_start(target: str, max_side, seed: int) -> np.ndarray:
+    """The first image of a live zoom: ``target`` an image's path or ``noise:WxH`` (even sides,
+    at most ``max_side`` pixels a side)."""
+    from ..images import fit_max_side
+    from ..infinite import noise_image, zoom_start as start
+    from ..settings import ZoomSettings
+
+    if target.startswith("noise:"):
+        img = fit_max_side(noise_image(target[len("noise:"):], seed), max_side)
+        return np.ascontiguousarray(img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2])
+    return start(target, ZoomSettings(frames=1), max_side, seed)
+
+
+def zoom_move(shape, zoom: float, angle: float, dx: float, dy: float) -> np.ndarray:
+    """One frame's move as a 3x3 matrix (:func:`dreamvideo.infinite.motion`)."""
+    from ..infinite import motion
+
+    return motion(shape, zoom, angle, dx, dy)
+
+
+def zoom_warp(img: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``img`` moved by the 3x3 matrix ``m`` (:func:`dreamvideo.infinite.warp`)."""
+    from ..infinite import warp
+
+    return warp(img, m)

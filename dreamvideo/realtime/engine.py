@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..settings import AUDIO_FEATURES, DreamSettings, Schedules
 from .sources import Latest
 
-LIVE_SCHEDULED = ("step_size", "steps", "blend")
+LIVE_SCHEDULED = ("step_size", "steps", "blend", "zoom", "angle", "dx", "dy")
 
 
 class LiveTimeline:
@@ -77,6 +77,16 @@ class LiveTimeline:
     def weights(self, f: int) -> list[float]:
         return [self._term_sched[i].at(f, self.fps, self._feats(f)) if i in self._term_sched else t.weight
                 for i, t in enumerate(self.terms)]
+
+    def moves(self, f: int) -> tuple[float, float, float, float]:
+        """A live zoom's move of frame ``f``: ``(zoom, angle, dx, dy)``, each held in its range."""
+        from ..settings import field_range
+
+        out = []
+        for name in ("zoom", "angle", "dx", "dy"):
+            lo, hi = field_range(Schedules, name)[0] or (-np.inf, np.inf)
+            out.append(min(max(self.value(name, f), lo), hi))
+        return tuple(out)
 
     def settings(self, base: DreamSettings, f: int) -> DreamSettings:
         steps = max(0, int(round(self.value("steps", f))))
@@ -193,7 +203,7 @@ class DreamWorker:
                 if prev is not None and prev.shape != small.shape:  # the source changed size
                     engine, prev = self._make(level, seq), None
                 flow = mask = None
-                if prev is not None:
+                if prev is not None and engine.uses_flow:
                     flow, mask = flows.pair(prev, small)
                 t1 = time.monotonic()
                 out = engine.step(seq, small, flow, mask)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..settings import LiveSettings, with_blend_default
+from ..settings import LiveSettings, ZoomSettings, with_blend_default
 
 STATUS_EVERY = 0.5  # seconds between two status lines
 
@@ -80,6 +80,8 @@ class LiveSession:
         # enter_every 1: live holds no frame back for a band (see .engine).
         sections["video"] = replace(sections["video"], enter_every=1)
         sections["schedules"] = with_blend_default(sections["schedules"], sections["video"])
+        # A zoom: source's own settings; "full frames" means the same as in video: no reuse.
+        sections["zoom"] = replace(sections.get("zoom") or ZoomSettings(), full_frames=sections["video"].full_frames)
         self.sections, self._dreamer = sections, dreamer
         self.stats = Stats()
         self.landed_at = []  # (shown seq, seq dreamed): where each dream was first shown
@@ -92,7 +94,8 @@ class LiveSession:
         if live.record:  # user mistakes before any model loads
             from .. import guard
 
-            guard.check(live.record, guard.reads(source, {**sections, "live": live}), role="the `record` file",
+            read = self.spec.target if self.spec.kind in ("file", "zoom") else source
+            guard.check(live.record, guard.reads(read, {**sections, "live": live}), role="the `record` file",
                         fix="choose another recording name")
             if not Path(live.record).absolute().parent.is_dir():
                 raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
@@ -117,12 +120,22 @@ class LiveSession:
         prepare(self._needed)
         # The sound before the source plays too (a file's is decoded whole); its rate is the stream's.
         self.fps = 25.0
+        zooming = self.spec.kind == "zoom"
+        if zooming:
+            self.fps = self.sections["zoom"].fps
         if self.spec.kind == "file":
             from .. import ffmpeg
 
             self.fps = ffmpeg.parse_header(ffmpeg.header(self.spec.target), self.spec.target).fps
         self.features = self._audio()
-        self.capture = Capture(self.spec, self.max_side)
+        if zooming:
+            from .adapter import zoom_start
+            from .zooming import ZoomSource
+
+            start = zoom_start(self.spec.target, self.max_side, self.seed)
+            self.capture = ZoomSource(start, self.fps, lambda f: self.timeline.moves(f))  # started below
+        else:
+            self.capture = Capture(self.spec, self.max_side)
         size, fps = (self.capture.width, self.capture.height), self.capture.fps
         self.fps = fps
         if self.features is not None:
@@ -140,6 +153,8 @@ class LiveSession:
             self.page_url = self.page.url
             self._add(self.page)
         self.worker = self._start_dreaming()
+        if zooming:
+            self.capture.start()
 
     def _add(self, sink) -> None:
         self.sinks.append(sink)
@@ -150,7 +165,8 @@ class LiveSession:
         from ..settings import AUDIO_FEATURES
 
         sched = self.sections["schedules"]
-        texts = [(getattr(sched, k), k) for k in ("step_size", "steps", "blend")]
+        moving = ("zoom", "angle", "dx", "dy") if self.spec.kind == "zoom" else ()
+        texts = [(getattr(sched, k), k) for k in ("step_size", "steps", "blend", *moving)]
         texts += [(text, f"weight of {name.strip()}") for name, _, text in
                   (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item)]
         return set().union(*(Schedule.parse(t, name, sched.interp).names for t, name in texts)) & set(AUDIO_FEATURES)
@@ -200,7 +216,7 @@ class LiveSession:
         return dreamer
 
     def _start_dreaming(self):
-        from .adapter import video_engine
+        from .adapter import video_engine, zoom_engine
         from .engine import Controller, DreamWorker, LiveTimeline
 
         s = self.sections
@@ -210,7 +226,11 @@ class LiveSession:
         def make(level, first_index):
             dream = s["dream"] if level is None else replace(s["dream"], octaves=level.octaves)
             self.timeline.steps_cap = None if level is None else level.steps
+            if self.spec.kind == "zoom":
+                return zoom_engine(self.dreamer, dream, s["zoom"], self.timeline, self.seed, self._zoom_state)
             return video_engine(self.dreamer, dream, s["video"], self.timeline, self.seed, first_index)
+
+        self._zoom_state = {}
 
         self.controller = None
         if self.live.target_fps:
@@ -260,6 +280,7 @@ class LiveSession:
             self.close()
             raise
         stats, live = self.stats, self.live
+        zooming = self.spec.kind == "zoom"
         flows = FlowEstimator("dis")
         limit = int(round(live.duration * self.fps)) if live.duration else 0
         base = None  # (source, shown) the next frame is carried from
@@ -285,7 +306,9 @@ class LiveSession:
                 if landed is not None:
                     base = (landed[1], landed[2])
                     self.landed_at.append((seq, landed[0]))
-                if base is None:
+                    if zooming:  # the next frames are this dream, moved
+                        self.capture.landed(landed[0], landed[2])
+                if base is None or zooming:  # a zoom's frames are the last dream already
                     out = src
                 else:
                     flow, mask = flows.pair(base[0], src)

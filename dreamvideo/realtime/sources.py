@@ -115,14 +115,41 @@ def parse_source(text: str, loop: bool = False) -> SourceSpec:
             raise UserError(f"cannot read {text}: use a {', '.join(s + '://' for s in URL_SCHEMES)} URL, a device "
                             "(camera, screen) or a file")
         return SourceSpec("url", text, (*LOW_DELAY, "-i", text), media=text)
+    if text.startswith("zoom:"):
+        return _zoom_source(text[len("zoom:"):])
     path = Path(text)
-    if text.startswith(("zoom:", "camera", "screen")) or not path.exists():
+    if text.startswith(("camera", "screen")) or not path.exists():
         raise UserError(f"source {text} is not a file, a device (camera, camera:N, screen) or a URL; check it")
     ffmpeg.parse_header(ffmpeg.header(path), path)  # a file ffmpeg cannot read as video: one line, now
     # Paced by the reader (see Capture), not by ffmpeg's -re: its decoder hands the first and last
     # frames over in bursts.
     loops = ("-stream_loop", "-1") if loop else ()
     return SourceSpec("file", str(path), (*loops, "-i", ffmpeg.ff_path(path)), media=str(path))
+
+
+#: The size of ``zoom:noise`` (``zoom:noise:WxH`` for another); ``--max-side`` bounds it.
+ZOOM_NOISE = "640x360"
+
+
+def _zoom_source(what: str) -> SourceSpec:
+    """``zoom:IMAGE`` / ``zoom:noise`` / ``zoom:noise:WxH``: a live infinite zoom (target: the image's
+    path, or ``noise:WxH``)."""
+    import re
+
+    if what == "noise" or what.startswith("noise:"):
+        size = what[len("noise:"):] if what.startswith("noise:") else ZOOM_NOISE
+        m = re.fullmatch(r"(\d+)[xX](\d+)", size.strip())
+        if not m or not all(16 <= int(v) <= 16384 for v in m.groups()):
+            raise UserError(f"zoom:noise:{size}: give a size WxH between 16 and 16384, e.g. zoom:noise:640x360")
+        return SourceSpec("zoom", f"noise:{m[1]}x{m[2]}", ())
+    if not what:
+        raise UserError("zoom: needs an image or noise after it: zoom:IMAGE, zoom:noise or zoom:noise:WxH")
+    if not Path(what).is_file():
+        raise UserError(f"zoom:{what}: no such image; check the path, or use zoom:noise")
+    from ..images import check_image
+
+    check_image(what)  # not an image, or too large: one line now, before any model loads
+    return SourceSpec("zoom", what, ())
 
 
 def _scale(max_side: int | None) -> str:

@@ -1,0 +1,105 @@
+"""`dreamvideo live zoom:IMAGE|zoom:noise`: a live infinite zoom, each frame the newest dream moved
+by the zoom schedules, dreamed as fast as the engine goes, moved by the music."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ffmpeg
+from helpers import tiny_model_file
+
+TINY = ["--layers", "conv2", "--steps", "2", "--octaves", "1", "--step-size", "0.05", "--no-page", "-q"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("livezoom")
+    tiny_model_file(d / "tiny.keras")
+    return d / "tiny.keras"
+
+
+def _frames(path):
+    from dreamvideo.io import VideoReader
+
+    with VideoReader(path) as r:
+        return list(r)
+
+
+def test_a_live_zoom_from_noise_is_recorded_with_the_song_it_moves_to(tiny, tmp_path, capsys):
+    from dreamvideo.cli import main
+    from dreamvideo.ffmpeg import header, parse_header
+    from dreamvideo.realtime.session import parse_line
+
+    song = tmp_path / "song.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=200:duration=5", "-af", "volume='t/2':eval=frame", song)
+    rec = tmp_path / "zoom.mp4"
+    rc = main(["live", "zoom:noise:160x96", "--fps", "10", "--duration", "3", "--zoom", "1 + 0.03*rms",
+               "--audio-in", str(song), "--record", str(rec), "--model", str(tiny), *TINY])
+    out = capsys.readouterr().out
+    assert rc == 0
+    figures = parse_line(out.strip().splitlines()[-1])
+    assert figures["shown_fps"] > 5 and figures["dreamed_fps"] > 0
+    info = parse_header(header(rec), rec)
+    assert info.fps == 10 and (info.width, info.height) == (160, 96) and info.has_audio
+    got = _frames(rec)
+    assert len(got) == 30
+    change = [np.abs(a.astype(float) - b.astype(float)).mean() for a, b in zip(got[10:], got[11:])]
+    assert min(change) > 0.5, change  # it keeps moving (and dreaming): no frame repeats the one before
+
+
+def test_the_frames_between_dreams_are_the_last_dream_moved():
+    """Each frame is the newest dream moved by every frame's move since that dream's frame, in one
+    warp; before the first dream the start image stands still."""
+    from dreamvideo.infinite import motion, warp
+    from dreamvideo.realtime.zooming import ZoomSource
+
+    rng = np.random.default_rng(0)
+    start = rng.integers(0, 256, (64, 96, 3), np.uint8)
+    dream = rng.integers(0, 256, (64, 96, 3), np.uint8)
+    moves = lambda f: (1.0 + 0.01 * (f % 3), 0.5, 0.0, 0.0)  # noqa: E731
+    src = ZoomSource(start, 200.0, moves).start()
+    try:
+        seq, _, first = src.frames.take(5)
+        assert np.array_equal(first, start)  # no dream yet: still
+        time.sleep(0.05)
+        landed_on = src.received - 1
+        src.landed(landed_on, dream)
+        k, _, frame = src.frames.take(5)
+        while k <= landed_on:  # a frame made before the dream landed
+            k, _, frame = src.frames.take(5)
+        acc = np.eye(3)
+        for f in range(landed_on + 1, k + 1):
+            acc = motion(dream.shape, *moves(f)) @ acc
+        assert np.array_equal(frame, warp(dream, acc))
+    finally:
+        src.close()
+    assert src.ended
+
+
+@pytest.mark.parametrize("source, words", [("zoom:nothing.png", "no such image"),
+                                           ("zoom:noise:5x5", "between 16 and 16384"),
+                                           ("zoom:", "zoom:IMAGE, zoom:noise")])
+def test_a_bad_zoom_source_is_one_line(tmp_path, capsys, monkeypatch, source, words):
+    from dreamvideo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    rc = main(["live", source, "--no-page", "--duration", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
+
+
+def test_a_zoom_from_a_photo_through_the_python_api(tiny, tmp_path):
+    import imageio.v3 as iio
+
+    import dreamvideo
+    from helpers import photo
+
+    img = tmp_path / "chelsea.png"
+    iio.imwrite(img, photo("chelsea")[::4, ::4])
+    shown = [f for _, f in dreamvideo.live(f"zoom:{img}", duration=1.0, fps=10, zoom="1.05", max_side=96,
+                                           model=str(tiny), layers="conv2", steps="2", octaves=1)]
+    assert len(shown) == 10 and max(shown[0].shape[:2]) == 96 and shown[0].shape[0] % 2 == 0
+    assert not np.array_equal(shown[2], shown[-1])  # it moved
