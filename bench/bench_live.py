@@ -10,7 +10,10 @@ in ellipses), 10 fps, ``--seconds`` long, at 256x144 and 320x180. Each run plays
 - ``mnv2-256-reuse`` / ``mnv2-256-full``: 256x144, MobileNetV2 with the offline ImageNet weights,
   2 octaves x 3 steps, reuse (the default) / ``--full-frames``;
 - ``mnv2-320-*`` and ``iv3-320-*``: 320x180, MobileNetV2 and InceptionV3 (random weights: speed
-  only), 2 octaves x 3 steps, reuse and full frames.
+  only), 2 octaves x 3 steps, reuse and full frames;
+- ``zoom-256``: a live infinite zoom (``zoom:coffee.png --max-side 256 --fps 10 --zoom 1.01``),
+  MobileNetV2 2 octaves x 3 steps for the first dream, the finest octave x 2 steps after (the
+  defaults); its "capture" is the warps that make its frames.
 
 Per run: shown fps, dreamed fps, latency median and p95 (source frame released -> every sink has
 it), source frames dropped, the recording's length against the run's, and the cost split per
@@ -90,6 +93,7 @@ RUNS = {
     "mnv2-320-full": ("mobilenet_v2", str(WEIGHTS), 320, True),
     "iv3-320-reuse": ("inception_v3", "random", 320, False),
     "iv3-320-full": ("inception_v3", "random", 320, True),
+    "zoom-256": ("mobilenet_v2", str(WEIGHTS), 256, False),
 }
 
 
@@ -98,15 +102,29 @@ def run(name: str, clip: Path, out: Path, seconds: float) -> dict:
     from dreamvideo.realtime.session import LiveSession
     from dreamvideo.settings import LiveSettings, split_options
 
-    model, weights, _, full = RUNS[name]
+    model, weights, side, full = RUNS[name]
     rec = out / f"{name}.mp4"
     opts = dict(model=model, weights=weights, octaves=2, steps="3", full_frames=full, precision="float32")
-    session = LiveSession(str(clip), LiveSettings(record=str(rec), no_page=True, duration=seconds),
-                          split_options("video", opts))
-    cpu = {}
+    source, max_side = str(clip), None
+    sections = split_options("video", opts)
+    if name.startswith("zoom"):
+        from dataclasses import replace
+
+        from dreamvideo.settings import ZoomSettings
+        from skimage import data
+
+        from dreamvideo.io import write_image
+
+        source, max_side = "zoom:" + str(write_image(out / "coffee.png", data.coffee())), side
+        sections["zoom"] = ZoomSettings(fps=10)
+        sections["schedules"] = replace(sections["schedules"], zoom="1.01")
+    session = LiveSession(source, LiveSettings(record=str(rec), no_page=True, duration=seconds), sections,
+                          max_side=max_side)
+    cpu = {"capture": 0.0}
     for k, _ in enumerate(session):
         # Before the loop ends and closes them: the decoder's and the encoder's CPU so far.
-        cpu["capture"] = _cpu(session.capture._proc.p.pid)
+        if hasattr(session.capture, "_proc"):
+            cpu["capture"] = _cpu(session.capture._proc.p.pid)
         writer = session.recorder._writer
         cpu["encode"] = _cpu(writer._proc.p.pid) if writer._proc is not None else cpu.get("encode", 0.0)
     s = session.stats

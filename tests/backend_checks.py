@@ -62,6 +62,14 @@ def engine_checks(model_file: str) -> dict:
     out["step_map_right"] = float(diff[130:].mean())
     out["final_count"] = d.trace_count
     out["data_format"] = d.model.data_format
+    if hasattr(d.loop, "_nhwc"):  # PyTorch: NHWC memory (the default on CPU and CUDA) computes what NCHW does
+        nhwc = d.loop._nhwc
+        d.loop._nhwc = not nhwc
+        other, _ = d.gradient(x, tile_size=64)
+        d.loop._nhwc = nhwc
+        out["nhwc_default"] = bool(nhwc)
+        out["memory_format_corr"] = float(np.corrcoef(tiled.ravel(), other.ravel())[0, 1])
+        out["memory_format_max_diff"] = float(np.abs(tiled - other).max() / np.abs(tiled).max())
     return out
 
 

@@ -72,6 +72,16 @@ def test_torch_dreams_channels_first(checks):
     assert c["data_format"] == ("channels_first" if backend == "torch" else "channels_last")
 
 
+def test_torch_memory_format_changes_no_result(checks):
+    """PyTorch runs its channels-first convolutions on NHWC memory (oneDNN's and cuDNN's layout):
+    the gradient is the one NCHW memory gives, to float rounding."""
+    backend, c = checks
+    if backend != "torch":
+        pytest.skip("PyTorch only")
+    assert c["nhwc_default"]
+    assert c["memory_format_corr"] > 0.99999 and c["memory_format_max_diff"] < 1e-3
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_no_host_reads_inside_an_octave(backend, tiny_file):
     """The steps of an octave queue on the device: reading a value back (which waits for the device)
