@@ -81,12 +81,14 @@ def test_the_frames_between_dreams_are_the_last_dream_moved():
 
 @pytest.mark.parametrize("source, words", [("zoom:nothing.png", "no such image"),
                                            ("zoom:noise:5x5", "between 16 and 16384"),
-                                           ("zoom:", "zoom:IMAGE, zoom:noise")])
+                                           ("zoom:", "zoom:IMAGE, zoom:noise"),
+                                           ("zoom:noise --zoom 1+0.1*beat", "pass --audio-in")])
 def test_a_bad_zoom_source_is_one_line(tmp_path, capsys, monkeypatch, source, words):
     from dreamvideo.cli import main
 
     monkeypatch.chdir(tmp_path)
-    rc = main(["live", source, "--no-page", "--duration", "1"])
+    monkeypatch.setattr("dreamvideo.build.build_dreamer", lambda *a, **k: pytest.fail("a model was loaded"))
+    rc = main(["live", *source.split(), "--no-page", "--duration", "1"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
 

@@ -101,6 +101,9 @@ class LiveSession:
                 raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
                                 "record elsewhere")
         self._needed = self._needed_audio()  # the schedules parsed: a mistake in one is found now too
+        if self._needed and not live.audio_in and self.spec.kind in ("zoom", "camera", "screen"):
+            raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but a {self.spec.kind} source has "
+                            "no sound; pass --audio-in default|DEVICE|URL|FILE")
         self.capture = self.worker = self.audio_in = self.recorder = self.page = None
         self.sinks, self._others, self._tmp = [], [], None
         self.page_url = ""
