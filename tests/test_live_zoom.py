@@ -3,6 +3,7 @@ by the zoom schedules, dreamed as fast as the engine goes, moved by the music.""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -105,3 +106,77 @@ def test_a_zoom_from_a_photo_through_the_python_api(tiny, tmp_path):
                                            model=str(tiny), layers="conv2", steps="2", octaves=1)]
     assert len(shown) == 10 and max(shown[0].shape[:2]) == 96 and shown[0].shape[0] % 2 == 0
     assert not np.array_equal(shown[2], shown[-1])  # it moved
+
+
+#: A Tk window over the whole display: a grey field, a blue disc, a red square crossing at 50 px/s.
+PAINTER = """
+import tkinter as tk
+root = tk.Tk(); root.geometry("320x240+0+0"); root.overrideredirect(True)
+c = tk.Canvas(root, width=320, height=240, bg="#707070", highlightthickness=0); c.pack()
+c.create_oval(200, 40, 300, 140, fill="#3050c0", width=0)
+box = c.create_rectangle(0, 80, 60, 140, fill="#d02020", width=0)
+def step():
+    c.move(box, 2, 0)
+    if c.coords(box)[0] > 250: c.move(box, -250, 0)
+    root.after(40, step)
+step(); root.mainloop()
+"""
+
+
+@pytest.fixture
+def x_display():
+    """A virtual X display (Xvfb, 320x240) with a moving test pattern on it, stopped after the test."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs Xvfb (apt-get install -y xvfb)")
+    n = 90 + os.getpid() % 9
+    x = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "320x240x24", "-nolisten", "tcp"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
+            assert x.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.1)
+        painter = subprocess.Popen([sys.executable, "-c", PAINTER], env=dict(os.environ, DISPLAY=f":{n}"),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        if painter.poll() is not None:
+            pytest.skip("no Tk to draw on the display")
+        yield f":{n}"
+        painter.terminate()
+        painter.wait(timeout=10)
+    finally:
+        x.terminate()
+        x.wait(timeout=10)
+
+
+def test_the_screen_is_dreamed_live(tiny, tmp_path, capsys, x_display, monkeypatch):
+    """`live screen` captures the X display (x11grab, the bundled ffmpeg) at its 25 fps into a
+    recording: the screen's picture moving as it does, dreamed (against the same capture with 0 steps)."""
+    from dreamvideo.cli import main
+    from dreamvideo.ffmpeg import header, parse_header
+    from dreamvideo.realtime.session import parse_line
+
+    monkeypatch.setenv("DISPLAY", x_display)
+    texture = {}
+    for steps in ("0", "2"):
+        rec = tmp_path / f"screen-{steps}.mp4"
+        rc = main(["live", "screen", "--duration", "2", "--record", str(rec), "--model", str(tiny), *TINY,
+                   "--steps", steps])
+        assert rc == 0
+        figures = parse_line(capsys.readouterr().out.strip().splitlines()[-1])
+        assert figures["shown_fps"] > 10 and figures["dreamed_fps"] > 0
+        info = parse_header(header(rec), rec)
+        assert (info.width, info.height) == (320, 240) and info.fps == 25
+        got = _frames(rec)
+        assert len(got) == 50
+        reds = [float(np.nonzero((f[90:130, :, 0].astype(int) - f[90:130, :, 1]).mean(0) > 60)[0].mean())
+                for f in got[10::10] if ((f[90:130, :, 0].astype(int) - f[90:130, :, 1]).mean(0) > 60).any()]
+        # The red square moves right, as on the screen (50 px/s: 20 px every 10 frames; it may wrap once).
+        assert len(reds) >= 3 and sum(5 < d < 60 for d in np.diff(reds)) >= len(reds) - 2, reds
+        texture[steps] = np.mean([f[160:230].astype(float).std(axis=(0, 1)).mean() for f in got[20:]])
+    # Dreamed: the grey field carries the tiny net's pattern; undreamed it stays flat.
+    assert texture["0"] < 0.05 and texture["2"] > 0.2, texture
