@@ -11,7 +11,7 @@ frame to warm up (tracing, compiling), then one frame per round when told; the r
 so a burst of load on a shared machine hits every variant alike. Reported: each variant's frame
 seconds per round and, per round, its ratio to the first variant. ``+tf`` imports TensorFlow in the
 worker before the model is built; ``+compile`` sets ``DREAMVIDEO_TORCH_COMPILE=1``; ``+nchw`` keeps
-torch's batches in NCHW memory; ``+active`` / ``+passive`` set ``OMP_WAIT_POLICY`` (how PyTorch's
+torch's batches in NCHW memory; ``+map`` runs JAX's tiles in a ``lax.map``; ``+active`` / ``+passive`` set ``OMP_WAIT_POLICY`` (how PyTorch's
 OpenMP threads wait), ``+threads1`` gives PyTorch one thread; ``@REV`` runs the engine from
 ``git archive REV`` (a before/after comparison in one run).
 """
@@ -90,6 +90,8 @@ def start(variant: str, a, weights: Path, work: Path):
                PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1", TF_CPP_MIN_LOG_LEVEL="3")
     if "+compile" in variant:
         env["DREAMVIDEO_TORCH_COMPILE"] = "1"
+    if "+map" in variant:  # JAX's tiles one after the other in a lax.map (a GPU's default)
+        env["DREAMVIDEO_JAX_TILES"] = "map"
     if "+nchw" in variant:  # torch's batches in NCHW memory (before 2026-12-03 on a CPU)
         env["DREAMVIDEO_TORCH_NHWC"] = "0"
     if "+active" in variant:  # OpenMP threads spin while waiting (libgomp's default)

@@ -62,6 +62,16 @@ def engine_checks(model_file: str) -> dict:
     out["step_map_right"] = float(diff[130:].mean())
     out["final_count"] = d.trace_count
     out["data_format"] = d.model.data_format
+    if type(d.loop).__module__.endswith(".jax"):  # tiles one after the other (a GPU's default) = unrolled
+        import os
+
+        os.environ["DREAMVIDEO_JAX_TILES"] = "map"
+        try:
+            mapped, loss_m = Dreamer(tiny, layer("conv2") + 2.0 * layer("conv3")).gradient(x, tile_size=64)
+        finally:
+            del os.environ["DREAMVIDEO_JAX_TILES"]
+        out["map_max_diff"] = float(np.abs(mapped - tiled).max() / np.abs(tiled).max())
+        out["map_loss_ratio"] = loss_m / loss_t
     if hasattr(d.loop, "_nhwc"):  # PyTorch: NHWC memory (the default on CPU and CUDA) computes what NCHW does
         nhwc = d.loop._nhwc
         d.loop._nhwc = not nhwc

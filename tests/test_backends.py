@@ -82,6 +82,15 @@ def test_torch_memory_format_changes_no_result(checks):
     assert c["memory_format_corr"] > 0.99999 and c["memory_format_max_diff"] < 1e-3
 
 
+def test_jax_sequential_tiles_change_no_result(checks):
+    """JAX's tiles one after the other in a loop (bounded memory: a GPU's default) give the
+    gradient and loss of the tiles unrolled in the program (the CPU's default)."""
+    backend, c = checks
+    if backend != "jax":
+        pytest.skip("JAX only")
+    assert c["map_max_diff"] < 1e-4 and abs(c["map_loss_ratio"] - 1) < 1e-5
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_no_host_reads_inside_an_octave(backend, tiny_file):
     """The steps of an octave queue on the device: reading a value back (which waits for the device)

@@ -79,6 +79,29 @@ class Loop:
 
         grad = jax.value_and_grad(tile_loss)
 
+        mode = os.environ.get("DREAMVIDEO_JAX_TILES", "")  # "map" / "unroll" override the choice below
+        sequential = mode == "map" or (mode != "unroll" and jax.default_backend() != "cpu")
+
+        def finish(g, loss, shift, hw, ry, rx):
+            h, w = hw[0], hw[1]
+            back = g[(ry + shift[0]) % h][:, (rx + shift[1]) % w]  # valid pixel p came from canvas (p + shift) % hw
+            valid = (ry < h)[:, None, None] & (rx < w)[None, :, None]
+            return jnp.where(valid, back, 0.0), loss
+
+        def unrolled(canvas, tile, weights, tv, ntv, hw, ry, rx, shift):
+            h, w = hw[0], hw[1]
+            rows, loss, row = [], 0.0, []
+            bounds = tile_bounds(canvas.shape[:2], tile)
+            for k, (y0, y1, x0, x1) in enumerate(bounds):
+                frac = (y1 - y0) * (x1 - x0) / (h * w).astype(jnp.float32)
+                l, g = grad(canvas[y0:y1, x0:x1], weights, tv, ntv)
+                loss = loss + l * frac
+                row.append(g * frac)
+                if k + 1 == len(bounds) or bounds[k + 1][0] != y0:
+                    rows.append(jnp.concatenate(row, axis=1))
+                    row = []
+            return finish(jnp.concatenate(rows, axis=0), loss, shift, hw, ry, rx)
+
         def tiled(img, tile, weights, shift, tv, ntv, hw):
             """Gradient of the valid ``hw`` corner of the padded ``img`` rolled by ``shift`` within
             that corner; the padding mirrors the rolled image (so the canvas has no seam), and
@@ -90,22 +113,34 @@ class Loop:
             sym_x = jnp.where(rx < w, rx, jnp.maximum(2 * w - 1 - rx, 0))
             src_y, src_x = (sym_y - shift[0]) % h, (sym_x - shift[1]) % w
             canvas = img[src_y][:, src_x]
-            rows, loss, row = [], 0.0, []
-            bounds = tile_bounds((hp, wp), tile)
-            for k, (y0, y1, x0, x1) in enumerate(bounds):
+            # Where memory is scarce (a GPU), the tiles of one shape (tile_bounds gives at most four
+            # shapes) go through the network one after the other in a lax.map: unrolled in the
+            # program, XLA keeps many tiles' activations alive at once (a 4K frame in 512 px tiles:
+            # 7 GB on CPU, in a map 1.2 GB). On XLA:CPU the map's loop ran 3.3x slower than unrolled
+            # (bench/RESULTS.md, "Memory"), and host memory is plentiful, so there they stay unrolled.
+            if not sequential:
+                return unrolled(canvas, tile, weights, tv, ntv, hw, ry, rx, shift)
+            groups: dict = {}
+            for y0, y1, x0, x1 in tile_bounds((hp, wp), tile):
+                groups.setdefault((y1 - y0, x1 - x0), []).append((y0, x0))
+            g, loss = jnp.zeros_like(canvas), 0.0
+            for (th, tw), offsets in groups.items():
                 # Weighted by the valid area, as the unpadded image's tiles would be: the raw gradient
                 # keeps its scale (it matters where the normalisation's floor applies).
-                frac = (y1 - y0) * (x1 - x0) / (h * w).astype(jnp.float32)
-                l, g = grad(canvas[y0:y1, x0:x1], weights, tv, ntv)
-                loss = loss + l * frac
-                row.append(g * frac)
-                if k + 1 == len(bounds) or bounds[k + 1][0] != y0:
-                    rows.append(jnp.concatenate(row, axis=1))
-                    row = []
-            g = jnp.concatenate(rows, axis=0)
-            back = g[(ry + shift[0]) % h][:, (rx + shift[1]) % w]  # valid pixel p came from canvas (p + shift) % hw
-            valid = (ry < h)[:, None, None] & (rx < w)[None, :, None]
-            return jnp.where(valid, back, 0.0), loss
+                frac = th * tw / (h * w).astype(jnp.float32)
+
+                def one(o, th=th, tw=tw):
+                    return grad(jax.lax.dynamic_slice(canvas, (o[0], o[1], 0), (th, tw, canvas.shape[2])),
+                                weights, tv, ntv)
+
+                if len(offsets) == 1:  # no loop around a lone tile
+                    losses, grads = (v[None] for v in one(jnp.asarray(offsets[0], jnp.int32)))
+                else:
+                    losses, grads = jax.lax.map(one, jnp.asarray(offsets, jnp.int32))
+                loss = loss + jnp.sum(losses) * frac
+                for k, (y0, x0) in enumerate(offsets):
+                    g = g.at[y0:y0 + th, x0:x0 + tw].set(grads[k] * frac)
+            return finish(g, loss, shift, hw, ry, rx)
 
         def step(img, i, step_size, shifts, weights, step_map, hw, tv, ntv, tile):
             self.trace_count += 1  # runs only while tracing: once per compiled program
