@@ -180,3 +180,18 @@ def test_the_screen_is_dreamed_live(tiny, tmp_path, capsys, x_display, monkeypat
         texture[steps] = np.mean([f[160:230].astype(float).std(axis=(0, 1)).mean() for f in got[20:]])
     # Dreamed: the grey field carries the tiny net's pattern; undreamed it stays flat.
     assert texture["0"] < 0.05 and texture["2"] > 0.2, texture
+
+
+def test_a_live_zoom_never_writes_its_start_image(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    from dreamvideo.cli import main
+    from helpers import photo
+
+    img = tmp_path / "mine.png"
+    iio.imwrite(img, photo("chelsea")[::4, ::4])
+    before = img.read_bytes()
+    rc = main(["live", f"zoom:{img}", "--no-page", "--save-preset", str(img)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "is the input" in err
+    assert img.read_bytes() == before

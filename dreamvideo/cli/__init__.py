@@ -205,10 +205,13 @@ def _check_writes(ns) -> None:
         from dreamvideo import presets
 
         preset = presets.find(ns.preset)
-    reads = guard.reads(getattr(ns, "input", None) or getattr(ns, "source", None), sections_from(ns, ns._kind), preset)
+    source = getattr(ns, "source", None)
+    if source and source.startswith("zoom:"):  # a live zoom reads its start image
+        source = source[len("zoom:"):]
+    reads = guard.reads(getattr(ns, "input", None) or source, sections_from(ns, ns._kind), preset)
     if ns.command == "live":  # a live run writes only its recording, if any
-        if getattr(ns, "record", None):
-            guard.check(ns.record, reads, role="the `record` file", fix="choose another recording name")
+        if getattr(ns, "live.record", None):
+            guard.check(getattr(ns, "live.record"), reads, role="the `record` file", fix="choose another recording name")
     elif ns.command != "plan":  # a plan's plot is checked where its name is made
         guard.check(ns.output, reads)
     if ns.save_preset:
