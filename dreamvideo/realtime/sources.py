@@ -161,7 +161,40 @@ def _scale(max_side: int | None) -> str:
             ":flags=area")
 
 
-class Capture:
+class Feed:
+    """What every live source offers the show loop: ``frames`` (a :class:`Latest` of ``(seq, capture
+    time, frame)``), ``received``, ``error`` (a failure of its thread, for the consumer to raise),
+    ``ended``, ``convert_seconds`` (the thread's time making frames). A subclass's thread runs
+    :meth:`_serve` with its loop, which hands each frame to :meth:`_publish`."""
+
+    def _start_feed(self, name: str) -> None:
+        self.frames, self.received, self.error, self.ended = Latest(), 0, None, False
+        self.convert_seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+
+    def _publish(self, t: float, frame: np.ndarray) -> None:
+        self.frames.put((self.received, t, frame))
+        self.received += 1
+
+    def _serve(self) -> None:
+        try:
+            self._run()
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            if not self._stop.is_set():
+                self.error = e
+        finally:
+            self.ended = True
+            self.frames.close()
+
+    def _end_feed(self) -> None:
+        self._stop.set()
+        self.frames.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+class Capture(Feed):
     """A running source: ``width``, ``height``, ``fps`` (from the stream), ``frames`` (a :class:`Latest`
     of ``(seq, capture time, frame)``), ``received``; ``close()`` ends ffmpeg (the camera is released).
     A file is decoded ahead and each frame released at its time (frame k at k / fps after the
@@ -172,15 +205,12 @@ class Capture:
         args = [*spec.args, "-map", "0:v:0", "-an", "-sn", "-vf", _scale(max_side) + ",format=yuv420p",
                 "-f", "yuv4mpegpipe", "-"]
         self._proc = ffmpeg.Proc(["-loglevel", "error", *args], stdout=subprocess.PIPE)
-        self.frames, self.received, self.error, self.ended = Latest(), 0, None, False
-        self.convert_seconds = 0.0
-        self._stop = threading.Event()
+        self._start_feed("live-capture")
         try:
             self.width, self.height, self.fps = self._header(timeout)
         except BaseException:
             self._proc.close()
             raise
-        self._thread = threading.Thread(target=self._run, name="live-capture", daemon=True)
         self._thread.start()
 
     def _header(self, timeout: float):
@@ -205,39 +235,30 @@ class Capture:
         w, h, out = self.width, self.height, self._proc.p.stdout
         n = w * h * 3 // 2
         start = None
-        try:
-            while not self._stop.is_set():
-                tag = out.readline()
-                if not tag:
+        while not self._stop.is_set():
+            tag = out.readline()
+            if not tag:
+                break
+            if not tag.startswith(b"FRAME"):
+                raise DreamFailure(f"the source {self.spec.target} sent a broken stream; check it")
+            buf = out.read(n)
+            if len(buf) < n:
+                break
+            t = time.monotonic()
+            if self.spec.kind == "file":  # played at its own rate, frame k at k / fps
+                start = t if start is None else start
+                due = start + self.received / self.fps
+                if due > t and self._stop.wait(due - t):
                     break
-                if not tag.startswith(b"FRAME"):
-                    raise DreamFailure(f"the source {self.spec.target} sent a broken stream; check it")
-                buf = out.read(n)
-                if len(buf) < n:
-                    break
-                t = time.monotonic()
-                if self.spec.kind == "file":  # played at its own rate, frame k at k / fps
-                    start = t if start is None else start
-                    due = start + self.received / self.fps
-                    if due > t and self._stop.wait(due - t):
-                        break
-                    t = max(due, t)
-                c0 = time.perf_counter()
-                yuv = np.frombuffer(buf, np.uint8).reshape(h * 3 // 2, w)
-                rgb = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
-                self.convert_seconds += time.perf_counter() - c0
-                self.frames.put((self.received, t, rgb))
-                self.received += 1
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            if not self._stop.is_set():
-                self.error = e
-        finally:
-            self.ended = True
-            self.frames.close()
+                t = max(due, t)
+            c0 = time.perf_counter()
+            yuv = np.frombuffer(buf, np.uint8).reshape(h * 3 // 2, w)
+            rgb = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
+            self.convert_seconds += time.perf_counter() - c0
+            self._publish(t, rgb)
 
     def close(self) -> None:
         """End ffmpeg and the reader; safe to call more than once."""
         self._stop.set()
-        self._proc.close()
-        self.frames.close()
-        self._thread.join(timeout=5)
+        self._proc.close()  # first: the reader may be waiting on its pipe
+        self._end_feed()

@@ -9,7 +9,7 @@ detail updates at the engine's rate. The moves (``zoom``, ``angle``, ``dx``, ``d
 audio features included) are evaluated per frame as it is made. Until the first dream lands the
 start image is shown still: zooming into an undreamed image would only blur it.
 
-It offers what :class:`~dreamvideo.realtime.sources.Capture` does (``width``, ``height``, ``fps``,
+It is a :class:`~dreamvideo.realtime.sources.Feed`, as a camera's capture is (``width``, ``height``, ``fps``,
 ``frames``, ``received``, ``error``, ``ended``, ``close``), plus :meth:`ZoomSource.landed`.
 
 Convention: frames are ``H x W x 3`` uint8 RGB; moves 3x3 float64 pixel matrices, the later on the
@@ -26,27 +26,24 @@ from typing import Callable
 import numpy as np
 
 from .adapter import zoom_move, zoom_warp
-from .sources import Latest
+from .sources import Feed
 
 HISTORY_SECONDS = 30.0  # a dream older than this many seconds of moves is not shown when it lands
 
 
-class ZoomSource:
+class ZoomSource(Feed):
     """Frames of a live zoom at ``fps`` from ``start`` (see the module). ``moves(f)`` gives frame
     ``f``'s ``(zoom, angle, dx, dy)``. Call :meth:`start` to begin."""
 
     def __init__(self, start: np.ndarray, fps: float, moves: Callable[[int], tuple]):
         self.width, self.height, self.fps = int(start.shape[1]), int(start.shape[0]), float(fps)
-        self.frames, self.received, self.error, self.ended = Latest(), 0, None, False
-        self.convert_seconds = 0.0  # the warps' time (the "capture" of this source)
+        self._start_feed("live-zoom")  # convert_seconds: the warps' time (the "capture" of this source)
         self.spec = None
         self._moves = moves
         self._lock = threading.Lock()
         self._ref, self._acc = start, np.eye(3)  # the newest dream, and the moves since its frame
         self._history = collections.deque(maxlen=max(1, int(HISTORY_SECONDS * fps)))  # (frame, move)
         self._moving = False  # no move until the first dream lands
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="live-zoom", daemon=True)
 
     def start(self) -> "ZoomSource":
         self._thread.start()
@@ -66,33 +63,22 @@ class ZoomSource:
 
     def _run(self):
         start = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                k = self.received
-                due = start + k / self.fps
-                now = time.monotonic()
-                if due > now and self._stop.wait(due - now):
-                    break
-                c0 = time.perf_counter()
-                with self._lock:
-                    if self._moving:
-                        m = zoom_move(self._ref.shape, *self._moves(k))
-                        self._history.append((k, m))
-                        self._acc = m @ self._acc
-                    ref, acc = self._ref, self._acc
-                frame = ref if np.array_equal(acc, np.eye(3)) else zoom_warp(ref, acc)
-                self.convert_seconds += time.perf_counter() - c0
-                self.frames.put((k, max(due, now), frame))
-                self.received += 1
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            if not self._stop.is_set():
-                self.error = e
-        finally:
-            self.ended = True
-            self.frames.close()
+        while not self._stop.is_set():
+            k = self.received
+            due = start + k / self.fps
+            now = time.monotonic()
+            if due > now and self._stop.wait(due - now):
+                break
+            c0 = time.perf_counter()
+            with self._lock:
+                if self._moving:
+                    m = zoom_move(self._ref.shape, *self._moves(k))
+                    self._history.append((k, m))
+                    self._acc = m @ self._acc
+                ref, acc = self._ref, self._acc
+            frame = ref if np.array_equal(acc, np.eye(3)) else zoom_warp(ref, acc)
+            self.convert_seconds += time.perf_counter() - c0
+            self._publish(max(due, now), frame)
 
     def close(self) -> None:
-        self._stop.set()
-        self.frames.close()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        self._end_feed()
