@@ -72,22 +72,20 @@ def test_torch_dreams_channels_first(checks):
     assert c["data_format"] == ("channels_first" if backend == "torch" else "channels_last")
 
 
+@pytest.mark.parametrize("checks", ["torch"], indirect=True)
 def test_torch_memory_format_changes_no_result(checks):
     """PyTorch runs its channels-first convolutions on NHWC memory (oneDNN's and cuDNN's layout):
     the gradient is the one NCHW memory gives, to float rounding."""
     backend, c = checks
-    if backend != "torch":
-        pytest.skip("PyTorch only")
     assert c["nhwc_default"]
     assert c["memory_format_corr"] > 0.99999 and c["memory_format_max_diff"] < 1e-3
 
 
+@pytest.mark.parametrize("checks", ["jax"], indirect=True)
 def test_jax_sequential_tiles_change_no_result(checks):
     """JAX's tiles one after the other in a loop (bounded memory: a GPU's default) give the
     gradient and loss of the tiles unrolled in the program (the CPU's default)."""
     backend, c = checks
-    if backend != "jax":
-        pytest.skip("JAX only")
     assert c["map_max_diff"] < 1e-4 and abs(c["map_loss_ratio"] - 1) < 1e-5
 
 
