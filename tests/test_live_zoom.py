@@ -195,3 +195,40 @@ def test_a_live_zoom_never_writes_its_start_image(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "is the input" in err
     assert img.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_live_zoom_with_the_shared_weights_dreams_deeper_as_it_zooms(tmp_path):
+    """MobileNetV2 (the offline ImageNet weights) over a live zoom into a photo: the frames lift the
+    dreamed layer's activation well above the photo's, more later than early, and each frame is
+    the one before magnified (the zoom shows), not a new picture."""
+    import cv2
+    import imageio.v3 as iio
+
+    from helpers import MOBILENET_WEIGHTS, needs_weights, photo
+
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(needs_weights.kwargs["reason"])
+    import dreamvideo
+    from dreamvideo.engine import to_unit
+    from dreamvideo.models import load_model
+
+    img = photo("chelsea")[::2, ::2]
+    path = tmp_path / "chelsea.png"
+    iio.imwrite(path, img)
+    shown = [f for _, f in dreamvideo.live(f"zoom:{path}", duration=4.0, fps=10, zoom="1.01", max_side=160,
+                                           model="mobilenet_v2", weights=str(MOBILENET_WEIGHTS),
+                                           layers="block_10_expand_relu", octaves=2, steps="4", step_size="0.02")]
+    assert len(shown) == 40
+    m = load_model("mobilenet_v2", weights=str(MOBILENET_WEIGHTS), precision="float32").select(["block_10_expand_relu"])
+    act = lambda x: float(np.mean(np.square(m.numpy(to_unit(x)[None])["block_10_expand_relu"])))  # noqa: E731
+    start = cv2.resize(img, shown[0].shape[1::-1], interpolation=cv2.INTER_AREA)
+    early, late = act(shown[12]), act(shown[-1])
+    assert late > 1.3 * act(start) and late >= early, (act(start), early, late)
+    # Frame k+1 is frame k zoomed by 1.01 about the centre (and a little more dream): closer to that than to k.
+    from dreamvideo.infinite import move
+
+    a, b = shown[-6].astype(float), shown[-5].astype(float)
+    zoomed = move(shown[-6], 1.01, 0, 0, 0).astype(float)
+    inner = (slice(16, -16), slice(16, -16))
+    assert np.abs(zoomed - b)[inner].mean() < np.abs(a - b)[inner].mean()
