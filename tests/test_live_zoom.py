@@ -232,3 +232,19 @@ def test_a_live_zoom_with_the_shared_weights_dreams_deeper_as_it_zooms(tmp_path)
     zoomed = move(shown[-6], 1.01, 0, 0, 0).astype(float)
     inner = (slice(16, -16), slice(16, -16))
     assert np.abs(zoomed - b)[inner].mean() < np.abs(a - b)[inner].mean()
+
+
+def test_a_preset_zoom_section_applies_to_a_live_zoom(tiny, tmp_path, capsys):
+    """A preset's [zoom] (its rate, its detail) applies live as offline, and --save-preset keeps it."""
+    from dreamvideo.cli import main
+    from dreamvideo.ffmpeg import header, parse_header
+
+    preset = tmp_path / "vj.toml"
+    preset.write_text('[zoom]\nfps = 12.0\ndetail_octaves = 2\n\n[schedules]\nzoom = "1.02"\n')
+    rec, saved = tmp_path / "vj.mp4", tmp_path / "saved.toml"
+    rc = main(["live", "zoom:noise:96x64", "--preset", str(preset), "--duration", "1", "--record", str(rec),
+               "--save-preset", str(saved), "--model", str(tiny), *TINY])
+    assert rc == 0
+    assert parse_header(header(rec), rec).fps == 12
+    text = saved.read_text()
+    assert "[zoom]" in text and "fps = 12.0" in text and 'zoom = "1.02"' in text

@@ -20,7 +20,8 @@ from dreamvideo import __version__  # noqa: E402
 from dreamvideo import settings as S  # noqa: E402
 from dreamvideo.errors import DreamError, Interrupted, SourceEnded  # noqa: E402
 from dreamvideo.cli.flags import (Parser, SCHED_HELP, UsageError, add_settings, common_flags,  # noqa: E402
-                                  distributed_flags, preset_flags, render_flags, sections_from)
+                                  distributed_flags, preset_flags, render_flags, sections_from,
+                                  settings_from)
 from dreamvideo.cli.commands import (batch_parser, cmd_batch, cmd_doctor, cmd_image, cmd_layers,  # noqa: E402
                                      cmd_live, cmd_plan, cmd_presets, cmd_ui, cmd_video, cmd_zoom,
                                      live_parser, plan_parser, ui_parser)
@@ -161,6 +162,12 @@ def main(argv=None) -> int:
         return 1
 
 
+def _preset_kinds(ns) -> list[str]:
+    """The kinds of job whose preset settings a command takes: its own; live also a zoom's (its
+    zoom: source has the zoom's --fps and detail settings)."""
+    return [ns._kind, "zoom"] if ns.command == "live" else [ns._kind]
+
+
 def _parse_args(argv):
     """Parse ``argv``; with --preset the preset's values become the defaults, and the command line is
     parsed again, so the precedence is defaults < preset < flags given. --save-preset is written here."""
@@ -172,11 +179,12 @@ def _parse_args(argv):
         sub = ns._settings_parser
         dests = {a.dest for a in sub._actions}
         defaults = {}
-        for section, values in presets.resolve(ns.preset, ns._kind).items():
-            for key, value in values.items():
-                dest = key if section is None else f"{section}.{key}"
-                if dest in dests:
-                    defaults[dest] = value
+        for kind in _preset_kinds(ns):
+            for section, values in presets.resolve(ns.preset, kind).items():
+                for key, value in values.items():
+                    dest = key if section is None else f"{section}.{key}"
+                    if dest in dests:
+                        defaults.setdefault(dest, value)
         sub.set_defaults(**defaults)
         ns = parser.parse_args(argv)
     if getattr(ns, "_kind", None):
@@ -188,7 +196,10 @@ def _parse_args(argv):
 
         header = (f"dreamvideo preset (dreamvideo {__version__}), saved from:\n"
                   f"  {shlex.join(['dreamvideo', *argv])}")
-        sections = presets.sections_of(sections_from(ns, ns._kind), {k: getattr(ns, k) for k in S.TOP_LEVEL})
+        own = sections_from(ns, ns._kind)
+        if ns.command == "live":  # and a zoom: source's own settings
+            own["zoom"] = settings_from(ns, "zoom")
+        sections = presets.sections_of(own, {k: getattr(ns, k) for k in S.TOP_LEVEL})
         path = presets.write(ns.save_preset, sections, header=header)
         if not getattr(ns, "quiet", False):
             print(f"saved preset {path}")
