@@ -118,16 +118,28 @@ class ZoomStepper:
             yield out
 
 
-def noise_image(spec: str, seed: int = 0) -> np.ndarray:
-    """Smooth colour noise of size ``WxH`` (a soft start that dreams into structure quickly)."""
+def noise_size(spec: str, what: str = None) -> tuple[int, int]:
+    """``(width, height)`` of a noise size ``WxH``; anything else is a UserError that names ``what``
+    (by default ```from_noise` 'SPEC'``)."""
     import re
-
-    import cv2
 
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", spec)
     if not m or not (16 <= int(m[1]) <= 16384 and 16 <= int(m[2]) <= 16384):
-        raise UserError(f"`from_noise` {spec!r}: give a size WxH between 16 and 16384, e.g. 640x360")
-    w, h = int(m[1]), int(m[2])
+        raise UserError(f"{what or f'`from_noise` {spec!r}'}: give a size WxH between 16 and 16384, e.g. 640x360")
+    return int(m[1]), int(m[2])
+
+
+def even_sides(img: np.ndarray) -> np.ndarray:
+    """``img`` cropped to even sides: H.264 in yuv420p needs them, and resizing each frame later
+    would blur a zoom."""
+    return np.ascontiguousarray(img[: img.shape[0] // 2 * 2 or 1, : img.shape[1] // 2 * 2 or 1])
+
+
+def noise_image(spec: str, seed: int = 0) -> np.ndarray:
+    """Smooth colour noise of size ``WxH`` (a soft start that dreams into structure quickly)."""
+    import cv2
+
+    w, h = noise_size(spec)
     rng = np.random.default_rng(seed)
     coarse = rng.normal(128, 48, (max(2, h // 8), max(2, w // 8), 3)).astype(np.float32)
     img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC) + rng.normal(0, 12, (h, w, 3))
@@ -156,6 +168,4 @@ def zoom_start(input, zs: ZoomSettings, max_side, seed: int) -> np.ndarray:
         raise UserError("give either an input image or `from_noise` WxH, not both")
     if not input and not zs.from_noise:
         raise UserError("give an input image, or `from_noise` WxH to start from noise")
-    init = read_image(input, max_side) if input else noise_image(zs.from_noise, seed)
-    # Even sides: H.264 in yuv420p needs them, and resizing each frame later would blur the zoom.
-    return np.ascontiguousarray(init[: init.shape[0] // 2 * 2 or 1, : init.shape[1] // 2 * 2 or 1])
+    return even_sides(read_image(input, max_side) if input else noise_image(zs.from_noise, seed))

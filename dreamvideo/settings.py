@@ -301,6 +301,9 @@ KIND_SECTIONS = {"image": ("model", "dream"),
 CURVES = ("zoom", "angle", "dx", "dy", "step_size", "steps", "blend")
 #: Engine settings that a moving render takes as schedules instead (so they are no engine flags there).
 MOVING = ("step_size", "steps")
+#: The zoom settings a live ``zoom:`` source takes (``fps`` its frame rate); the source names its
+#: start, video's settings give the rest (``full_frames``, ``quality``).
+LIVE_ZOOM = ("fps", "color_match", "detail_octaves", "detail_steps")
 #: Per-frame values each moving job evaluates from its schedules.
 SCHEDULED = {"video": ("step_size", "steps", "blend"),
              "zoom": ("step_size", "steps", "zoom", "angle", "dx", "dy")}

@@ -216,10 +216,12 @@ def _check_writes(ns) -> None:
         from dreamvideo import presets
 
         preset = presets.find(ns.preset)
-    source = getattr(ns, "source", None)
-    if source and source.startswith("zoom:"):  # a live zoom reads its start image
-        source = source[len("zoom:"):]
-    reads = guard.reads(getattr(ns, "input", None) or source, sections_from(ns, ns._kind), preset)
+    source = getattr(ns, "input", None)
+    if ns.command == "live":
+        from dreamvideo.realtime.sources import read_path
+
+        source = read_path(ns.source)
+    reads = guard.reads(source, sections_from(ns, ns._kind), preset)
     if ns.command == "live":  # a live run writes only its recording, if any
         if getattr(ns, "live.record", None):
             guard.check(getattr(ns, "live.record"), reads, role="the `record` file", fix="choose another recording name")

@@ -202,8 +202,6 @@ def cmd_batch(ns) -> int:
 #: Video settings that mean nothing live (a time range, a frame cap, a soundtrack file) or that live fixes
 #: (``enter_every`` 1: a live frame is never held back for a band).
 LIVE_SKIP = ("start", "end", "frames", "fps", "audio", "no_audio", "enter_every")
-#: Zoom settings a live zoom: source does not take (the source names its start; video's flags say the rest).
-LIVE_ZOOM_SKIP = ("frames", "first_steps", "full_frames", "from_noise", "quality", "audio")
 
 
 def live_parser(sub):
@@ -233,7 +231,7 @@ def live_parser(sub):
     add_settings(p, "dream", skip=S.MOVING, title="dream engine")
     add_settings(p, "schedules", title="schedules (t: seconds since the start; audio features from the live sound; "
                                        "--zoom, --angle, --dx, --dy move a zoom: source)")
-    add_settings(p, "zoom", skip=LIVE_ZOOM_SKIP, title="zoom: source (a live infinite zoom; --fps is its frame rate)")
+    add_settings(p, "zoom", skip=S.field_names(S.ZoomSettings) - set(S.LIVE_ZOOM), title="zoom: source (a live infinite zoom; --fps is its frame rate)")
     preset_flags(p, "video")
 
 

@@ -14,9 +14,6 @@ Convention: frames are ``H x W x 3`` uint8 RGB; timestamps are seconds of the so
 
 from __future__ import annotations
 
-#: Options of a live zoom: source (``fps`` its frame rate; a video's ``fps`` means nothing live).
-LIVE_ZOOM_OPTIONS = ("fps", "color_match", "detail_octaves", "detail_steps")
-
 
 def live(source, *, record: str = "", stream: str = "", virtual_camera: bool = False, page: bool = False,
          page_port: int = 7870, duration: float = 0.0, target_fps: float = 0.0, loop: bool = False,
@@ -34,13 +31,13 @@ def live(source, *, record: str = "", stream: str = "", virtual_camera: bool = F
     and for a zoom ``fps``, ``color_match``, ``detail_octaves``, ``detail_steps``.
     Closing the generator (``break``, Ctrl-C) finalizes every sink.
     """
-    from ..settings import LiveSettings, ZoomSettings, check_ranges, split_options
+    from ..settings import LIVE_ZOOM, LiveSettings, ZoomSettings, check_ranges, split_options
     from .session import LiveSession
 
     settings = LiveSettings(record=str(record or ""), stream=str(stream or ""), virtual_camera=bool(virtual_camera),
                             no_page=not page, page_port=int(page_port), duration=float(duration),
                             target_fps=float(target_fps), loop=bool(loop), audio_in=str(audio_in or ""))
-    zoom = check_ranges(ZoomSettings(**{k: options.pop(k) for k in LIVE_ZOOM_OPTIONS if k in options}))
+    zoom = check_ranges(ZoomSettings(**{k: options.pop(k) for k in LIVE_ZOOM if k in options}))
     sections = split_options("video", options)
     sections["zoom"] = zoom
     session = LiveSession(source, settings, sections, seed=seed, max_side=max_side, dreamer=dreamer)

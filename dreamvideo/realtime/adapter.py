@@ -73,7 +73,7 @@ def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict) -> Video
     octave, the later ones only the finest ``zoom.detail_octaves`` (unless ``full_frames``), each
     colour-matched to the first dream first. ``state`` carries the first dream's colours across
     engines (the ``--target-fps`` controller makes a new one per level)."""
-    from ..infinite import ZoomStepper, match_color
+    from ..infinite import ZoomStepper, color_stats, match_color
 
     stepper = ZoomStepper(dreamer, dream, zoom, timeline, seed, None)
 
@@ -83,8 +83,6 @@ def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict) -> Video
             image = match_color(image, ref)
         out = stepper.dream_over(index, image, first=ref is None)
         if ref is None:
-            from ..infinite import color_stats
-
             state["colours"] = color_stats(out)
         return out
 
@@ -95,13 +93,19 @@ def zoom_start(target: str, max_side, seed: int) -> np.ndarray:
     """The first image of a live zoom: ``target`` an image's path or ``noise:WxH`` (even sides,
     at most ``max_side`` pixels a side)."""
     from ..images import fit_max_side
-    from ..infinite import noise_image, zoom_start as start
+    from ..infinite import even_sides, noise_image, zoom_start as start
     from ..settings import ZoomSettings
 
     if target.startswith("noise:"):
-        img = fit_max_side(noise_image(target[len("noise:"):], seed), max_side)
-        return np.ascontiguousarray(img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2])
+        return even_sides(fit_max_side(noise_image(target[len("noise:"):], seed), max_side))
     return start(target, ZoomSettings(frames=1), max_side, seed)
+
+
+def zoom_noise_size(spec: str) -> tuple[int, int]:
+    """``(width, height)`` of ``zoom:noise:WxH``'s size (:func:`dreamvideo.infinite.noise_size`)."""
+    from ..infinite import noise_size
+
+    return noise_size(spec, f"zoom:noise:{spec}")
 
 
 def zoom_move(shape, zoom: float, angle: float, dx: float, dy: float) -> np.ndarray:

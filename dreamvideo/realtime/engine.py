@@ -23,10 +23,11 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
-from ..settings import AUDIO_FEATURES, DreamSettings, Schedules
+from ..settings import AUDIO_FEATURES, DreamSettings, Schedules, field_range
 from .sources import Latest
 
-LIVE_SCHEDULED = ("step_size", "steps", "blend", "zoom", "angle", "dx", "dy")
+MOVES = ("zoom", "angle", "dx", "dy")  # a live zoom's, per frame
+LIVE_SCHEDULED = ("step_size", "steps", "blend", *MOVES)
 
 
 class LiveTimeline:
@@ -80,19 +81,16 @@ class LiveTimeline:
 
     def moves(self, f: int) -> tuple[float, float, float, float]:
         """A live zoom's move of frame ``f``: ``(zoom, angle, dx, dy)``, each held in its range."""
-        from ..settings import field_range
-
-        out = []
-        for name in ("zoom", "angle", "dx", "dy"):
-            lo, hi = field_range(Schedules, name)[0] or (-np.inf, np.inf)
-            out.append(min(max(self.value(name, f), lo), hi))
-        return tuple(out)
+        return tuple(min(max(self.value(name, f), lo), hi) for name, (lo, hi) in zip(MOVES, _MOVE_RANGES))
 
     def settings(self, base: DreamSettings, f: int) -> DreamSettings:
         steps = max(0, int(round(self.value("steps", f))))
         if self.steps_cap is not None:
             steps = min(steps, self.steps_cap)
         return replace(base, step_size=max(0.0, self.value("step_size", f)), steps=steps)
+
+
+_MOVE_RANGES = [field_range(Schedules, name)[0] or (-np.inf, np.inf) for name in MOVES]
 
 
 @dataclass

@@ -88,15 +88,14 @@ class LiveSession:
         self.recorded: Path | None = None
         self.timing = {"capture": 0.0, "flow": 0.0, "encode": 0.0}  # seconds: converting, the carry, the sinks
         self.worker_timing = {"flow": 0.0, "dream": 0.0}
-        from .sources import parse_source
+        from .sources import parse_source, read_path
 
         self.spec = parse_source(source, live.loop)
         if live.record:  # user mistakes before any model loads
             from .. import guard
 
-            read = self.spec.target if self.spec.kind in ("file", "zoom") else source
-            guard.check(live.record, guard.reads(read, {**sections, "live": live}), role="the `record` file",
-                        fix="choose another recording name")
+            guard.check(live.record, guard.reads(read_path(source), {**sections, "live": live}),
+                        role="the `record` file", fix="choose another recording name")
             if not Path(live.record).absolute().parent.is_dir():
                 raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
                                 "record elsewhere")
@@ -166,10 +165,10 @@ class LiveSession:
     def _needed_audio(self) -> set:
         from ..schedule import Schedule
         from ..settings import AUDIO_FEATURES
+        from .engine import LIVE_SCHEDULED, MOVES
 
         sched = self.sections["schedules"]
-        moving = ("zoom", "angle", "dx", "dy") if self.spec.kind == "zoom" else ()
-        texts = [(getattr(sched, k), k) for k in ("step_size", "steps", "blend", *moving)]
+        texts = [(getattr(sched, k), k) for k in LIVE_SCHEDULED if self.spec.kind == "zoom" or k not in MOVES]
         texts += [(text, f"weight of {name.strip()}") for name, _, text in
                   (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item)]
         return set().union(*(Schedule.parse(t, name, sched.interp).names for t, name in texts)) & set(AUDIO_FEATURES)

@@ -127,6 +127,16 @@ def parse_source(text: str, loop: bool = False) -> SourceSpec:
     return SourceSpec("file", str(path), (*loops, "-i", ffmpeg.ff_path(path)), media=str(path))
 
 
+def read_path(text: str) -> str | None:
+    """The file a SOURCE argument reads, which a live run must never write: a file source, or a
+    zoom's start image; None for a device, a URL or ``zoom:noise``."""
+    text = str(text).strip()
+    if text.startswith("zoom:"):
+        text = text[len("zoom:"):]
+        return None if text == "noise" or text.startswith("noise:") else text
+    return None if "://" in text or not os.path.isfile(text) else text
+
+
 #: The size of ``zoom:noise`` (``zoom:noise:WxH`` for another); ``--max-side`` bounds it.
 ZOOM_NOISE = "640x360"
 
@@ -134,14 +144,11 @@ ZOOM_NOISE = "640x360"
 def _zoom_source(what: str) -> SourceSpec:
     """``zoom:IMAGE`` / ``zoom:noise`` / ``zoom:noise:WxH``: a live infinite zoom (target: the image's
     path, or ``noise:WxH``)."""
-    import re
-
     if what == "noise" or what.startswith("noise:"):
-        size = what[len("noise:"):] if what.startswith("noise:") else ZOOM_NOISE
-        m = re.fullmatch(r"(\d+)[xX](\d+)", size.strip())
-        if not m or not all(16 <= int(v) <= 16384 for v in m.groups()):
-            raise UserError(f"zoom:noise:{size}: give a size WxH between 16 and 16384, e.g. zoom:noise:640x360")
-        return SourceSpec("zoom", f"noise:{m[1]}x{m[2]}", ())
+        from .adapter import zoom_noise_size
+
+        w, h = zoom_noise_size(what[len("noise:"):] if what.startswith("noise:") else ZOOM_NOISE)
+        return SourceSpec("zoom", f"noise:{w}x{h}", ())
     if not what:
         raise UserError("zoom: needs an image or noise after it: zoom:IMAGE, zoom:noise or zoom:noise:WxH")
     if not Path(what).is_file():
