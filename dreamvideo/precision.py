@@ -28,7 +28,7 @@ PROBE_STEPS = 1
 PROBE_ROUNDS = 4
 GIVE_UP = 2.0  # a candidate this many times slower than float32 after a round is out
 #: Part of the cache key: raised when the probe or the engine's step changes, so old choices are measured again.
-PROBE_VERSION = 3
+PROBE_VERSION = 4
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dreamvideo.errors import UserError
 from dreamvideo.models import load_model
 from dreamvideo.objectives import channel, layer, parse_objective
 
-from helpers import photo, tiny_model_file
+from helpers import MOBILENET_WEIGHTS, needs_weights, photo, tiny_model_file
 
 FAST = DreamSettings(octaves=2, steps=3, step_size=0.02, tile_size=512)
 
@@ -124,3 +124,31 @@ def test_guide_objective_runs(tiny, img):
 def test_settings_checked():
     with pytest.raises(UserError, match="`octave_scale`"):
         DreamSettings(octave_scale=0.5).check()
+
+
+# The lift of block_10 / block_13 (mean square activation, dream over photo) that the engine gave before
+# its step was compiled with frozen weights and forward-convolution gradients (commit 223d001,
+# TensorFlow, this test's settings): the look must not change with the speed.
+BASE_LIFT = {"float32": (1.3862, 1.6531), "bfloat16": (1.4068, 1.6763)}
+
+
+@needs_weights
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_activation_lift_with_imagenet_weights_is_the_base_commits(precision):
+    import cv2
+
+    from dreamvideo import backends
+
+    if backends.active()[0] != "tensorflow":
+        pytest.skip("the base lift was measured on TensorFlow")
+    m = load_model("mobilenet_v2", weights=str(MOBILENET_WEIGHTS), precision=precision)
+    d = Dreamer(m, parse_objective("block_10_expand_relu:1.0,block_13_expand_relu:1.0"))
+    img = cv2.resize(photo("coffee"), (192, 128), interpolation=cv2.INTER_AREA)
+    out = d.dream(img, settings=DreamSettings(octaves=2, steps=8), seed=0)
+
+    def score(x):
+        a = d.model.numpy(to_unit(x)[None])
+        return np.array([np.mean(np.square(a[k])) for k in ("block_10_expand_relu", "block_13_expand_relu")])
+
+    lift = score(out) / score(img)
+    assert np.allclose(lift, BASE_LIFT[precision], rtol=0.03), (lift, BASE_LIFT[precision])

@@ -56,6 +56,115 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(i) for i in v)
+
+
+def _forward_grad_conv(x, kernel, padding: str, depthwise: bool):
+    """A stride-1 2-D convolution (channels-last, odd kernel) whose input gradient is computed as a
+    forward convolution with the kernel flipped (and, for a full convolution, its channels swapped).
+
+    Why: oneDNN caches the reordered kernel of a forward convolution whose kernel is a constant
+    (the graph's weights are frozen, :meth:`Loop._frozen`), but reorders the kernel of a
+    backward-data convolution at every call. On a small image that reorder was ~40% of a step
+    (InceptionV3 at 96x64, ``ONEDNN_VERBOSE``; bench/RESULTS.md). The kernel's gradient is never
+    asked for (the engine differentiates with respect to the image only).
+    """
+    import tensorflow as tf
+
+    x, kernel = tf.convert_to_tensor(x), tf.convert_to_tensor(kernel)
+    kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    # The transposed convolution of a stride-1 one: "same" with an odd kernel pads symmetrically, so it
+    # is its own transpose; "valid" becomes a "full" convolution (k - 1 pixels of padding each side).
+    back_pad = "SAME" if padding == "SAME" else [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]
+
+    @tf.custom_gradient
+    def conv(x, k):
+        if depthwise:
+            y = tf.nn.depthwise_conv2d(x, k, [1, 1, 1, 1], padding)
+        else:
+            y = tf.nn.conv2d(x, k, 1, padding)
+
+        def grad(dy):
+            flipped = tf.reverse(k, [0, 1])
+            if depthwise:  # a depthwise kernel (kh, kw, C, 1) keeps its layout
+                if back_pad != "SAME":
+                    dy = tf.pad(dy, back_pad)
+                return tf.nn.depthwise_conv2d(dy, flipped, [1, 1, 1, 1], "SAME" if back_pad == "SAME" else "VALID"), \
+                    tf.zeros_like(k)
+            return tf.nn.conv2d(dy, tf.transpose(flipped, [0, 1, 3, 2]), 1, back_pad), tf.zeros_like(k)
+
+        return y, grad
+
+    return conv(x, kernel)
+
+
+def _fast_conv_patch():
+    """A context in which Keras' TensorFlow convolutions (stride 1, no dilation, channels-last, odd
+    kernels, one group) take their input gradient from :func:`_forward_grad_conv`; any other
+    convolution, or a Keras whose internals differ, runs as Keras has it."""
+    import contextlib
+
+    try:
+        from keras.src.backend import nn as knn
+        conv0, depthwise0 = knn.conv, knn.depthwise_conv
+    except (ImportError, AttributeError):
+        return contextlib.nullcontext()
+
+    def fits(inputs, kernel, strides, padding, data_format, dilation_rate, groups_ok):
+        return (len(inputs.shape) == 4 and len(kernel.shape) == 4 and data_format in (None, "channels_last")
+                and _pair(strides) == (1, 1) and _pair(dilation_rate or 1) == (1, 1)
+                and str(padding).upper() in ("SAME", "VALID") and int(kernel.shape[0]) % 2 == 1
+                and int(kernel.shape[1]) % 2 == 1 and groups_ok)
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        if fits(inputs, kernel, strides, padding, data_format, dilation_rate,
+                inputs.shape[-1] is not None and inputs.shape[-1] == kernel.shape[-2]):
+            return _forward_grad_conv(inputs, kernel, str(padding).upper(), False)
+        return conv0(inputs, kernel, strides, padding, data_format, dilation_rate)
+
+    def depthwise(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        if fits(inputs, kernel, strides, padding, data_format, dilation_rate, int(kernel.shape[-1]) == 1):
+            return _forward_grad_conv(inputs, kernel, str(padding).upper(), True)
+        return depthwise0(inputs, kernel, strides, padding, data_format, dilation_rate)
+
+    @contextlib.contextmanager
+    def patched():
+        knn.conv, knn.depthwise_conv = conv, depthwise
+        try:
+            yield
+        finally:
+            knn.conv, knn.depthwise_conv = conv0, depthwise0
+
+    return patched()
+
+
+class _Frozen:
+    """A ``tf.function`` with an input signature, traced on first call with :func:`_fast_conv_patch`
+    and its variables frozen into constants.
+
+    Constant weights let oneDNN keep each forward convolution's kernel in its own blocked layout
+    between calls instead of reordering it at every call, and let the graph optimiser fold the
+    kernels' casts (mixed bfloat16) and flips away: at 96x64 InceptionV3 that halved a step
+    (bench/RESULTS.md). The weights must not change afterwards (the engine never trains). A graph
+    that cannot be frozen runs as traced."""
+
+    def __init__(self, fn):
+        self._fn, self._call = fn, None
+
+    def __call__(self, *args):
+        if self._call is None:
+            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+            with _fast_conv_patch():
+                traced = self._fn.get_concrete_function()
+            try:
+                self._call = convert_variables_to_constants_v2(traced)
+            except Exception:  # an exotic graph: run it with its variables
+                self._call = traced
+        return self._call(*args)
+
+
 class Loop:
     """Tiled gradient and ascent loop of ``model`` (a selected FeatureModel) for objective ``terms``."""
 
@@ -80,9 +189,9 @@ class Loop:
             tf.TensorSpec([], tf.float32),  # max loss (inf = never stop early)
             tf.TensorSpec([None, None], tf.float32),  # per-pixel step scale
         ]
-        self._ascend = tf.function(self._ascend_graph, input_signature=spec)
-        self._grad = tf.function(self._tiled_gradient,
-                                 input_signature=[spec[0], spec[3], spec[5], tf.TensorSpec([2], tf.int32)])
+        self._ascend = _Frozen(tf.function(self._ascend_graph, input_signature=spec))
+        self._grad = _Frozen(tf.function(self._tiled_gradient,
+                                         input_signature=[spec[0], spec[3], spec[5], tf.TensorSpec([2], tf.int32)]))
 
     def _tile_grad(self, tile, weights):
         import tensorflow as tf
