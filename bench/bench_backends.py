@@ -12,8 +12,11 @@ so a burst of load on a shared machine hits every variant alike. Reported: each 
 seconds per round and, per round, its ratio to the first variant. ``+tf`` imports TensorFlow in the
 worker before the model is built; ``+compile`` sets ``DREAMVIDEO_TORCH_COMPILE=1``; ``+nchw`` keeps
 torch's batches in NCHW memory; ``+map`` runs JAX's tiles in a ``lax.map``; ``+active`` / ``+passive`` set ``OMP_WAIT_POLICY`` (how PyTorch's
-OpenMP threads wait), ``+threads1`` gives PyTorch one thread; ``@REV`` runs the engine from
-``git archive REV`` (a before/after comparison in one run).
+OpenMP threads wait), ``+spinN`` sets ``GOMP_SPINCOUNT=N`` (how long they spin before sleeping),
+``+threads1`` gives PyTorch one thread; ``+default`` clears what dreamvideo's torch backend sets for
+OpenMP (PyTorch's own defaults); ``@REV`` runs the engine from ``git archive REV`` (a before/after
+comparison in one run). ``--load N`` keeps N other processes computing (``while 1: pass``) during
+the timed rounds: a busy machine.
 """
 
 from __future__ import annotations
@@ -98,6 +101,11 @@ def start(variant: str, a, weights: Path, work: Path):
         env["OMP_WAIT_POLICY"] = "ACTIVE"
     if "+passive" in variant:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    for part in variant.split("+"):
+        if part.startswith("spin") and part[4:].isdigit():
+            env["GOMP_SPINCOUNT"] = part[4:]
+    if "+default" in variant:
+        env["DREAMVIDEO_TORCH_OMP"] = "0"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--weights", str(weights),
            "--size", a.size, "--octaves", str(a.octaves), "--steps", str(a.steps), "--tile", str(a.tile),
            "--precision", a.precision]
@@ -121,6 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--precision", default="float32")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--load", type=int, default=0, help="other processes kept computing during the rounds")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -135,6 +144,18 @@ def main(argv=None) -> int:
         procs[v] = start(v, a, weights, work)
         warm[v] = read(procs[v])["warm_s"]
     times = {v: [] for v in variants}
+    hogs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(a.load)]
+    try:
+        rounds(a, variants, procs, times)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    report(a, argv, variants, warm, times)
+    return 0
+
+
+def rounds(a, variants, procs, times) -> None:
     for _ in range(a.rounds):
         for v in variants:
             procs[v].stdin.write("run\n")
@@ -143,19 +164,23 @@ def main(argv=None) -> int:
     for p in procs.values():
         p.stdin.close()
         p.wait()
+
+
+def report(a, argv, variants, warm, times) -> None:
+    load = os.getloadavg()[0]
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), "?")
     cmd = "python bench/bench_backends.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"{datetime.date.today()}, {cpu}, {os.cpu_count()} cores; `{cmd}`  ")
     print(f"{a.size}, InceptionV3 random weights, {LAYERS}, {a.octaves} octaves x {a.steps} steps, {a.precision}, "
-          f"tile {a.tile}; {a.rounds} rounds taking turns after one warm-up frame each.\n")
+          f"tile {a.tile}; {a.rounds} rounds taking turns after one warm-up frame each; {a.load} other "
+          f"process(es) computing; load average at the end {load:.1f}.\n")
     base = variants[0]
     print(f"| variant | warm-up s | frame s per round | ratio to {base} per round |")
     print("|---|---:|---|---|")
     for v in variants:
         ratios = ", ".join(f"{t / b:.2f}" for t, b in zip(times[v], times[base]))
         print(f"| {v} | {warm[v]:.1f} | {', '.join(f'{t:.2f}' for t in times[v])} | {ratios} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -106,11 +106,16 @@ class VideoStepper:
     ``canvas_round`` pads each crop canvas up to a multiple of this many pixels a side, so canvases
     take a few shapes again and again (a shape's first dream costs the backend's set-up, 20-40 ms on
     CPU, on top); ``crop_limit`` dreams the frame whole (one step-mapped dream, as a full frame
-    costs) when its canvases would cover more than this share of it, where crops cost as much."""
+    costs) when its canvases would cover more than this share of it, where crops cost as much.
+    ``cost``: True (default) plans crops, one canvas or the whole frame by what each costs on this
+    machine (:mod:`dreamvideo.cost`, measured once per machine, model and precision, and cached),
+    a :class:`~dreamvideo.cost.CostCurve` to plan by that one, None for :mod:`dreamvideo.reuse`'s
+    fixed rules."""
 
     def __init__(self, dreamer, dream: DreamSettings, video: VideoSettings, timeline: Timeline, seed: int,
-                 first_index: int = 0, *, canvas_round: int = 0, crop_limit: float | None = None):
+                 first_index: int = 0, *, canvas_round: int = 0, crop_limit: float | None = None, cost=True):
         self.dreamer, self.dream_settings, self.video, self.tl, self.seed = dreamer, dream, video, timeline, seed
+        self._cost = cost
         self.first_index = first_index
         self.canvas_round, self.crop_limit = canvas_round, crop_limit
         self.state = ReuseState()
@@ -138,7 +143,9 @@ class VideoStepper:
             flow, plan = self._plan(frame)
         self.last = plan
         if self.crop_limit is not None and not (plan.cut or plan.whole) and plan.boxes and \
-                sum(h * w for (h, w), _ in self._canvases(plan, src.shape[1])) > self.crop_limit * src[..., 0].size:
+                sum(h * w for (h, w), _ in self._canvases(plan, src.shape[1], settings)) > self.crop_limit * src[..., 0].size:
+            plan.whole = True
+        if not (plan.cut or plan.whole) and plan.boxes and self._crops_cost_more(src, flow, plan, settings, i):
             plan.whole = True
         if plan.cut:
             with self.timing("new"):
@@ -265,13 +272,45 @@ class VideoStepper:
                                       seed=seed, weights=weights).astype(np.float32)
         return np.rint(start)
 
-    def _canvases(self, plan: ReusePlan, width: int) -> list:
-        """:func:`~dreamvideo.reuse.canvases` of ``plan``'s boxes, each side rounded up to ``canvas_round``."""
+    @property
+    def cost(self):
+        """The measured cost curve crops are planned by (:mod:`dreamvideo.cost`, measured at the first
+        reused frame), or None (``cost=None``: :mod:`dreamvideo.reuse`'s fixed rules)."""
+        if self._cost is True:
+            from .cost import curve
+
+            self._cost = curve(self.dreamer)
+        return self._cost or None
+
+    def _dream_cost(self, hw, settings, steps: int | None = None) -> float:
+        """Seconds of one dream of an ``hw`` image on this machine (:mod:`dreamvideo.cost`'s measured curve)."""
+        return self.cost.dream(hw, settings, self.dreamer.model.min_side, steps)
+
+    def _crops_cost_more(self, src, flow, plan: ReusePlan, settings, i: int) -> bool:
+        """Whether dreaming ``plan``'s crops (their canvases, and the upkeep of the carried dream)
+        costs more than dreaming the frame whole, by the measured cost curve (None: never)."""
+        if self.cost is None:
+            return False
+        cans = self._canvases(plan, src.shape[1], settings)
+        crops = sum(self._dream_cost(hw, settings) for hw, _ in cans)
+        upkeep = upkeep_steps(self.video, growth(flow), self.tl.value("blend", i), settings.steps)
+        if upkeep and settings.step_size:
+            crops += self._dream_cost(src.shape[:2], replace(settings, octaves=1), upkeep)
+        return self._dream_cost(src.shape[:2], settings) < crops
+
+    def _canvases(self, plan: ReusePlan, width: int, settings) -> list:
+        """:func:`~dreamvideo.reuse.canvases` of ``plan``'s boxes, each side rounded up to ``canvas_round``,
+        chosen by the measured cost curve (``cost``) when there is one."""
         q = self.canvas_round
-        found = canvases(plan.boxes, width)
+        cost = None if self.cost is None else (lambda hw: self._dream_cost(self._rounded(hw), settings))
+        found = canvases(plan.boxes, width, cost)
         if not q:
             return found
-        return [((-(-ch // q) * q, -(-cw // q) * q), parts) for (ch, cw), parts in found]
+        return [(self._rounded((ch, cw)), parts) for (ch, cw), parts in found]
+
+    def _rounded(self, hw) -> tuple[int, int]:
+        q = self.canvas_round
+        return (-(-hw[0] // q) * q, -(-hw[1] // q) * q) if q else (int(hw[0]), int(hw[1]))
 
     def _dream_new(self, src, start, upkept, plan: ReusePlan, settings, seed, weights) -> np.ndarray:
         """The frame ``upkept`` (H x W x 3 float32: the carried dream after upkeep) with ``plan``'s new
@@ -285,7 +324,7 @@ class VideoStepper:
             step_map = self._step_map(plan.new)
         dreamt = []
         with self.timing("new"):
-            for (ch, cw), parts in self._canvases(plan, src.shape[1]):
+            for (ch, cw), parts in self._canvases(plan, src.shape[1], settings):
                 canvas = [np.full((ch, cw, 3), 128, np.uint8), np.full((ch, cw, 3), 128.0, np.float32),
                           np.zeros((ch, cw), np.float32)]
                 for (y0, y1, x0, x1), (cy, cx) in parts:

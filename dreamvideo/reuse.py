@@ -297,14 +297,21 @@ def pack_crops(boxes: list[tuple[int, int, int, int]], width: int) -> tuple[tupl
     return (y + row, cw), spots
 
 
-def canvases(boxes: list, width: int) -> list:
+def canvases(boxes: list, width: int, cost=None) -> list:
     """The dream calls that dream ``boxes``: ``[((height, width), [(box, (y, x) on the canvas), ...]), ...]``.
-    All on one canvas (:func:`pack_crops`; two crops in one call cost little more than one), unless
-    they pack badly (a pan's right and bottom bands): then each alone."""
+    All on one canvas (:func:`pack_crops`) or each alone, whichever costs less: by ``cost`` ((height,
+    width) -> seconds of one dream of that size, the measured curve of :mod:`dreamvideo.cost`) when
+    given, else by :data:`CANVAS_WASTE` (two crops in one call cost little more than one, unless they
+    pack badly: a pan's right and bottom bands)."""
     (ch, cw), spots = pack_crops(boxes, width)
+    alone = [((b[1] - b[0], b[3] - b[2]), [(b, (0, 0))]) for b in boxes]
+    if cost is not None:
+        one = cost((ch, cw))
+        return [((ch, cw), list(zip(boxes, spots)))] if len(boxes) == 1 or one <= sum(cost(hw) for hw, _ in alone) \
+            else alone
     if ch * cw <= CANVAS_WASTE * sum(area(b) for b in boxes):
         return [((ch, cw), list(zip(boxes, spots)))]
-    return [((b[1] - b[0], b[3] - b[2]), [(b, (0, 0))]) for b in boxes]
+    return alone
 
 
 def crop_side(min_side: float, settings: DreamSettings) -> int:

@@ -22,10 +22,14 @@ def tiny(tmp_path_factory):
     return str(tiny_model_file(tmp_path_factory.mktemp("reuse") / "tiny.keras"))
 
 
-def stepper(model_opts, n, **opts):
+def stepper(model_opts, n, cost=None, **opts):
+    """A video stepper; its crops planned by reuse's fixed rules unless ``cost`` (True: this machine's
+    measured curve, or a CostCurve), so that what a test asserts of a plan does not hang on timings."""
     s = split_options("video", dict(model_opts, **dict(dict(full_frames=False), **opts)))
-    return video_stepper(build_dreamer(s["model"]), s["dream"].check(), s["video"], s["schedules"], fps=12,
-                         nframes=n, seed=3)
+    st = video_stepper(build_dreamer(s["model"]), s["dream"].check(), s["video"], s["schedules"], fps=12,
+                       nframes=n, seed=3)
+    st._cost = cost
+    return st
 
 
 def run(st, frames):
@@ -476,3 +480,59 @@ def test_content_entering_at_the_bottom_waits_until_its_band_though_the_flow_fal
     _, plans = run(stepper(fast(tiny), 6, enter_every=6), frames)
     waits = plans[5].waiting
     assert waits[-5:, :100].mean() > 0.95, waits[-6:, :100].mean(axis=1)  # the rows that entered at frames 1-5
+
+
+def test_crops_are_planned_by_what_they_cost_on_this_machine():
+    """canvases() puts crops on one canvas or each alone by the cost curve it is given: a big floor
+    per call shares one canvas however badly the crops pack; cost by pixels only dreams them alone."""
+    from dreamvideo.cost import CostCurve
+    from dreamvideo.reuse import canvases
+
+    boxes = [(0, 64, 0, 256), (64, 256, 192, 256)]  # a pan's bottom and right bands: they pack badly
+    floor_bound = CostCurve(floor=0.05, per_pixel=1e-9)
+    pixel_bound = CostCurve(floor=0.0, per_pixel=1e-6)
+    assert len(canvases(boxes, 256, floor_bound.step)) == 1
+    assert len(canvases(boxes, 256, pixel_bound.step)) == 2
+
+
+def test_the_cost_curve_fits_the_floor_and_the_per_pixel_cost_and_is_measured_once(tiny, monkeypatch, tmp_path):
+    from dreamvideo import cost
+    from dreamvideo.settings import DreamSettings
+
+    c = cost.fit([(64, 64), (128, 128), (256, 256)], [0.010 + 1e-7 * s * s for s in (64, 128, 256)])
+    assert abs(c.floor - 0.010) < 1e-6 and abs(c.per_pixel - 1e-7) < 1e-10
+    # a dream's cost sums its octaves: 2 octaves x 4 steps of 144x192 and 102x137 (scale 1.4)
+    assert abs(c.dream((144, 192), DreamSettings(octaves=2, steps=4), 32)
+               - 4 * (2 * 0.010 + 1e-7 * (144 * 192 + 102 * 137))) < 1e-9
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing measured yet
+    st = stepper(fast(tiny), 2, cost=True)
+    measured = []
+    real = cost.measure
+    monkeypatch.setattr(cost, "measure", lambda d, **k: measured.append(1) or real(d, sides=(32, 64), rounds=1))
+    first = st.cost
+    assert measured == [1] and first.floor >= 0 and first.per_pixel > 0
+    st2 = stepper(fast(tiny), 2, cost=True)  # a new dreamer: read from the cache, not measured again
+    assert st2.cost == first and measured == [1]
+
+
+def test_a_frame_whose_crops_cost_more_than_it_is_dreamed_whole(tiny):
+    """With a floor per step that dwarfs the per-pixel cost, two crops cost more than one whole
+    frame: the stepper dreams the frame whole (one call); by pixels alone it dreams the crops."""
+    from dreamvideo.cost import CostCurve
+
+    bg = np.ascontiguousarray(photo("astronaut")[100:244, 100:356])
+    frames = [bg.copy(), bg.copy()]
+    frames[1][20:44, 20:44] = photo("coffee")[200:224, 200:224]
+    frames[1][100:124, 200:224] = photo("coffee")[300:324, 300:324]
+    shapes = {}
+    for name, curve in (("floor", CostCurve(1.0, 1e-9)), ("pixels", CostCurve(0.0, 1e-6))):
+        st = stepper(fast(tiny), 2, curve, enter_every=1)
+        calls = []
+        dream = st.dreamer.dream
+        st.dreamer.dream = lambda *a, **k: calls.append(a[0].shape) or dream(*a, **k)
+        _, plans = run(st, frames)
+        shapes[name] = (plans[1].whole, calls[1:])
+    assert shapes["floor"] == (True, [frames[1].shape]), shapes
+    crops = [c for c in shapes["pixels"][1] if c != frames[1].shape]  # (a whole-frame call is upkeep)
+    assert not shapes["pixels"][0] and len(crops) == 2, shapes  # by pixels, each crop alone
