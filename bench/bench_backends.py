@@ -4,6 +4,8 @@
     python bench/bench_backends.py --variants tensorflow,torch,jax --rounds 5
     python bench/bench_backends.py --variants torch,torch+tf        # torch with TensorFlow imported in the same process
     python bench/bench_backends.py --variants tensorflow,torch,torch@REV   # torch as of git revision REV
+    python bench/bench_backends.py --variants tensorflow,tensorflow@REV --size 96x64 --octaves 1 --steps 6 \
+        --layers mixed4:1.0,mixed5:1.5 --precision auto --reps 5        # the small-dream floor, before and after
 
 Every variant is a worker process (Keras fixes its backend at import) that builds InceptionV3 with
 the very same random weights (saved once by the first worker, loaded by the others), dreams one
@@ -57,26 +59,32 @@ def worker(a) -> None:
     from dreamvideo.settings import DreamSettings
 
     weights = Path(a.weights)
+    precision = a.precision
+    if precision == "auto":
+        from dreamvideo.precision import resolve
+
+        precision = resolve(precision)
     if weights.is_file():
-        model = load_model("inception_v3", str(weights), precision=a.precision)
+        model = load_model(a.model, str(weights), precision=precision)
     else:
         keras.utils.set_random_seed(0)
-        model = load_model("inception_v3", "random", precision=a.precision)
+        model = load_model(a.model, "random", precision=precision)
         model.net.save_weights(str(weights))
-    d = Dreamer(model, parse_objective(LAYERS))
+    d = Dreamer(model, parse_objective(a.layers))
     w, h = (int(v) for v in a.size.split("x"))
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 7 % 256], -1).astype(np.uint8)
     settings = DreamSettings(octaves=a.octaves, steps=a.steps, step_size=0.01, tile_size=a.tile)
     t = time.perf_counter()
     d.dream(img, settings=settings, seed=0)
-    print(json.dumps({"warm_s": time.perf_counter() - t}), flush=True)
+    print(json.dumps({"warm_s": time.perf_counter() - t, "precision": precision}), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
             break
         t = time.perf_counter()
-        d.dream(img, settings=settings, seed=0)
-        print(json.dumps({"frame_s": time.perf_counter() - t}), flush=True)
+        for _ in range(a.reps):
+            d.dream(img, settings=settings, seed=0)
+        print(json.dumps({"frame_s": (time.perf_counter() - t) / a.reps}), flush=True)
 
 
 def start(variant: str, a, weights: Path, work: Path):
@@ -108,7 +116,7 @@ def start(variant: str, a, weights: Path, work: Path):
         env["DREAMVIDEO_TORCH_OMP"] = "0"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--weights", str(weights),
            "--size", a.size, "--octaves", str(a.octaves), "--steps", str(a.steps), "--tile", str(a.tile),
-           "--precision", a.precision]
+           "--precision", a.precision, "--model", a.model, "--layers", a.layers, "--reps", str(a.reps)]
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     return p
 
@@ -129,6 +137,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--precision", default="float32")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--model", default="inception_v3")
+    ap.add_argument("--layers", default=LAYERS)
+    ap.add_argument("--reps", type=int, default=1, help="frames per round (their mean is the round's time)")
     ap.add_argument("--load", type=int, default=0, help="other processes kept computing during the rounds")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
@@ -138,11 +149,12 @@ def main(argv=None) -> int:
         return 0
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
     work = Path(tempfile.mkdtemp(prefix="dv_backends_"))
-    weights = work / "inception_v3.weights.h5"
-    procs, warm = {}, {}
+    weights = work / f"{a.model}.weights.h5"
+    procs, warm, prec = {}, {}, {}
     for v in variants:  # one at a time: the first one saves the weights the others load
         procs[v] = start(v, a, weights, work)
-        warm[v] = read(procs[v])["warm_s"]
+        first = read(procs[v])
+        warm[v], prec[v] = first["warm_s"], first["precision"]
     times = {v: [] for v in variants}
     hogs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(a.load)]
     try:
@@ -151,7 +163,7 @@ def main(argv=None) -> int:
         for h in hogs:
             h.kill()
             h.wait()
-    report(a, argv, variants, warm, times)
+    report(a, argv, variants, warm, times, prec)
     return 0
 
 
@@ -166,21 +178,24 @@ def rounds(a, variants, procs, times) -> None:
         p.wait()
 
 
-def report(a, argv, variants, warm, times) -> None:
+def report(a, argv, variants, warm, times, prec) -> None:
+    import statistics
+
     load = os.getloadavg()[0]
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), "?")
     cmd = "python bench/bench_backends.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"{datetime.date.today()}, {cpu}, {os.cpu_count()} cores; `{cmd}`  ")
-    print(f"{a.size}, InceptionV3 random weights, {LAYERS}, {a.octaves} octaves x {a.steps} steps, {a.precision}, "
+    print(f"{a.size}, {a.model} random weights, {a.layers}, {a.octaves} octaves x {a.steps} steps, {a.precision}, "
           f"tile {a.tile}; {a.rounds} rounds taking turns after one warm-up frame each; {a.load} other "
           f"process(es) computing; load average at the end {load:.1f}.\n")
     base = variants[0]
-    print(f"| variant | warm-up s | frame s per round | ratio to {base} per round |")
-    print("|---|---:|---|---|")
+    print(f"| variant | precision | warm-up s | frame s per round | ratio to {base} per round | median ratio |")
+    print("|---|---|---:|---|---|---:|")
     for v in variants:
-        ratios = ", ".join(f"{t / b:.2f}" for t, b in zip(times[v], times[base]))
-        print(f"| {v} | {warm[v]:.1f} | {', '.join(f'{t:.2f}' for t in times[v])} | {ratios} |")
+        ratios = [t / b for t, b in zip(times[v], times[base])]
+        print(f"| {v} | {prec[v]} | {warm[v]:.1f} | {', '.join(f'{t:.3f}' for t in times[v])} | "
+              f"{', '.join(f'{r:.2f}' for r in ratios)} | {statistics.median(ratios):.2f} |")
 
 
 if __name__ == "__main__":

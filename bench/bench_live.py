@@ -1,6 +1,10 @@
 """Live mode on this machine: a street-like clip played live, dreamed with and without temporal reuse.
 
     python bench/bench_live.py [--seconds 20] [--out /tmp/bench_live] [--only NAME ...]
+    python bench/bench_live.py --clip /usr/share/doc/opencv-doc/examples/data/vtest.avi --only mnv2-256-reuse mnv2-256-full
+
+``--clip`` plays a real clip instead (Debian's ``opencv-doc`` ships ``vtest.avi``: a fixed camera on a
+street, people walking, 768x576 at 10 fps), scaled to each run's width at its own rate.
 
 The clip is made here: a fixed camera on skimage's ``coffee`` photo (the street) with four
 "people" (a quarter of the frame's height) walking across it at 1-2.5 px a frame (crops of ``astronaut``, ``chelsea`` and ``coins``
@@ -97,14 +101,26 @@ RUNS = {
 }
 
 
-def run(name: str, clip: Path, out: Path, seconds: float) -> dict:
+def real_clip(src: Path, path: Path, side: int, seconds: float) -> Path:
+    """``src``'s first ``seconds`` scaled to ``side`` px wide (even height), at its own rate, as H.264."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-i", str(src), "-t", str(seconds), "-vf", f"scale={side}:-2", "-c:v", "libx264", "-crf", "12",
+                    "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+def run(name: str, clip: Path, out: Path, seconds: float, precision: str = "float32") -> dict:
     from dreamvideo.io import VideoReader
     from dreamvideo.realtime.session import LiveSession
     from dreamvideo.settings import LiveSettings, split_options
 
     model, weights, side, full = RUNS[name]
     rec = out / f"{name}.mp4"
-    opts = dict(model=model, weights=weights, octaves=2, steps="3", full_frames=full, precision="float32")
+    opts = dict(model=model, weights=weights, octaves=2, steps="3", full_frames=full, precision=precision)
     source, max_side = str(clip), None
     sections = split_options("video", opts)
     if name.startswith("zoom"):
@@ -172,17 +188,22 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--out", default="/tmp/bench_live")
+    p.add_argument("--clip", default=None, help="a real clip to play instead of the made one")
+    p.add_argument("--precision", default="float32")
     p.add_argument("--only", nargs="*", default=None, help="run only these (names: " + ", ".join(RUNS) + ")")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    clips = {side: street(out / f"street-{side}.mp4", (side, side * 9 // 16), a.seconds + 1) for side in (256, 320)}
+    if a.clip:
+        clips = {side: real_clip(Path(a.clip), out / f"clip-{side}.mp4", side, a.seconds + 1) for side in (256, 320)}
+    else:
+        clips = {side: street(out / f"street-{side}.mp4", (side, side * 9 // 16), a.seconds + 1) for side in (256, 320)}
     rows = []
     print("| run | shown fps | dreamed fps | latency median / p95 ms | dropped | recording / run s | capture / flow / "
           "dream / encode ms per shown frame | ms per dream | load (1 min) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in a.only or RUNS:
-        r = run(name, clips[RUNS[name][2]], out, a.seconds)
+        r = run(name, clips[RUNS[name][2]], out, a.seconds, a.precision)
         rows.append(r)
         sheet(r["rec"], r["landed"], out / f"sheet-{name}.png")
         print(f"| {name} | {r['shown_fps']:.1f} | {r['dreamed_fps']:.1f} | {r['lat_med']:.0f} / {r['lat_p95']:.0f} | "
