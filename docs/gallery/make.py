@@ -172,7 +172,7 @@ def live_page(tmp: Path, weights) -> None:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 600, "height": 230}, device_scale_factor=2)
+            page = browser.new_page(viewport={"width": 720, "height": 230}, device_scale_factor=2)
             for _ in range(120):  # the page comes up once the model is loaded
                 try:
                     page.goto(f"http://127.0.0.1:{port}/", wait_until="load", timeout=2000)

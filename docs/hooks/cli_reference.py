@@ -1,6 +1,8 @@
 """mkdocs hook: the command-line reference, generated from the CLI's parser (which is built from the settings
 dataclasses, the single source of defaults and ranges), so the docs cannot drift from the code.
 
+Also shows the docstrings' Sphinx roles (:class:`~a.B`), which mkdocstrings leaves as text, as code.
+
 A page writes ``<!-- cli-reference COMMAND -->`` (``plan video`` for a nested command) and gets that command's
 usage and one table per group of flags: the flag, its value and the ``--help`` text with its range and default.
 ``python docs/hooks/cli_reference.py video`` prints the same markdown.
@@ -78,6 +80,14 @@ def reference(command: str, skip: frozenset = frozenset()) -> str:
 
 def on_page_markdown(markdown: str, **_) -> str:
     return MARKER.sub(lambda m: reference(m.group(1)), markdown)
+
+
+ROLE = re.compile(r":(?:class|func|mod|meth|attr|data|exc|obj):<code>(~?)([\w.]+)</code>")
+
+
+def on_page_content(html: str, **_) -> str:
+    """The docstrings' Sphinx roles (:class:`~a.B`), which mkdocstrings leaves as text, shown as code (`B`)."""
+    return ROLE.sub(lambda m: f"<code>{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}</code>", html)
 
 
 if __name__ == "__main__":
