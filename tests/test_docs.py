@@ -76,10 +76,14 @@ def small(argv: list[str]) -> list[str]:
 
 
 RUNNER = r"""
-import contextlib, io, json, os, sys
+import contextlib, io, json, os, shutil, sys
 from dreamvideo.cli import main
 results = []
-for argv in json.load(open(sys.argv[1])):
+for argv, out in json.load(open(sys.argv[1])):
+    if out and os.path.isdir(out):  # an earlier example's output of the same name: each must write its own
+        shutil.rmtree(out)
+    elif out and os.path.exists(out):
+        os.remove(out)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(argv)
@@ -162,7 +166,7 @@ def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)], cwd=ROOT,
                        capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, f"mkdocs build --strict failed:\n{r.stderr[-3000:]}"
     return out
 
@@ -226,14 +230,14 @@ def test_every_shell_example_in_the_docs_runs(tmp_path):
     click_track(box / "song.wav", seconds=3.0)
     ffmpeg("-i", box / "song.wav", box / "song.mp3")
     runs = [small(argv) for _, _, argv in ALL_EXAMPLES]
-    (tmp_path / "in.json").write_text(json.dumps(runs))
+    outs = [next((run[i + 1] for i, a in enumerate(run[:-1]) if a in ("-o", "--output")), None) for run in runs]
+    (tmp_path / "in.json").write_text(json.dumps(list(zip(runs, outs))))
     r = subprocess.run([sys.executable, "-c", RUNNER, str(tmp_path / "in.json"), str(tmp_path / "out.json")],
                        cwd=box, capture_output=True, text=True, timeout=900,
                        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert r.returncode == 0, r.stderr[-2000:]
     failed = []
-    for (name, line, argv), run, (code, err) in zip(ALL_EXAMPLES, runs, json.loads((tmp_path / "out.json").read_text())):
-        out = next((run[i + 1] for i, a in enumerate(run[:-1]) if a in ("-o", "--output")), None)
+    for (name, line, argv), out, (code, err) in zip(ALL_EXAMPLES, outs, json.loads((tmp_path / "out.json").read_text())):
         if code != 0:
             failed.append(f"{name}:{line}: dreamvideo {shlex.join(argv)} -> exit {code}: {err.strip()}")
         elif out is not None and not (box / out).exists():

@@ -34,7 +34,8 @@ def site(tmp_path_factory):
     pytest.importorskip("mkdocs", reason='the docs site needs mkdocs: pip install -e ".[docs]"')
     out = tmp_path_factory.mktemp("site-browser")
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                       capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     return out
 
