@@ -130,6 +130,14 @@ def _chromium():
     return sync_playwright, exe
 
 
+def _texture(png: bytes) -> float:
+    """How much fine pattern a screenshot holds (mean |Laplacian|): a dreamed frame holds more than its source."""
+    import cv2
+
+    grey = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean())
+
+
 def _save_screenshot(png: bytes, name: str, width: int = 1000) -> None:
     from io import BytesIO
 
@@ -166,13 +174,13 @@ def live_page(tmp: Path, weights) -> None:
     sync_playwright, exe = _chromium()
     port = _free_port()
     cmd = [sys.executable, "-m", "dreamvideo.cli", "live", str(CLIP), "--loop", "--page-port", str(port),
-           "--duration", "90", "--octaves", "3", "--steps", "8", "--step-size", "0.02", "--model", "mobilenet_v2", "--weights", str(weights)]
+           "--duration", "90", "--octaves", "3", "--steps", "8", "--step-size", "0.02", "--full-frames", "--model", "mobilenet_v2", "--weights", str(weights)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 720, "height": 230}, device_scale_factor=2)
+            page = browser.new_page(viewport={"width": 780, "height": 230}, device_scale_factor=2)
             for _ in range(120):  # the page comes up once the model is loaded
                 try:
                     page.goto(f"http://127.0.0.1:{port}/", wait_until="load", timeout=2000)
@@ -182,7 +190,13 @@ def live_page(tmp: Path, weights) -> None:
                         raise SystemExit(f"make.py: dreamvideo live stopped: {proc.stdout.read()[-500:]}")
                     time.sleep(1)
             time.sleep(30)  # let a few dreams land
-            _save_screenshot(page.screenshot(), "live-page", width=800)
+            # The clip loops every 3 s and a dream lands about every second: the frames just after the
+            # loop's jump show the source until the next dream, so keep the most dreamed of a few shots.
+            shots = []
+            for _ in range(10):
+                shots.append(page.screenshot())
+                time.sleep(0.4)
+            _save_screenshot(max(shots, key=_texture), "live-page", width=800)
             browser.close()
     finally:
         proc.terminate()
