@@ -209,7 +209,8 @@ class LiveSession:
             timeline.steps_cap = None if level is None else level.steps
             if self.spec.kind == "zoom":
                 return zoom_engine(self.dreamer, dream, s["zoom"], timeline, self.seed, zoom_state)
-            return video_engine(self.dreamer, dream, s["video"], timeline, self.seed, first_index)
+            return video_engine(self.dreamer, dream, s["video"], timeline, self.seed, first_index,
+                                deepen=self.live.deepen)
 
         if self.live.target_fps:
             steps = int(round(float(s["schedules"].steps))) if _is_number(s["schedules"].steps) else 20
