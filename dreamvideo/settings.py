@@ -437,6 +437,18 @@ class LiveSettings:
             raise UserError(f"cannot record to {self.record}: use a .mp4 or .mkv file")
         if self.stream and self.stream.split("://")[0].lower() not in ("udp", "srt", "rtmp", "rtmps"):
             raise UserError(f"cannot stream to {self.stream}: use a udp://, srt:// or rtmp:// URL")
+        if self.stream:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(self.stream)
+                port = parts.port
+            except ValueError as e:
+                raise UserError(f"the `stream` URL {self.stream} is malformed ({e}); write it as "
+                                "SCHEME://HOST:PORT") from None
+            if not parts.hostname or (parts.scheme in ("udp", "srt") and port is None):
+                raise UserError(f"the `stream` URL {self.stream} needs a host and a port: "
+                                f"{parts.scheme}://HOST:PORT")
         return self
 
 
