@@ -40,11 +40,9 @@ class Recorder:
             raise UserError(f"folder {parent} does not exist; create it or record elsewhere")
         self.path = Path(path)
         self._writer = VideoWriter(path, fps, size, quality=quality, audio=audio or None)
-        self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
-        self.frames += 1
 
     def close(self) -> Path | None:
         """Finalize the recording (nothing is left when no frame came); returns its path or None."""
@@ -53,8 +51,38 @@ class Recorder:
         self._writer.abort()
         return None
 
-    def abort(self) -> None:
-        self._writer.abort()
+
+class RecordLock:
+    """One live run per recording: an OS file lock on a hidden ``.NAME.live-lock`` beside it (the
+    lock offline renders take on their work folder, :mod:`dreamvideo.resume`). A second run
+    recording to the same file is a one-line :class:`UserError`; :meth:`release` removes the file.
+    A killed run's lock is released by the OS, so a stale file never blocks."""
+
+    def __init__(self, path):
+        import os
+
+        from ..resume import _try_lock
+
+        p = Path(path).absolute()
+        self.path = p.with_name(f".{p.name}.live-lock")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"cannot record to {path}: {e.strerror or e}; record elsewhere") from None
+        if not _try_lock(self._fd):
+            os.close(self._fd)
+            self._fd = None
+            raise UserError(f"{path} is being recorded by another live run; wait for it to end or record to "
+                            "another file")
+
+    def release(self) -> None:
+        import os
+
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
 
 
 def stream_args(url: str, fps: float, size) -> list[str]:
