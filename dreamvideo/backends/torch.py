@@ -14,6 +14,8 @@
 - Channels-first convolutions call ``torch.nn.functional.conv2d`` directly (:func:`_direct_convolutions`):
   the kernel in torch's layout kept between calls instead of permuted per call, the bias added by
   the convolution, "same" padding by the convolution instead of a padded copy of its input.
+- On a CPU, OpenMP's threads sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE``,
+  :func:`prepare`): steady on a machine doing other work too.
 - ``DREAMVIDEO_TORCH_COMPILE=1`` runs the tile gradient through ``torch.compile`` (on CUDA in
   ``reduce-overhead`` mode: CUDA graphs, one per tile shape, which a video's fixed frame size
   reuses). Off by default: on this CPU it compiled for minutes and ran no faster (bench/RESULTS.md,
@@ -35,6 +37,13 @@ BATCH_PIXELS = {"cpu": 512 * 512, "gpu": 4 * 1024 * 1024}  # tile pixels per net
 def prepare(device: str) -> None:
     if device == "cpu":
         os.environ["KERAS_TORCH_DEVICE"] = "cpu"
+    if device != "gpu" and os.environ.get("DREAMVIDEO_TORCH_OMP", "1") != "0" and "torch" not in sys.modules:
+        # OpenMP threads that wait by sleeping, not spinning: every op of PyTorch's CPU path ends in a
+        # barrier, and on a CPU shared with other work a spinning thread holds the core the thread it
+        # waits for needs. Under one other busy process: 1.5-6x TensorFlow's time, against 9-60x with
+        # the default (bench/RESULTS.md, "Backends"). Read when torch is imported; a value the user
+        # set wins; DREAMVIDEO_TORCH_OMP=0 keeps PyTorch's defaults.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def start(device: str) -> str:
