@@ -35,6 +35,19 @@ def test_no_retrace_across_sizes_steps_and_weights(tiny, img):
     assert d.trace_count == 1
 
 
+def test_crops_of_many_sizes_keep_the_compiled_programs_bounded(tiny, img):
+    """Reuse and live dream crops of ever new sizes: the backend compiles (or traces) at most one
+    program per padded shape, and TensorFlow's one graph takes every size (a count that stays 1)."""
+    rng = np.random.default_rng(0)
+    d = Dreamer(tiny, layer("conv2"))
+    sizes = [(int(rng.integers(20, 140)), int(rng.integers(20, 200))) for _ in range(16)]
+    for h, w in sizes:
+        d.ascend(to_unit(img[:h, :w]), 1, 0.01, 512, 4)
+    pm = d.loop.pad_multiple
+    bound = 1 if pm == 1 else len({(-(-h // pm), -(-w // pm)) for h, w in sizes})
+    assert d.trace_count <= bound < len(sizes), (d.trace_count, bound)
+
+
 def test_seed_gives_identical_bytes(tiny, img):
     d = Dreamer(tiny, layer("conv3"))
     a = d.dream(img, settings=FAST, seed=7)
