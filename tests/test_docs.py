@@ -61,8 +61,11 @@ SMALL = ["--max-side", "64", "--octaves", "1", "--steps", "1", "-q"]
 
 
 def small(argv: list[str]) -> list[str]:
-    """The example at a small size: a few frames of 64 px, one octave, one step; random weights if it names none."""
+    """The example at a small size: a few frames (live: two seconds) of 64 px, one octave, one step; random
+    weights if it names none."""
     kind = argv[1] if argv[0] == "plan" else argv[0]
+    if argv[0] == "live":  # two seconds, no page (a server the runner would not stop)
+        return argv + ["--max-side", "64", "--octaves", "1", "--steps", "1", "--duration", "2", "--no-page", "-q"]
     if argv[0] not in ("image", "video", "zoom", "plan"):
         return argv
     extra = list(SMALL)
@@ -209,7 +212,7 @@ def test_every_shell_example_runs_dreamvideo_or_says_why_it_is_not_run():
     assert not others, ("shell examples run only `dreamvideo` commands; mark a block "
                         "`<!-- example: not run (why) -->` if it must not run:\n" + "\n".join(others))
     assert len(ALL_EXAMPLES) >= 10
-    assert {"image", "video", "zoom", "plan", "layers", "presets", "doctor"} <= {a[0] for _, _, a in ALL_EXAMPLES}
+    assert {"image", "video", "zoom", "plan", "live", "layers", "presets", "doctor"} <= {a[0] for _, _, a in ALL_EXAMPLES}
 
 
 @pytest.mark.slow
