@@ -246,3 +246,22 @@ def test_every_shell_example_in_the_docs_runs(tmp_path):
         elif out is not None and not (box / out).exists():
             failed.append(f"{name}:{line}: dreamvideo {shlex.join(argv)} wrote no {out}")
     assert not failed, "\n".join(failed)
+
+
+@pytest.mark.slow
+def test_the_gallery_script_makes_a_dream_beside_its_source_and_a_plan(tmp_path):
+    if not WEIGHTS.is_file():
+        pytest.skip(f"needs the offline weights {WEIGHTS}")
+    import numpy as np
+    from PIL import Image
+
+    r = subprocess.run([sys.executable, str(DOCS / "gallery" / "make.py"), "--only", "dream-pair,plan",
+                        "--weights", str(WEIGHTS), "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    pair = np.asarray(Image.open(tmp_path / "dream-pair.jpg").convert("RGB"), float)
+    half = (pair.shape[1] - 6) // 2
+    source, dream = pair[:, :half], pair[:, -half:]
+    assert np.abs(dream - source).mean() > 8  # the dream, not the photo again
+    assert abs(dream.mean() - source.mean()) < 25  # no colour cast: the dream keeps the photo's brightness
+    assert Image.open(tmp_path / "plan.png").size[0] == 1000
