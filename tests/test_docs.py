@@ -249,13 +249,13 @@ def test_every_shell_example_in_the_docs_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_gallery_script_makes_a_dream_beside_its_source_and_a_plan(tmp_path):
+def test_the_gallery_script_makes_a_dream_beside_its_source(tmp_path):
     if not WEIGHTS.is_file():
         pytest.skip(f"needs the offline weights {WEIGHTS}")
     import numpy as np
     from PIL import Image
 
-    r = subprocess.run([sys.executable, str(DOCS / "gallery" / "make.py"), "--only", "dream-pair,plan",
+    r = subprocess.run([sys.executable, str(DOCS / "gallery" / "make.py"), "--only", "dream-pair",
                         "--weights", str(WEIGHTS), "--out", str(tmp_path)], capture_output=True, text=True,
                        timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -264,4 +264,3 @@ def test_the_gallery_script_makes_a_dream_beside_its_source_and_a_plan(tmp_path)
     source, dream = pair[:, :half], pair[:, -half:]
     assert np.abs(dream - source).mean() > 8  # the dream, not the photo again
     assert abs(dream.mean() - source.mean()) < 25  # no colour cast: the dream keeps the photo's brightness
-    assert Image.open(tmp_path / "plan.png").size[0] == 1000
