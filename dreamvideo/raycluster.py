@@ -60,9 +60,10 @@ def cluster(address: str = ""):
     cluster_mode = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
     logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's start-up notes would break the one progress line
     before = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    mode_before = os.environ.get("RAY_AUTH_MODE")
     try:
         if address:
-            _check_reachable(address)
+            _present_token(_check_reachable(address))
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, ValueError, RuntimeError) as e:
@@ -85,12 +86,79 @@ def cluster(address: str = ""):
         finally:
             if cluster_mode is not None:
                 ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
+            if os.environ.get("RAY_AUTH_MODE") != mode_before:  # as the caller had it (the API's later sessions)
+                if mode_before is None:
+                    os.environ.pop("RAY_AUTH_MODE", None)
+                else:
+                    os.environ["RAY_AUTH_MODE"] = mode_before
             if before is not None:
                 signal.signal(signal.SIGTERM, before)
 
 
-def _check_reachable(address: str) -> None:
-    """A ``HOST:PORT`` that does not answer is a one-line UserError at once (Ray would retry for minutes)."""
+TOKEN_FIX = ("set RAY_AUTH_TOKEN to the cluster's token (print it on the head node with `ray get-auth-token`), "
+             "or put it in ~/.ray/auth_token or a file named by RAY_AUTH_TOKEN_PATH")
+
+
+def find_token() -> tuple[str, str]:
+    """The Ray token this process would present and where it was found, in Ray's order:
+    ``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH`` names, ``~/.ray/auth_token``; ``("", "")`` for none."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return os.environ["RAY_AUTH_TOKEN"].strip(), "RAY_AUTH_TOKEN"
+    for where in (os.environ.get("RAY_AUTH_TOKEN_PATH", ""), os.path.expanduser("~/.ray/auth_token")):
+        if where:
+            try:
+                with open(where, encoding="utf-8") as f:
+                    token = f.read().strip()
+            except OSError:
+                continue
+            if token:
+                return token, where
+    return "", ""
+
+
+def _gcs_accepts(address: str, token: str):
+    """Whether the cluster's GCS at ``HOST:PORT`` answers a call carrying ``token`` ("" for none):
+    True, False (refused: it wants a token, or another one), or None when that cannot be told."""
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return None
+    md = [("authorization", f"Bearer {token}")] if token else None
+    try:
+        with grpc.insecure_channel(address) as ch:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(ch).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=10, metadata=md)
+        return True
+    except grpc.RpcError as e:
+        return False if e.code() == grpc.StatusCode.UNAUTHENTICATED else None
+    except Exception:  # noqa: BLE001 - not a GCS we can ask: ray.init says what it says
+        return None
+
+
+def _present_token(address: str) -> None:
+    """Join a cluster that requires Ray's token authentication with the token from Ray's usual places
+    (:func:`find_token`); a missing or refused token is a one-line UserError naming the fix, said at
+    once (Ray would retry for 20 s, printing its C++ log lines). Never prints the token."""
+    if not address or _gcs_accepts(address, "") is not False:
+        return  # no token needed (or cannot tell: Ray's own way then)
+    token, where = find_token()
+    if not token:
+        raise UserError(f"the Ray cluster at {address} requires a token and none was found; {TOKEN_FIX}")
+    if _gcs_accepts(address, token) is False:
+        raise UserError(f"the Ray cluster at {address} refused the token from {where}; {TOKEN_FIX}")
+    os.environ["RAY_AUTH_MODE"] = "token"  # how this process (and Ray's) present it
+    try:
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+        _enable_token_auth()  # private: also refreshes Ray's cached config, read at import
+    except Exception:  # noqa: BLE001 - without it the variable set above still reaches ray.init
+        pass
+
+
+def _check_reachable(address: str) -> str:
+    """A ``HOST:PORT`` that does not answer is a one-line UserError at once (Ray would retry for minutes).
+    Returns the ``HOST:PORT`` (``auto`` resolved; ``""`` where it cannot be told)."""
     import socket
 
     if address == "auto":  # the cluster `ray start` recorded last (or RAY_ADDRESS), which may be long gone
@@ -99,15 +167,16 @@ def _check_reachable(address: str) -> None:
 
             address = canonicalize_bootstrap_address("auto") or ""
         except Exception:  # noqa: BLE001 - private API: let ray.init find it and say what it says
-            return
+            return ""
     host, sep, port = address.rpartition(":")
     if "://" in address or not sep or not port.isdigit():
-        return
+        return ""
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
         raise UserError(f"cannot reach a Ray cluster at {address}: {e.strerror or e}; start one there with "
                         f"`ray start --head`, or use --workers N for a local one") from None
+    return address
 
 
 def _cpu_count() -> int:
