@@ -73,7 +73,8 @@ def cluster(address: str = ""):
             if cluster_mode is not None:
                 ray_constants.ENABLE_RAY_CLUSTER = False  # every Ray process binds to 127.0.0.1 only
             try:
-                ray.init(num_cpus=_cpu_count(), object_store_memory=_object_store_bytes(), **kwargs)
+                # "local": a cluster of its own even where `ray start` made one on this machine (or RAY_ADDRESS is set)
+                ray.init(address="local", num_cpus=_cpu_count(), object_store_memory=_object_store_bytes(), **kwargs)
             except Exception as e:  # noqa: BLE001 - Ray raises a plain Exception when its start-up times out
                 raise DreamFailure(f"the local Ray cluster did not start: {str(e).splitlines()[0]}; "
                                    f"if the machine is busy, try again later") from None

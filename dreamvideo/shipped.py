@@ -4,7 +4,7 @@ path of the driver's, so the nodes of a cluster need no shared disk.
 The driver puts a file (the clip, a model or weights file, a guide image, a batch job's soundtrack)
 in the object store once per command, in pieces of :data:`PIECE` bytes (its own memory holds one
 piece at a time); a worker node pulls the pieces once and keeps the file in a cache folder of its
-own (``<node temp>/dreamvideo-shipped/<digest>/<name>``), which every worker of that node shares.
+own (``<Ray session folder>/dreamvideo-shipped/<digest>/<name>``), which every worker of that node shares.
 So each node receives each file once, however many chunks or jobs it dreams.
 
 The whole clip is shipped, not each chunk's range: see ``bench/bench_ray.py --ship`` and
@@ -118,7 +118,15 @@ def local_options(options: dict) -> dict:
 
 
 def cache_folder() -> Path:
-    return Path(tempfile.gettempdir()) / "dreamvideo-shipped"
+    """This node's copies: in the Ray session's folder (gone with the session's other files), else the
+    temporary folder."""
+    try:
+        import ray
+
+        node = ray._private.worker.global_worker.node  # private: the session folder of this worker's node
+        return Path(node.get_session_dir_path()) / "dreamvideo-shipped"
+    except Exception:  # noqa: BLE001 - outside a Ray worker, or another Ray
+        return Path(tempfile.gettempdir()) / "dreamvideo-shipped"
 
 
 def local(value):

@@ -398,3 +398,179 @@ def test_batch_renders_every_job_across_workers_and_resume_keeps_finished_ones(k
     before = {p: p.stat().st_mtime_ns for p in (kit / "b").iterdir()}
     assert all(run_batch_job(job, resume=True).endswith("(kept)") for job in read_batch(jobs))
     assert {p: p.stat().st_mtime_ns for p in (kit / "b").iterdir()} == before
+
+
+# ---------------------------------------------------------------- a cluster whose worker node sees no driver file
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+needs_namespaces = pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(),
+                                      reason="a worker node in its own mount namespace needs root and unshare")
+
+
+class RayNodes:
+    """A Ray cluster started by a test, with token authentication: a head that offers no CPU, and
+    worker nodes, each in its own mount namespace with tmpfs over ``hidden`` (the driver's folders:
+    its files are not there for that node). Every process carries ``RAY_TMPDIR`` (``ray_processes``)."""
+
+    def __init__(self, ray_tmp: str, hidden: list, token: str):
+        self.port, self.hidden = free_port(), [str(h) for h in hidden]
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.env.pop("RAY_AUTH_TOKEN_PATH", None)
+        self.ray = str(Path(sys.executable).parent / "ray")
+        self.head = self._start([self.ray, "start", "--head", f"--port={self.port}", "--num-cpus=0",
+                                 "--include-dashboard=false", "--block", "--disable-usage-stats"])
+        self.nodes = []
+
+    def _start(self, argv):
+        return subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    def add_node(self, cpus: int = 2) -> subprocess.Popen:
+        mounts = " && ".join(f"mount -t tmpfs none {h}" for h in self.hidden)
+        node = self._start(["unshare", "-m", "--propagation", "private", "bash", "-c",
+                            f"{mounts} && exec {self.ray} start --address={self.address} --num-cpus={cpus} "
+                            f"--block --disable-usage-stats"])
+        self.nodes.append(node)
+        return node
+
+    def wait_for(self, workers: int, timeout: float = 90.0) -> None:
+        """Until ``workers`` nodes with CPUs are alive (asked through the command's own way in)."""
+        from dreamvideo.raycluster import cluster
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with cluster(self.address) as ray:
+                    while time.monotonic() < deadline:
+                        alive = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")]
+                        if len(alive) >= workers:
+                            return
+                        time.sleep(0.5)
+            except UserError:  # the head is not up yet
+                time.sleep(0.5)
+        raise AssertionError(f"{workers} Ray worker nodes did not join in {timeout} s")
+
+    def stop(self) -> None:
+        for p in [*self.nodes, self.head]:
+            with __import__("contextlib").suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        time.sleep(3)  # a worker node stops in under 3 s; the head would drain for 30 s
+        for p in [*self.nodes, self.head]:
+            with __import__("contextlib").suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+@pytest.fixture(scope="module")
+def far(tmp_path_factory, ray_tmp, kit):
+    """The clip and a model in folders a worker node cannot see (the driver's temp folder and the
+    weights' folder under tmpfs there), and a token cluster with one such node; the driver finds the
+    token through RAY_AUTH_TOKEN_PATH, as a user's shell would set it."""
+    import secrets
+
+    weights = Path(tempfile.mkdtemp(prefix="dvweights", dir="/tmp"))
+    tiny_model_file(weights / "tiny.keras")
+    token_file = weights.parent / f"{weights.name}.token"
+    token = secrets.token_hex(32)
+    token_file.write_text(token)
+    hidden = [tmp_path_factory.getbasetemp(), weights]
+    nodes = RayNodes(ray_tmp, hidden, token)
+    old = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
+    os.environ.pop("RAY_AUTH_MODE", None)
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+    try:
+        nodes.add_node()
+        nodes.wait_for(1)
+        from dreamvideo.raycluster import cluster
+
+        with cluster(nodes.address) as ray:  # the node truly sees none of them
+            seen = ray.get(ray.remote(num_cpus=1)(lambda *ps: [os.path.exists(p) for p in ps]).remote(
+                str(kit / "clip.mp4"), str(weights / "tiny.keras")))
+        assert seen == [False, False]
+        yield {"nodes": nodes, "weights": weights / "tiny.keras", "token_file": token_file}
+    finally:
+        nodes.stop()
+        assert no_ray_left(ray_tmp) == []
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        import shutil
+
+        shutil.rmtree(weights, ignore_errors=True)
+        token_file.unlink(missing_ok=True)
+
+
+def far_args(far) -> list[str]:
+    return ["--model", far["weights"], *dream_args_after_model()]
+
+
+def dream_args_after_model() -> list[str]:
+    return ["--layers", "conv2", "--octaves", "1", "--steps", "3", "--first-steps", "6", "--step-size", "0.03", "-q"]
+
+
+@pytest.mark.ray
+@needs_ray
+@needs_namespaces
+def test_a_render_on_a_node_that_sees_no_driver_file_equals_a_local_render_with_the_same_plan(kit, far, capsys):
+    local, across = kit / "far_local.mp4", kit / "far_across.mp4"
+    plan = ["--workers", "2", "--chunk-frames", str(CHUNK), "--chunk-overlap", str(OVERLAP)]
+    rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", local, *far_args(far), *plan)
+    assert rc == 0, err
+    rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", across, *far_args(far), *plan,
+                         "--ray-address", far["nodes"].address)
+    assert rc == 0, err
+    assert err == ""  # no line of Ray's
+    a, b = frames(local), frames(across)
+    assert a.shape == b.shape and len(a) == 36
+    assert np.array_equal(a, b)
+    assert io.probe_video(across).has_audio
+
+
+@pytest.mark.ray
+@needs_ray
+@needs_namespaces
+def test_a_batch_on_a_node_that_sees_no_driver_file_brings_every_output_back(kit, far, capsys):
+    io.write_image(kit / "far_still.png", (np.indices((48, 64)).sum(0)[..., None] * [1, 2, 3] % 256).astype(np.uint8))
+    jobs = write(kit / "far_jobs.toml", f"""
+        [defaults]
+        model = "{far['weights']}"
+        layers = "conv2"
+        octaves = 1
+        steps = 2
+
+        [[job]]
+        kind = "video"
+        input = "clip.mp4"
+        output = "far/one.mp4"
+        frames = 8
+
+        [[job]]
+        kind = "zoom"
+        input = "far_still.png"
+        output = "far/two.mp4"
+        frames = 6
+
+        [[job]]
+        kind = "image"
+        input = "far_still.png"
+        output = "far/three.png"
+        """)
+    (kit / "far").mkdir()
+    rc, out, err = run_cli(capsys, "batch", jobs, "--ray-address", far["nodes"].address, "-q")
+    assert rc == 0, err
+    assert len(frames(kit / "far/one.mp4")) == 8 and len(frames(kit / "far/two.mp4")) == 6
+    assert io.probe_video(kit / "far/one.mp4").has_audio
+    assert io.read_image(kit / "far/three.png").shape == (48, 64, 3)
+    assert sorted(p.name for p in (kit / "far").iterdir()) == ["one.mp4", "three.png", "two.mp4"]
