@@ -14,6 +14,7 @@ from . import guard
 from .errors import DreamFailure, UserError
 from .raycluster import cluster, drain_cancelled, import_ray, limit_threads, worker_resources
 from .settings import DistributedSettings
+from .urls import is_url
 
 
 BATCH_KINDS = ("image", "video", "zoom")
@@ -92,7 +93,7 @@ def read_batch(path) -> list[BatchJob]:
     here = path.parent
 
     def where(p):
-        return str(p if Path(p).is_absolute() else here / p)
+        return str(p if is_url(p) or Path(p).is_absolute() else here / p)
 
     jobs, outputs, job_reads = [], {}, {}
     for n, table in enumerate(tables, 1):
@@ -119,7 +120,7 @@ def read_batch(path) -> list[BatchJob]:
             v = _batch_value(kind, key, value, label)
             (top if key in top else opts)[key] = v
         for key in ("guide", "audio", "model", "weights"):
-            if isinstance(opts.get(key), str) and opts[key] and (here / opts[key]).exists():
+            if isinstance(opts.get(key), str) and opts[key] and not is_url(opts[key]) and (here / opts[key]).exists():
                 opts[key] = where(opts[key])  # files, not names ("imagenet", "inception_v3")
         out = where(output)
         if Path(out).resolve() in outputs:
@@ -131,7 +132,7 @@ def read_batch(path) -> list[BatchJob]:
         jobs.append(BatchJob(n, kind, where(inp) if inp else None, out, top["seed"], top["max_side"],
                              tuple(sorted(opts.items()))))
         job_reads[n] = guard.reads(jobs[-1].input, opts, preset_file)
-        if jobs[-1].input and not Path(jobs[-1].input).exists():  # e.g. another job's output, not made yet
+        if jobs[-1].input and not is_url(jobs[-1].input) and not Path(jobs[-1].input).exists():  # e.g. another job's output, not made yet
             job_reads[n].append(guard.Read("input", jobs[-1].input))
     # The jobs run at once, in any order: no job writes what any job reads, or what another writes.
     for job in jobs:
@@ -195,8 +196,9 @@ def _batch_task(job: BatchJob, resume: bool, threads: int, driver_node: str = ""
         here = Path(tempfile.mkdtemp(prefix="dreamvideo-job-"))
         name = Path(job.output).name or "frames"
         inp, opts = shipped
-        run_as = replace(job, input=local(inp), options=tuple(sorted(local_options(dict(opts)).items())),
-                         output=str(here / name) + ("/" if guard.is_folder_output(job.output) else ""))
+        to = job.output if is_url(job.output) else (  # a URL: uploaded from this node once complete
+            str(here / name) + ("/" if guard.is_folder_output(job.output) else ""))
+        run_as = replace(job, input=local(inp), options=tuple(sorted(local_options(dict(opts)).items())), output=to)
     else:
         run_as = job
 
@@ -218,7 +220,7 @@ def _batch_task(job: BatchJob, resume: bool, threads: int, driver_node: str = ""
             item = q.get()
             if item[0] == "error":
                 raise item[1]
-            if item[0] == "done" and here is not None:
+            if item[0] == "done" and here is not None and not is_url(job.output):
                 yield from _send_back(Path(run_as.output))
                 item = ("done", str(job.output))
             yield item
@@ -281,7 +283,8 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
 
     if not ds.ray_address:  # on another cluster the files are where its nodes see them
         for job in jobs:
-            if job.input and not Path(job.input).exists() and not any(ch in job.input for ch in "*?["):
+            if job.input and not is_url(job.input) and not Path(job.input).exists() and not any(
+                    ch in job.input for ch in "*?["):
                 raise UserError(f"{job.label}: input {job.input} not found; check the path (relative paths "
                                 f"are from the batch file's folder)")
     bar = None
@@ -298,11 +301,12 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
         shipped: dict = {}
 
         def send(job):  # what a node without the driver's disk reads instead of the job's paths
-            return (ship_input(ray, job.input, shipped) if job.input else None,
+            return (ship_input(ray, job.input, shipped) if job.input and not is_url(job.input) else job.input,
                     tuple(sorted(ship_file_options(ray, dict(job.options), shipped).items())))
 
         for job in jobs:  # done before (a node without the driver's disk could not tell)
-            if resume and not (workdir_path(job.output) / "settings.json").is_file() and Path(job.output).exists():
+            if (resume and not is_url(job.output) and not (workdir_path(job.output) / "settings.json").is_file()
+                    and Path(job.output).exists()):
                 results[job.number] = f"{job.output} (kept)"
         receivers: dict[int, _Receiver] = {}
         if not quiet:

@@ -45,6 +45,7 @@ from .chunks import Chunk, crossfade, fade_weight, histogram_cuts, plan_chunks
 from .raycluster import cluster, import_ray, limit_threads, worker_resources
 from .settings import DistributedSettings
 from .shipped import ship_input, ship_settings
+from .urls import accepts_urls
 
 
 @dataclass(frozen=True)
@@ -397,6 +398,7 @@ def _kept_frames(store: _ChunkStore, chunks) -> int:
     return sum(store.kept(c) for c in chunks)
 
 
+@accepts_urls
 def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None, resume: bool = False,
                 quiet: bool = False, distributed: DistributedSettings = DistributedSettings(), **options) -> Path:
     """:func:`dreamvideo.jobs.dream_video` across Ray workers (see the module's docstring).

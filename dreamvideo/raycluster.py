@@ -46,14 +46,65 @@ def cluster(address: str = ""):
     """A Ray session for one command: joins ``address`` (``auto`` or ``HOST:PORT``) or starts a
     local cluster of this machine's CPUs (and GPUs) on localhost, without the dashboard; a cluster
     started here is shut down on leaving the block, however it is left. Yields the ``ray`` module.
-    If Ray is already initialized (a caller's own session), it is used and left as it is."""
-    import logging
-    import signal
-
+    If Ray is already initialized (a caller's own session), it is used and left as it is. Ray's own
+    log lines go to a file, never to the terminal."""
     ray = import_ray()
     if ray.is_initialized():
         yield ray
         return
+    with _ray_lines_to_file():
+        with _session(ray, address) as r:
+            yield r
+
+
+@contextlib.contextmanager
+def _ray_lines_to_file():
+    """Ray's C++ core prints to the process's stderr (file descriptor 2) whatever it logs at warning
+    level: point that descriptor at a file for the session (``<temp>/dreamvideo-ray-<pid>.log``, kept
+    only when the command fails), while Python's ``sys.stderr`` (progress, messages) stays on the terminal."""
+    import sys
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"dreamvideo-ray-{os.getpid()}.log")
+    try:
+        real = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # replaced (a test's capture): only the descriptor moves
+        real = False
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        yield
+        return
+    before = sys.stderr
+    ok = False
+    try:
+        os.dup2(log, 2)
+        if real:
+            sys.stderr = open(os.dup(saved), "w", encoding=before.encoding, errors=before.errors,
+                              buffering=1, closefd=True)
+        yield
+        ok = True
+    finally:
+        if real:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+                sys.stderr.close()
+            sys.stderr = before
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
+        if ok or os.path.getsize(path) == 0:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+@contextlib.contextmanager
+def _session(ray, address: str):
+    import logging
+    import signal
+
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     from ray._private import ray_constants  # private, but the only switch for a localhost-only node
 
