@@ -30,7 +30,7 @@ from .errors import DreamFailure, UserError
 
 #: scheme -> (the fsspec package, the extra that installs it)
 SCHEMES = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"),
-           "abfs": ("adlfs", "azure"), "https": ("aiohttp", "s3"), "http": ("aiohttp", "s3")}
+           "abfs": ("adlfs", "azure"), "https": ("aiohttp", "https"), "http": ("aiohttp", "https")}
 READ_ONLY = ("https", "http")
 _URL = re.compile(r"^([a-z][a-z0-9+]*)://", re.I)
 #: the options a render reads a file from (its input besides)
@@ -66,7 +66,7 @@ def filesystem(url: str):
     try:
         import fsspec
 
-        return fsspec.filesystem(sch)
+        return fsspec.filesystem(sch, skip_instance_cache=True)  # credentials as the environment has them now
     except ImportError:
         raise UserError(f"reading {sch}:// URLs needs {package}; install it with: pip install "
                         f'"dreamvideo[{extra}]"') from None
@@ -104,8 +104,9 @@ def _failure(url: str, what: str, e: BaseException):
     if isinstance(e, FileNotFoundError):
         return UserError(f"{what} {url} not found; check the bucket and object name")
     if isinstance(e, PermissionError) or "credential" in str(e).lower() or "AccessDenied" in str(e):
+        # (S3 also answers 403 for a missing object to a key that may not list the bucket)
         return UserError(f"{what} {url}: the credentials were refused ({_said(e)}); "
-                         f"{_CRED_FIX.get(sch, 'check the credentials for it')}")
+                         f"{_CRED_FIX.get(sch, 'check the credentials for it')}, and that they may read the object")
     return DreamFailure(f"{what} {url}: {_said(e)}; check the URL and the network, then try again")
 
 
@@ -146,7 +147,7 @@ def check_output(url: str) -> None:
     fs = filesystem(url)
     bucket = url.split("://", 1)[1].split("/", 1)[0]
     try:
-        fs.ls(f"{sch}://{bucket}", detail=False)
+        fs.info(f"{sch}://{bucket}")
     except Exception as e:  # noqa: BLE001
         if isinstance(e, FileNotFoundError):
             raise UserError(f"output {url}: bucket {bucket} not found; create it or check the URL") from None

@@ -410,8 +410,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-needs_namespaces = pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(),
-                                      reason="a worker node in its own mount namespace needs root and unshare")
+def can_unshare() -> bool:
+    try:
+        return os.geteuid() == 0 and subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
+                                                    capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+needs_namespaces = pytest.mark.skipif(not can_unshare(), reason="a worker node in its own mount namespace needs "
+                                                                "root and unshare (util-linux)")
 
 
 class RayNodes:
