@@ -201,6 +201,7 @@ class _Dispatcher:
         self.stop = threading.Event()
         self.kept: dict[int, set] = collections.defaultdict(set)  # chunk index -> its frames kept (done ones too)
         self.running: dict = {}  # chunk index -> the actor dreaming it
+        self.nodes: dict = {}  # id(actor) -> the Ray node it runs on
         self.ended: Optional[SourceEnded] = None  # the clip ended early: frames from .decoded on never come
         self.thread = threading.Thread(target=self._run, name="dreamvideo-chunks", daemon=True)
 
@@ -236,7 +237,7 @@ class _Dispatcher:
         from concurrent.futures import ThreadPoolExecutor, wait
 
         ray = self.ray
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
 
         idle, active = list(self.actors), {}
         # Frames are kept as PNGs by a few threads (OpenCV encodes without the GIL), so one driver keeps up
@@ -251,7 +252,8 @@ class _Dispatcher:
                     active[self._submit(actor, c)] = (c, actor)
                     self.running[c.index] = actor
                 if not active:
-                    raise DreamFailure("every Ray worker died; see the Ray logs (/tmp/ray/session_latest/logs)")
+                    raise DreamFailure("every Ray worker died (or its node did); the frames done are kept: once a "
+                                       "node is back, run the same command with --resume")
                 ready, _ = ray.wait(list(active), num_returns=1, timeout=0.2)
                 for gen in ready:
                     c, actor = active[gen]
@@ -279,7 +281,9 @@ class _Dispatcher:
                             continue
                         raise (cause if isinstance(cause, DreamError) else
                                DreamFailure(f"a worker failed on chunk {c.index}: {str(e).splitlines()[0]}")) from None
-                    except RayActorError as e:
+                    except (RayActorError, ObjectLostError) as e:  # a worker, or its node, died
+                        with contextlib.suppress(Exception):
+                            ray.cancel(gen)
                         del active[gen]
                         wait(saving.pop(c.index, []))  # so the retry starts after the last kept frame
                         self.running.pop(c.index, None)
@@ -288,7 +292,13 @@ class _Dispatcher:
                             raise DreamFailure(f"chunk {c.index} (frames {c.start}-{c.end - 1}) failed "
                                                f"{self.MAX_TRIES} times: {str(e).splitlines()[0]}") from None
                         self.queue.insert(0, c)  # carried on from its last kept frame
-                        if _actor_gone(ray, actor):
+                        if _node_dead(ray, self.nodes.get(id(actor))):
+                            # Its node is gone: Ray would restart it elsewhere only where a whole worker's
+                            # share is free; the chunk goes to the next idle worker instead.
+                            with contextlib.suppress(Exception):
+                                ray.kill(actor, no_restart=True)
+                            self.actors.remove(actor)
+                        elif _actor_gone(ray, actor):
                             self.actors.remove(actor)
                         else:
                             idle.append(actor)  # Ray restarts it (max_restarts); calls wait for it
@@ -345,6 +355,16 @@ class _Dispatcher:
     def close(self):
         self.stop.set()
         self.thread.join()
+
+
+def _node_dead(ray, node: Optional[str]) -> bool:
+    """True when the Ray node ``node`` (an id) is known to have died."""
+    if not node:
+        return False
+    try:
+        return any(n.get("NodeID") == node and not n.get("Alive") for n in ray.nodes())
+    except Exception:  # noqa: BLE001 - the cluster cannot say: not known dead
+        return False
 
 
 def _actor_gone(ray, actor) -> bool:
@@ -463,6 +483,8 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
                                 resume_at, prev)
 
             dispatcher = _Dispatcher(ray, actors, todo, store, make_job, bar)
+            with contextlib.suppress(Exception):  # where each runs, to tell a dead node from a restarting worker
+                dispatcher.nodes = dict(zip(map(id, actors), ray.get([a.node.remote() for a in actors], timeout=60)))
             for c in needed:
                 dispatcher.kept[c.index].update(i for i in range(c.lead, c.end) if store.has(c, i))
             dispatcher.start()

@@ -431,6 +431,8 @@ class RayNodes:
         self.port, self.hidden = free_port(), [str(h) for h in hidden]
         self.address = f"127.0.0.1:{self.port}"
         self.env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
+                    # a node that dies is known dead in about 3 s (Ray's default: 30 s)
+                    "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
                     "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         self.env.pop("RAY_AUTH_TOKEN_PATH", None)
         self.ray = str(Path(sys.executable).parent / "ray")
@@ -582,3 +584,59 @@ def test_a_batch_on_a_node_that_sees_no_driver_file_brings_every_output_back(kit
     assert io.probe_video(kit / "far/one.mp4").has_audio
     assert io.read_image(kit / "far/three.png").shape == (48, 64, 3)
     assert sorted(p.name for p in (kit / "far").iterdir()) == ["one.mp4", "three.png", "two.mp4"]
+
+
+def raylet_of(pid: int) -> int:
+    """The raylet a Ray worker process belongs to (its parent)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@needs_ray
+@needs_namespaces
+def test_a_node_killed_mid_render_has_its_chunk_carried_on_by_another_node_to_the_same_frames(kit, far, capsys):
+    """Two worker nodes that see no driver file, one worker on each; the node dreaming chunk 1 dies
+    (its raylet and worker killed) 1 frame into it. (Runs after the tests above: it leaves one node.)"""
+    import ray as ray_module
+
+    from dreamvideo import distributed
+
+    reference = kit / "far_across.mp4"
+    plan = ["--chunk-frames", str(CHUNK), "--chunk-overlap", str(OVERLAP)]
+    if not reference.is_file():
+        rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", reference, *far_args(far), "--workers", "2",
+                             *plan, "--ray-address", far["nodes"].address)
+        assert rc == 0, err
+    far["nodes"].add_node(cpus=2)
+    far["nodes"].wait_for(2)
+    killed, dispatchers = [], []
+    save, init = distributed._ChunkStore.save, distributed._Dispatcher.__init__
+
+    def remember(self, *a, **k):
+        dispatchers.append(self)
+        init(self, *a, **k)
+
+    def save_and_kill_node(self, c, i, frame):
+        save(self, c, i, frame)
+        # At its first kept frame: the worker is ahead by at most the frames the driver buffers (6) and
+        # the generator's backpressure (4), less than the chunk's 16, so it dies mid-chunk.
+        if not killed and c.index == 1 and i == c.lead:
+            pid = ray_module.get(dispatchers[0].running[c.index].pid.remote())
+            killed.append(raylet_of(pid))
+            killed.append(Path(f"/proc/{killed[0]}/comm").read_text().strip())
+            # The node dies: its raylet, and the worker under it (which would otherwise stream on for a while)
+            os.kill(killed[0], signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+
+    out = kit / "far_node_died.mp4"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distributed._Dispatcher, "__init__", remember)
+        mp.setattr(distributed._ChunkStore, "save", save_and_kill_node)
+        rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", out, *far_args(far), "--workers", "2", *plan,
+                             "--ray-address", far["nodes"].address)
+    assert rc == 0, err
+    assert killed and err == ""
+    assert killed[1] == "raylet", killed
+    assert len(dispatchers[0].actors) == 1, dispatchers[0].tries  # the dead node's worker was let go; the other carried its chunk on
+    assert np.array_equal(frames(out), frames(reference))
