@@ -586,6 +586,19 @@ def test_a_batch_on_a_node_that_sees_no_driver_file_brings_every_output_back(kit
     assert sorted(p.name for p in (kit / "far").iterdir()) == ["one.mp4", "three.png", "two.mp4"]
 
 
+
+@pytest.mark.ray
+@needs_ray
+@needs_namespaces
+def test_doctor_lists_each_node_its_cpus_and_what_it_can_run(far, capsys):
+    rc, out, err = run_cli(capsys, "doctor", "--ray-address", far["nodes"].address)
+    assert rc == 0, err
+    nodes = [line for line in out.splitlines() if line.strip().startswith("node ")]
+    head = [line for line in nodes if " head:" in line]
+    assert len(head) == 1 and "0 CPUs" in head[0] and "runs no worker" in head[0]
+    assert any("2 CPUs" in line and "dreams on the CPU; runs workers" in line for line in nodes), out
+    assert "1 node can run workers" in out
+
 def raylet_of(pid: int) -> int:
     """The raylet a Ray worker process belongs to (its parent)."""
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
