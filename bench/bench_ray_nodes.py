@@ -2,6 +2,7 @@
 
     python bench/bench_ray_nodes.py ship  [--seconds 20]            # 1080p: whole clip or each chunk's range
     python bench/bench_ray_nodes.py nodes [--seconds 60] [--fps 4]  # 540p on 1 then 2 worker nodes, S3 vs disk
+    python bench/bench_ray_nodes.py s3 [--seconds 10] [--fps 4]     # the S3 part alone
 
 ship:  a generated 1920x1080 H.264 clip (x264 defaults: a keyframe every 250 frames at most). For a chunk
        starting at frame L, what a worker node needs before its first frame:
@@ -215,6 +216,22 @@ def nodes(a):
     shutil.rmtree(weights, ignore_errors=True)
 
 
+def s3_only(a):
+    """The S3 part alone, on its own clip (as ``nodes`` makes it)."""
+    from helpers import tiny_model_file
+
+    d = Path(tempfile.mkdtemp(prefix="bench_s3"))
+    clip = d / "clip.mp4"
+    ff("-f", "lavfi", "-i", f"testsrc2=size=960x540:rate={a.fps}:duration={a.seconds}", "-f", "lavfi", "-i",
+       "sine=frequency=440", "-t", str(a.seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+       "-shortest", clip)
+    tiny_model_file(d / "tiny.keras")
+    print(f"clip: 960x540, {a.seconds * a.fps} frames ({a.seconds} s at {a.fps} fps), {clip.stat().st_size / 1e6:.2f} MB;"
+          f" load {loadavg()} on {os.cpu_count()} cores")
+    s3(a, d, clip, ["--model", d / "tiny.keras", "--layers", "conv2", "--octaves", "1", "--steps", "2"])
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def s3(a, d, clip, dream):
     moto = Path(sys.executable).parent / "moto_server"
     if not moto.exists():
@@ -247,18 +264,25 @@ def s3(a, d, clip, dream):
             print(f"| {name} | {seen:.1f} | {wall:.1f} |")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("ship", "nodes"))
+    ap.add_argument("what", choices=("ship", "nodes", "s3"))
     ap.add_argument("--seconds", type=int, default=None)
     ap.add_argument("--fps", type=int, default=4)
     a = ap.parse_args()
     if a.what == "ship":
         a.seconds = a.seconds or 20
         ship(a)
+    elif a.what == "s3":
+        a.seconds = a.seconds or 10
+        s3_only(a)
     else:
         a.seconds = a.seconds or 60
         nodes(a)

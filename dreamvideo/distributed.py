@@ -292,13 +292,11 @@ class _Dispatcher:
                             raise DreamFailure(f"chunk {c.index} (frames {c.start}-{c.end - 1}) failed "
                                                f"{self.MAX_TRIES} times: {str(e).splitlines()[0]}") from None
                         self.queue.insert(0, c)  # carried on from its last kept frame
-                        if _node_dead(ray, self.nodes.get(id(actor))):
-                            # Its node is gone: Ray would restart it elsewhere only where a whole worker's
-                            # share is free; the chunk goes to the next idle worker instead.
+                        if _actor_gone(ray, actor, self.nodes.get(id(actor))):
+                            # Its node is gone (Ray would restart it elsewhere only where a whole worker's
+                            # share is free), or Ray gave up: the chunk goes to the next idle worker instead.
                             with contextlib.suppress(Exception):
                                 ray.kill(actor, no_restart=True)
-                            self.actors.remove(actor)
-                        elif _actor_gone(ray, actor):
                             self.actors.remove(actor)
                         else:
                             idle.append(actor)  # Ray restarts it (max_restarts); calls wait for it
@@ -367,13 +365,22 @@ def _node_dead(ray, node: Optional[str]) -> bool:
         return False
 
 
-def _actor_gone(ray, actor) -> bool:
-    """True once Ray has given up restarting ``actor``."""
-    try:
-        ray.get(actor.pid.remote(), timeout=60)
-        return False
-    except Exception:  # noqa: BLE001 - dead for good (or unreachable: the same to us)
-        return True
+def _actor_gone(ray, actor, node: Optional[str] = None, wait: float = 60.0) -> bool:
+    """True once Ray has given up restarting ``actor``, or its node (``node``, an id) died; False once
+    it answers again (restarted)."""
+    from ray.exceptions import GetTimeoutError
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.pid.remote(), timeout=2)
+            return False
+        except GetTimeoutError:  # restarting, or waiting for room: unless its node is known dead
+            if _node_dead(ray, node):
+                return True
+        except Exception:  # noqa: BLE001 - dead for good (or unreachable: the same to us)
+            return True
+    return True
 
 
 class _InOrder:

@@ -653,3 +653,57 @@ def test_a_node_killed_mid_render_has_its_chunk_carried_on_by_another_node_to_th
     assert killed[1] == "raylet", killed
     assert len(dispatchers[0].actors) == 1, dispatchers[0].tries  # the dead node's worker was let go; the other carried its chunk on
     assert np.array_equal(frames(out), frames(reference))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@needs_ray
+@needs_namespaces
+def test_when_the_only_worker_node_dies_the_render_stops_in_one_line_and_resume_carries_on(kit, far, capsys):
+    """One worker node left (after the test above); it dies 1 frame into chunk 1: one line, the frames
+    done kept; a new node joins and ``--resume`` finishes the same frames as the unfaulted render."""
+    import ray as ray_module
+
+    from dreamvideo import distributed
+
+    far["nodes"].wait_for(1)
+    killed, dispatchers, submitted = [], [], []
+    save, init, submit = distributed._ChunkStore.save, distributed._Dispatcher.__init__, distributed._Dispatcher._submit
+
+    def remember(self, *a, **k):
+        dispatchers.append(self)
+        init(self, *a, **k)
+
+    def save_and_kill_node(self, c, i, frame):
+        save(self, c, i, frame)
+        if not killed and c.index == 1 and i == c.lead:
+            pid = ray_module.get(dispatchers[0].running[c.index].pid.remote())
+            killed.append(raylet_of(pid))
+            os.kill(killed[0], signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+
+    out = kit / "far_only_died.mp4"
+    argv = ["video", kit / "clip.mp4", "-o", out, *far_args(far), "--workers", "1", "--chunk-frames", str(CHUNK),
+            "--chunk-overlap", str(OVERLAP), "--ray-address", far["nodes"].address]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distributed._Dispatcher, "__init__", remember)
+        mp.setattr(distributed._ChunkStore, "save", save_and_kill_node)
+        rc, _, err = run_cli(capsys, *argv)
+    assert killed and rc == 1 and err.count("\n") == 1 and "--resume" in err, err
+    work = kit / ".far_only_died.mp4.dreamwork"
+    assert len(list((work / "chunks").glob("*/*.png"))) + len(list((work / "frames").glob("*.png"))) >= CHUNK
+
+    def record(self, actor, c):
+        submitted.append((c.index, self.store.kept(c)))
+        return submit(self, actor, c)
+
+    far["nodes"].add_node(cpus=2)
+    far["nodes"].wait_for(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distributed._Dispatcher, "_submit", record)
+        rc, _, err = run_cli(capsys, *argv, "--resume")
+    assert rc == 0, err
+    assert 0 not in [c for c, _ in submitted] and dict(submitted)[1] >= 1  # chunk 0 kept; chunk 1 carried on
+    reference = kit / "far_across.mp4"
+    if reference.is_file():
+        assert np.array_equal(frames(out), frames(reference))
