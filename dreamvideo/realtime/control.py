@@ -153,7 +153,7 @@ def from_norm(name: str, x) -> str:
         raise UserError(f"a norm value for `{k.name}` must be from 0 to 1, not {_num(x) if math.isfinite(x) else x}")
     lo, hi = k.span
     v = lo + (hi - lo) * x
-    return _num(round(v)) if k.integer else as_text(v)
+    return _num(round(v)) if k.integer else as_text(float(f"{v:.10g}"))
 
 
 def to_norm(name: str, text: str) -> float | None:
@@ -288,7 +288,7 @@ class Controls:
                     self.fades_log.append((seq, seq + fd.frames, k, fd.start, fd.end))
                 x = min(1.0, (seq - fd.first) / fd.frames)
                 v = fd.start + (fd.end - fd.start) * x
-                out[k] = _num(round(v)) if KNOBS[k].integer else as_text(v)
+                out[k] = _num(round(v)) if KNOBS[k].integer else as_text(float(f"{v:.10g}"))
                 if x >= 1:
                     del self._fades[k]
             if out:
