@@ -146,10 +146,11 @@ class Controller:
 class DreamWorker:
     """The dream thread: ``offer(seq, src)`` the newest shown frame; ``landed`` (a :class:`Latest`)
     gets ``(seq, src, dream)`` as each dream is done. ``make(level)`` builds a video engine (see
-    :mod:`.adapter`) for a controller level, or for None (no controller)."""
+    :mod:`.adapter`) for a controller level, or for None (no controller). ``before(seq, engine)``:
+    called before each dream (live changes apply there; ``engine`` None when a new one is made)."""
 
-    def __init__(self, make, fps: float, controller: Controller | None = None):
-        self._make, self.fps, self.controller = make, fps, controller
+    def __init__(self, make, fps: float, controller: Controller | None = None, before=None):
+        self._make, self.fps, self.controller, self._before = make, fps, controller, before
         self.slot, self.landed = Latest(), Latest()
         self.dreams, self.error, self.ready_at = 0, None, None
         self.timing = {"flow": 0.0, "dream": 0.0}
@@ -191,6 +192,8 @@ class DreamWorker:
                 if self._restart.is_set():
                     self._restart.clear()
                     engine, prev = None, None
+                if self._before is not None:
+                    self._before(seq, engine)
                 if engine is None:
                     engine = self._make(level, seq)
                 small = src

@@ -70,10 +70,11 @@ class LiveSession:
     schedule settings ``sections`` (as a video job's). Iterate it for ``(seconds, frame)`` of every
     shown frame; :attr:`stats` says what it did; leaving the loop early (break, Ctrl-C, SIGTERM) or
     ending it finalizes every sink. ``dreamer``: an engine to use instead of building one
-    (tests, the page). ``status``: a callable given the status line every half second."""
+    (tests, the page). ``status``: a callable given the status line every half second. ``rig``: a
+    :class:`~dreamvideo.realtime.rig.Rig` (OSC, MIDI, scenes, NDI, the performance) or None."""
 
     def __init__(self, source, live: LiveSettings, sections: dict, *, seed: int = 0, max_side: int | None = None,
-                 dreamer=None, status=None):
+                 dreamer=None, status=None, rig=None):
         self.live, self.seed, self.max_side, self.status = live.check(), seed, max_side, status
         sections = dict(sections)
         sections["dream"] = sections["dream"].check()
@@ -100,6 +101,9 @@ class LiveSession:
                 raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
                                 "record elsewhere")
         self._needed = self._needed_audio()  # the schedules parsed: a mistake in one is found now too
+        self.rig, self.performance = rig, None
+        if rig is not None:
+            rig.check(self)
         if self._needed and not live.audio_in and self.spec.kind in ("zoom", "camera", "screen"):
             raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but a {self.spec.kind} source has "
                             "no sound; pass --audio-in default|DEVICE|URL|FILE")
@@ -154,6 +158,8 @@ class LiveSession:
             self.page = sinks.PageServer(live.page_port)
             self.page_url = self.page.url
             self._add(self.page)
+        if self.rig is not None:
+            self.rig.open(self)
         self.worker = self._start_dreaming()
         if zooming:
             self.capture.start()
@@ -239,7 +245,7 @@ class LiveSession:
             steps = int(round(float(s["schedules"].steps))) if _is_number(s["schedules"].steps) else 20
             # No more dreams than frames: a target above the source's rate is the source's rate.
             self.controller = Controller(min(self.live.target_fps, self.fps), steps, s["dream"].octaves)
-        return DreamWorker(make, self.fps, self.controller)
+        return DreamWorker(make, self.fps, self.controller, before=self.rig.before_dream if self.rig else None)
 
     def close(self) -> None:
         """Stop dreaming, release the source, finalize the recording (with its sound), end every
@@ -256,11 +262,13 @@ class LiveSession:
             except Exception as e:  # noqa: BLE001 - everything gets closed
                 errors.append(e)
 
-        for part in (self.worker, self.capture, self.audio_in):
+        for part in (self.worker, self.capture, self.audio_in, self.rig):
             if part is not None:
                 attempt(part.close)
         if self.recorder is not None:
             self.recorded = attempt(self.recorder.close)
+            if self.rig is not None:
+                self.performance = attempt(lambda: self.rig.finish(self, self.recorded))
         for sink in self._others:
             attempt(sink.close)
         if self._tmp is not None:
@@ -320,6 +328,8 @@ class LiveSession:
                 self._fill(seq - last_seq - 1, last_out if last_out is not None else out)
                 for sink in self.sinks:
                     sink.write(out)
+                if self.rig is not None:
+                    self.rig.shown(seq, src)
                 t3 = time.monotonic()
                 base, last_seq, last_out = (src, out), seq, out
                 stats.shown += 1
@@ -359,6 +369,8 @@ class LiveSession:
         line = s.line()
         if self.controller is not None:
             line += f" (target {self.controller.target:g} fps: {self.controller.level.describe()})"
+        if self.rig is not None:
+            line = self.rig.status(line, s)
         if self.page is not None:
             self.page.status = line
         if self.status is not None:
