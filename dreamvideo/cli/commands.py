@@ -125,8 +125,9 @@ def cmd_doctor(ns) -> int:
 def cmd_presets(ns) -> int:
     from dreamvideo import presets
 
-    for name, path in presets.builtin().items():
-        print(f"{name:20s} {presets.description(path)}")
+    for name, path in [*presets.builtin().items(), *((f, f) for f in getattr(ns, "files", []))]:
+        mark = " (performance)" if presets.table(path, "performance") else ""
+        print(f"{name:20s} {presets.description(path)}{mark}")
     return 0
 
 

@@ -1,0 +1,177 @@
+"""Playing a live run over OSC while a file plays, and rendering what was played: step size 0 and back
+(the frames follow), a layer switch (the dream changes), a wrong value (one line back, the run goes
+on), the performance file the recording leaves, and its offline render, whose frames change at the
+source frames the changes applied at and match a render with each stretch's settings held."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ffmpeg
+from helpers import tiny_model_file
+
+# coherence none and no jitter: every dream of the still frame with the same settings is the same
+# image, so each stretch of the run is recognisable, live and offline.
+SETTINGS = ["--layers", "conv2:1.0", "--steps", "2", "--octaves", "1", "--step-size", "0.05", "--jitter", "0",
+            "--coherence", "none"]
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    d = tmp_path_factory.mktemp("perform")
+    tiny_model_file(d / "tiny.keras")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-frames:v", "1", d / "still.png")
+    ffmpeg("-loop", "1", "-framerate", "10", "-i", d / "still.png", "-t", "9", "-c:v", "libx264", "-qp", "0",
+           "-pix_fmt", "yuv444p", d / "still.mp4")
+    return d
+
+
+def _frames(path):
+    from dreamvideo.io import VideoReader
+
+    with VideoReader(path) as r:
+        return [f.astype(np.float32) for f in r]
+
+
+class _Player(threading.Thread):
+    """Sends OSC to the run once it answers, ``gap`` seconds apart; keeps every answer."""
+
+    def __init__(self, port, messages, gap=1.6):
+        super().__init__(daemon=True)
+        self.port, self.messages, self.gap, self.answers = port, messages, gap, []
+
+    def _send(self, s, addr, value):
+        from pythonosc.osc_message_builder import OscMessageBuilder
+
+        b = OscMessageBuilder(addr)
+        b.add_arg(value)
+        s.sendto(b.build().dgram, ("127.0.0.1", self.port))
+
+    def _answer(self, s):
+        from pythonosc.osc_message import OscMessage
+
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                m = OscMessage(s.recv(65536))
+            except socket.timeout:
+                continue
+            if m.address in ("/dreamvideo/ok", "/dreamvideo/error"):
+                return m.address, m.params
+        return None
+
+    def run(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.1)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the run is up once it answers
+            self._send(s, "/dreamvideo/step_size", 0.05)
+            if self._answer(s):
+                break
+        time.sleep(self.gap)
+        for addr, value in self.messages:
+            self._send(s, addr, value)
+            self.answers.append(self._answer(s))
+            time.sleep(self.gap)
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def played(kit, tmp_path_factory):
+    """A live run of still.mp4 played over OSC: step size 0, back, a wrong value, another layer."""
+    from dreamvideo.cli import main
+    from dreamvideo.presets import read
+
+    out = tmp_path_factory.mktemp("played")
+    port = _free_port()
+    player = _Player(port, [("/dreamvideo/step_size", 0.0), ("/dreamvideo/norm/step_size", 0.05),
+                            ("/dreamvideo/steps", "2 +"), ("/dreamvideo/layers", "conv1:1.0")])
+    player.start()
+    rc = main(["live", str(kit / "still.mp4"), "--record", str(out / "live.mp4"), "--osc", str(port), "--model",
+               str(kit / "tiny.keras"), *SETTINGS, "--no-page", "-q"])
+    player.join(5)
+    perf = out / "live.performance.toml"
+    return {"rc": rc, "answers": player.answers, "live": out / "live.mp4", "perf": perf, "toml": read(perf)[1],
+            "dir": out}
+
+
+def _changes(toml):
+    """Source frames where step size and layers changed, from the performance's keys."""
+    from dreamvideo.realtime.performance import split_keys
+
+    steps = split_keys(toml["schedules"]["step_size"])
+    weights = dict(i.split("=", 1) for i in toml["schedules"]["layer_weights"].split("; "))
+    zero = next(f for f, v in steps if v == "0")
+    back = next(f for f, v in steps if f > zero and v != "0")
+    layer = next(f for f, v in split_keys(weights["conv1"]) if v == "1")
+    return zero, back, layer
+
+
+def test_osc_plays_the_run_and_a_wrong_value_is_one_line(played, kit):
+    assert played["rc"] == 0
+    answers = played["answers"]
+    assert [a[0] for a in answers] == ["/dreamvideo/ok", "/dreamvideo/ok", "/dreamvideo/error", "/dreamvideo/ok"]
+    assert answers[1][1] == ["step_size = 0.05 (osc)"]  # norm 0.05 of step size's 0..1
+    assert len(answers[2][1]) == 1 and "\n" not in answers[2][1][0] and "steps" in answers[2][1][0]
+    zero, back, layer = _changes(played["toml"])
+    assert 0 < zero < back < layer
+    live = _frames(played["live"])
+    src = live[0]  # shown before any dream: the source as the recording encodes it
+    assert len(live) >= layer + 10  # the run went on after the wrong value, to the source's end
+    d = [float(np.abs(f - src).mean()) for f in live]
+    lag = 4  # a dream lands a frame or two after the frame it was made on
+    assert min(d[lag:zero]) > 2.0  # dreamed
+    assert max(d[zero + lag:back]) < 1.0  # step size 0: the source itself (the dreamed frames: over 2)
+    assert min(d[back + lag:layer]) > 2.0  # dreamed again
+    a, b = live[layer - 1], live[-1]
+    same = float(np.abs(live[layer - 1] - live[layer - 3]).mean())  # one layer: the same dream again
+    assert float(np.abs(a - b).mean()) > max(1.0, 5 * same)  # another layer, another dream of the frame
+    assert float(np.abs(live[zero - 1] - a).mean()) < 1.5  # back to the same dream as before
+
+
+def test_the_performance_renders_offline_with_the_changes_at_their_frames(played, kit):
+    from dreamvideo.cli import main
+
+    toml = played["toml"]
+    perf = toml["performance"]
+    assert perf["source"] == str((kit / "still.mp4").resolve()) and perf["changes"] == 4  # the ready ping too
+    out = played["dir"]
+    master, held_a, held_b = out / "master.mp4", out / "a.mp4", out / "b.mp4"
+    src = str(kit / "still.mp4")
+    assert main(["video", src, "--preset", str(played["perf"]), "-o", str(master), "-q"]) == 0
+    assert main(["video", src, "--model", str(kit / "tiny.keras"), *SETTINGS, "-o", str(held_a), "-q"]) == 0
+    b_settings = [x if x != "conv2:1.0" else "conv1:1.0" for x in SETTINGS]
+    assert main(["video", src, "--model", str(kit / "tiny.keras"), *b_settings, "-o", str(held_b), "-q"]) == 0
+    zero_settings = [x if x != "0.05" else "0" for x in SETTINGS]
+    assert main(["video", src, "--model", str(kit / "tiny.keras"), *zero_settings, "-o", str(out / "0.mp4"), "-q"]) == 0
+    m, a, b = _frames(master), _frames(held_a), _frames(held_b)
+    source = _frames(out / "0.mp4")[0]
+    zero, back, layer = _changes(toml)
+    assert len(m) == len(a) == 90
+
+    def close(x, y):
+        return float(np.abs(x - y).mean()) < 1.0
+
+    assert all(close(m[f], a[f]) for f in range(zero))
+    assert all(close(m[f], source) for f in range(zero, back))
+    assert all(close(m[f], a[f]) for f in range(back, layer))
+    assert all(close(m[f], b[f]) for f in range(layer, len(m)))
+    assert not close(a[0], b[0]) and not close(a[0], source)
+
+
+def test_presets_marks_a_performance(played, capsys):
+    from dreamvideo.cli import main
+
+    assert main(["presets", str(played["perf"])]) == 0
+    out = capsys.readouterr().out
+    assert "performance of still.mp4" in out and "(performance)" in out
