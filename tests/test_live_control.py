@@ -223,16 +223,17 @@ def test_no_midi_port_is_one_line(monkeypatch, capfd):
 
 def test_ndi_sent_and_received_on_this_machine():
     NDIlib = pytest.importorskip("NDIlib")
-    from dreamvideo.realtime.ndi import NdiSender
+    from dreamvideo.realtime.ndi import NdiSender, find
 
     rng = np.random.default_rng(0)
     frames = [np.repeat(np.repeat(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), 10, 0), 10, 1) for _ in range(4)]
-    sender = NdiSender(f"dvtest-{os.getpid()}", 10.0, (160, 120))
+    name = f"dvtest-{os.getpid()}"
+    sender = NdiSender(name, 10.0, (160, 120))
     rc = NDIlib.RecvCreateV3()
     rc.color_format = NDIlib.RECV_COLOR_FORMAT_BGRX_BGRA
     recv = NDIlib.recv_create_v3(rc)
-    src = NDIlib.Source()
-    src.url_address = "127.0.0.1:5961"  # loopback only: no discovery (ndi.py's note)
+    src = find(name)  # by name, at 127.0.0.1: loopback only, mDNS finds nothing (ndi.py's note)
+    assert src is not None
     NDIlib.recv_connect(recv, src)
     got = []
     try:

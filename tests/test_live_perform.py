@@ -28,6 +28,8 @@ def kit(tmp_path_factory):
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-frames:v", "1", d / "still.png")
     ffmpeg("-loop", "1", "-framerate", "10", "-i", d / "still.png", "-t", "9", "-c:v", "libx264", "-qp", "0",
            "-pix_fmt", "yuv444p", d / "still.mp4")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "5", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           d / "moving.mp4")
     return d
 
 
@@ -71,7 +73,8 @@ class _Player(threading.Thread):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # the run is up once it answers
             self._send(s, "/dreamvideo/step_size", 0.05)
-            if self._answer(s):
+            answer = self._answer(s)
+            if answer and answer[0] == "/dreamvideo/ok":  # before the run plays: "starting"
                 break
         time.sleep(self.gap)
         for addr, value in self.messages:
@@ -175,3 +178,142 @@ def test_presets_marks_a_performance(played, capsys):
     assert main(["presets", str(played["perf"])]) == 0
     out = capsys.readouterr().out
     assert "performance of still.mp4" in out and "(performance)" in out
+
+
+def test_ndi_out_sends_every_shown_frame_as_recorded(kit, tmp_path, capsys):
+    NDIlib = pytest.importorskip("NDIlib")
+    from dreamvideo.cli import main
+
+    got, stop = [], threading.Event()
+    NAME = f"dreamvideo-test-{time.monotonic_ns() % 100000}"
+
+    def receive():
+        rc = NDIlib.RecvCreateV3()
+        rc.color_format = NDIlib.RECV_COLOR_FORMAT_BGRX_BGRA
+        recv = NDIlib.recv_create_v3(rc)
+        from dreamvideo.realtime.ndi import find
+
+        src = None
+        while src is None and not stop.is_set():  # the run's source appears once its model has loaded
+            src = find(NAME, timeout=0.5)
+        try:
+            if src is not None:
+                NDIlib.recv_connect(recv, src)
+            while src is not None and not stop.is_set():
+                kind, v, _, _ = NDIlib.recv_capture_v2(recv, 100)
+                if kind == NDIlib.FRAME_TYPE_VIDEO:
+                    got.append(np.copy(v.data[..., 2::-1]).astype(np.float32))
+                    NDIlib.recv_free_video_v2(recv, v)
+        finally:
+            NDIlib.recv_destroy(recv)
+
+    t = threading.Thread(target=receive, daemon=True)
+    t.start()
+    rec = tmp_path / "ndi.mp4"
+    try:
+        rc = main(["live", str(kit / "moving.mp4"), "--ndi", NAME, "--record", str(rec), "--duration", "4",
+                   "--model", str(kit / "tiny.keras"), *[x if x != "none" else "flow" for x in SETTINGS], "--no-page"])
+    finally:
+        time.sleep(0.5)
+        stop.set()
+        t.join(10)
+    assert rc == 0
+    assert f"ndi {NAME}:" in capsys.readouterr().err  # the status says what NDI sent, and its time
+    recorded = _frames(rec)
+    assert len(recorded) == 40 and len(got) >= 30  # connected within the first second; every frame after
+    # Each received frame is the recording's frame at the same place (the nearest of all, by far: the
+    # neighbours are 11+ levels away): compared at a quarter size, as both are lossy in colour (NDI's
+    # 4:2:2 and its levels, 255 -> ~251; the recording's H.264 4:2:0), about 4 levels apart.
+    import cv2
+
+    def small(f):
+        return cv2.resize(f, (40, 30), interpolation=cv2.INTER_AREA)
+
+    got, recorded = [small(f) for f in got], [small(f) for f in recorded]
+    first = int(np.argmin([np.abs(r - got[0]).mean() for r in recorded[:12]]))
+    assert first + len(got) == len(recorded)
+    for i, g in enumerate(got):
+        d = [float(np.abs(g - r).mean()) for r in recorded]
+        assert int(np.argmin(d)) == first + i and d[first + i] < 6.0, (i, d[first + i])
+
+
+def test_midi_plays_a_run_from_a_real_port_and_learn_prints(kit, tmp_path, capsys, monkeypatch):
+    import shutil
+    import subprocess
+
+    if not shutil.which("jackd"):
+        pytest.skip("jackd is not installed (apt-get install jackd2; .ci/run does)")
+    import mido
+
+    from dreamvideo.cli import main
+    from dreamvideo.presets import read
+
+    name = f"dvperf{time.monotonic_ns() % 100000}"
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+    monkeypatch.setenv("MIDO_BACKEND", "mido.backends.rtmidi/UNIX_JACK")
+    jack = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(1.0)
+        (tmp_path / "rig.toml").write_text('[midi]\ncc21 = "step_size 0 0.1"\nnote36 = "scene calm"\n\n'
+                                           '[scenes]\ncalm = "gentle-video"\n')
+        out = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output("pads", virtual=True)
+
+        def play():
+            time.sleep(0.5)
+            deadline = time.monotonic() + 120
+            while not list(Path(tmp_path).glob("*.mp4*")) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the recording's file appears once the run plays
+            time.sleep(1.0)
+            out.send(mido.Message("control_change", control=21, value=0))
+            time.sleep(1.0)
+            out.send(mido.Message("note_on", note=36, velocity=100))
+
+        from pathlib import Path
+
+        t = threading.Thread(target=play, daemon=True)
+        t.start()
+        rc = main(["live", str(kit / "still.mp4"), "--midi", "pads", "--midi-learn", "--preset",
+                   str(tmp_path / "rig.toml"), "--record", str(tmp_path / "m.mp4"), "--duration", "5", "--model",
+                   str(kit / "tiny.keras"), *SETTINGS, "--no-page", "-q"])
+        t.join(10)
+        out.close()
+    finally:
+        import os
+        import signal
+
+        os.killpg(jack.pid, signal.SIGTERM)
+        jack.wait(10)
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "midi: cc21 = 0 (channel 1)" in err and "midi: note36 on (velocity 100, channel 1)" in err
+    sched = read(tmp_path / "m.performance.toml")[1]["schedules"]
+    assert ":(0)" in sched["step_size"]  # cc21 at 0: step size 0 from its frame
+    assert sched["steps"] != "2"  # the scene's steps (gentle-video) from the note's frame
+
+
+def test_control_mistakes_are_one_line_before_the_model_loads(kit, tmp_path, capsys, monkeypatch):
+    from dreamvideo.cli import main
+
+    monkeypatch.setenv("MIDO_BACKEND", "mido.backends.rtmidi/UNIX_JACK")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "no-such-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    (tmp_path / "bad.toml").write_text('[midi]\ncc21 = "stepsize"\n')
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    cases = [(["--midi"], "no MIDI input port on this machine"),
+             (["--midi", "x", "--preset", str(tmp_path / "bad.toml")], "did you mean step_size"),
+             (["--osc", "70000"], "--osc takes [HOST:]PORT"),
+             (["--osc", str(busy.getsockname()[1])], "cannot listen for OSC"),
+             (["--scene", "calm"], "--scene takes NAME=PRESET"),
+             (["--scene", "calm=nosuch"], "unknown preset 'nosuch'"),
+             (["--midi-learn"], "--midi-learn needs --midi"),
+             (["--scene-on", "beat", "--scene", "a=classic"], "no sound")]
+    for flags, words in cases:
+        t0 = time.monotonic()
+        rc = main(["live", str(kit / "still.mp4"), "--model", "inception_v3", "--weights", "/nonexistent.h5",
+                   *flags, "--no-page", "-q"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and words in err, (flags, err)
+        assert time.monotonic() - t0 < 20
+    busy.close()

@@ -234,7 +234,7 @@ def live_parser(sub):
         if isinstance(f.default, bool):
             kw["action"] = "store_true"
         elif isinstance(f.default, tuple):
-            kw.update(action="append", metavar=f.metadata.get("metavar"))
+            kw.update(action="append", default=None, metavar=f.metadata.get("metavar"))
         elif f.name == "midi":
             kw.update(nargs="?", const="default", metavar=f.metadata.get("metavar"))
         else:

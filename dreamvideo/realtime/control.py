@@ -209,6 +209,14 @@ class Controls:
         self._pending: dict[str, str] = {}
         self._fades: dict[str, _Fade] = {}
         self._waiting: str | None = None  # a scene waiting for the beat
+        self.ready = bool(self.values)  # a controller may connect before the run plays: see begin()
+
+    def begin(self, values: dict, fps: float, interp: str = "linear") -> None:
+        """The run plays: its starting values and rate (controls made before the model loaded)."""
+        with self._lock:
+            self.values = {k: as_text(v) for k, v in values.items() if k in KNOBS}
+            self.start = dict(self.values)
+            self.fps, self.interp, self.ready = float(fps), interp, True
 
     # ------------------------------------------------------------------ from the controllers
 
@@ -216,6 +224,8 @@ class Controls:
         """Set live setting ``name`` (its next dream uses it). Returns the line said back; a wrong
         value raises a one-line UserError (and is kept in :attr:`message`)."""
         try:
+            if not self.ready:
+                raise UserError("the run is starting (its model loads); send it again in a moment")
             name = knob(name).name
             text = validate(name, value, self.interp)
             if self.check is not None:
@@ -242,6 +252,9 @@ class Controls:
     def scene(self, name, via: str = "") -> str:
         """Switch to scene ``name``: at once (numbers crossfading over :attr:`fade`), or at the next beat."""
         name = str(name).strip()
+        if not self.ready:
+            self.message = "refused: the run is starting (its model loads); send it again in a moment"
+            raise UserError(self.message[len("refused: "):])
         if name not in self.scenes:
             from ..presets import nearest
 

@@ -79,3 +79,26 @@ class NdiSender:
         if self._send is not None:
             self._ndi.send_destroy(self._send)
             self._send = None
+
+
+def find(name: str, timeout: float = 5.0, ips: str = "127.0.0.1"):
+    """The NDI source called ``name`` (its full name is ``HOST (name)``), looked for at ``ips`` too
+    (a loopback-only machine finds nothing by mDNS), or None after ``timeout`` seconds. For receivers:
+    tests, benchmarks."""
+    ndi = _lib()
+    ndi.initialize()
+    fc = ndi.FindCreate()
+    fc.extra_ips = ips
+    finder = ndi.find_create_v2(fc)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ndi.find_wait_for_sources(finder, 200)
+            for src in ndi.find_get_current_sources(finder):
+                if src.ndi_name.endswith(f"({name})"):
+                    out = ndi.Source()
+                    out.ndi_name, out.url_address = src.ndi_name, src.url_address
+                    return out
+        return None
+    finally:
+        ndi.find_destroy(finder)

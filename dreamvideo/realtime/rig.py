@@ -78,11 +78,23 @@ class Rig:
 
     # ------------------------------------------------------------------ session hooks
 
-    def check(self, session) -> None:
-        """Before any model loads: a beat-quantised switch needs the sound's beat; a source's
-        recording must be writable and not the source."""
+    def needs(self, session) -> None:
+        """A beat-quantised switch needs the sound's beat (added to the features the run computes)."""
         if self.play.scene_on == "beat" and self.scenes:
             session._needed = set(session._needed) | {"beat"}
+            spec = session.spec
+            if not session.live.audio_in and spec.kind == "file":
+                from ..ffmpeg import has_audio, header
+
+                if not has_audio(header(spec.target)):
+                    raise UserError(f"--scene-on beat needs sound, and {spec.target} has no sound; pass "
+                                    "--audio-in default|DEVICE|URL|FILE or --scene-on now")
+
+    def check(self, session) -> None:
+        """Before any model loads: a source's recording must be writable and not the source; the
+        OSC and MIDI ports open now, so a port in use or no MIDI port is one line at once (a
+        controller's messages before the run plays are refused as "starting")."""
+        self.session = session
         if self.play.record_source:
             from .. import guard
             from .sources import read_path
@@ -91,17 +103,30 @@ class Rig:
                         role="the `record_source` file", fix="choose another name")
             if session.live.record and Path(session.live.record).absolute() == Path(self.play.record_source).absolute():
                 raise UserError("--record-source and --record name one file; choose two names")
+        self.controls = Controls({}, self.scenes, fade=self.play.scene_fade, on=self.play.scene_on, check=self._check)
+        try:
+            if self.osc_address:
+                from .osc import OscControl
+
+                self.osc = OscControl(self.controls, *self.osc_address, feedback=self.feedback)
+            if self.play.midi:
+                from .midi import MidiMap, open_input
+
+                port = "" if self.play.midi == "default" else self.play.midi
+                learn = self.say if self.play.midi_learn else None
+                self.midi_port = open_input(port, MidiMap(self.controls, self.mapping, learn=learn))
+        except BaseException:
+            self.close()
+            raise
 
     def open(self, session) -> None:
         """The run's model, timeline and sinks are there: start the controls and the rig's sinks."""
         from .control import as_text
 
-        self.session = session
         s = session.sections
         start = {k: as_text(getattr(s["schedules"], k)) for k, kn in KNOBS.items() if kn.section == "schedules"}
         start["layers"] = ",".join(_spec(t) for t in session.dreamer.objective.terms)
-        self.controls = Controls(start, self.scenes, fps=session.fps, fade=self.play.scene_fade,
-                                 on=self.play.scene_on, check=self._check, interp=s["schedules"].interp)
+        self.controls.begin(start, session.fps, s["schedules"].interp)
         size = (session.capture.width, session.capture.height)
         if self.play.ndi:
             from .ndi import NdiSender
@@ -112,16 +137,6 @@ class Rig:
             from . import sinks
 
             self.raw = sinks.Recorder(self.play.record_source, session.fps, size)
-        if self.osc_address:
-            from .osc import OscControl
-
-            self.osc = OscControl(self.controls, *self.osc_address, feedback=self.feedback)
-        if self.play.midi:
-            from .midi import MidiMap, open_input
-
-            port = "" if self.play.midi == "default" else self.play.midi
-            learn = self.say if self.play.midi_learn else None
-            self.midi_port = open_input(port, MidiMap(self.controls, self.mapping, learn=learn))
         if session.page is not None:
             from .page import PageControls
 

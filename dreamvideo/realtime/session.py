@@ -103,13 +103,15 @@ class LiveSession:
         self._needed = self._needed_audio()  # the schedules parsed: a mistake in one is found now too
         self.rig, self.performance = rig, None
         if rig is not None:
-            rig.check(self)
+            rig.needs(self)
         if self._needed and not live.audio_in and self.spec.kind in ("zoom", "camera", "screen"):
             raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but a {self.spec.kind} source has "
                             "no sound; pass --audio-in default|DEVICE|URL|FILE")
         self.capture = self.worker = self.audio_in = self.recorder = self.page = None
         self.sinks, self._others, self._tmp = [], [], None
         self.page_url = ""
+        if rig is not None:
+            rig.check(self)  # last: it opens the control ports (closed again if it fails)
 
     # ------------------------------------------------------------------ opening and closing
 
