@@ -452,6 +452,8 @@ class LiveSettings:
     audio_in: str = _opt("", "sound that drives the audio features (rms onset beat low mid high) and is recorded: "
                          "default (the system's microphone), an input device name or a URL (default: the source's "
                          "own sound, for a file or URL)", metavar="SOURCE")
+    source_timeout: float = _opt(10.0, "give up (exit 1, the recording kept) when the source sends no frame for "
+                                 "this many seconds", metavar="S")
 
     def check(self) -> "LiveSettings":
         """Return self, or raise a one-line :class:`UserError` naming the first bad field."""
@@ -459,6 +461,8 @@ class LiveSettings:
             raise UserError(f"`duration` must be 0 or more seconds, not {self.duration}")
         if not 0 <= self.target_fps < math.inf:
             raise UserError(f"`target_fps` must be 0 (off) or more, not {self.target_fps}")
+        if not 0 < self.source_timeout < math.inf:
+            raise UserError(f"`source_timeout` must be more than 0 seconds, not {self.source_timeout}")
         if not 0 < self.page_port < 65536:
             raise UserError(f"`page_port` must be from 1 to 65535, not {self.page_port}")
         if self.record and not self.record.lower().endswith((".mp4", ".mkv")):
@@ -467,3 +471,70 @@ class LiveSettings:
             raise UserError(f"cannot stream to {self.stream}: use a udp://, srt:// or rtmp:// URL")
         return self
 
+
+@dataclass(frozen=True)
+class LiveParam:
+    """One setting that can change while a live run plays: ``name`` (the field's, as the command line's
+    flag and the Python option name it), ``type`` (int or float), its range ``lo``..``hi`` (both
+    allowed) and the ``section`` whose field gives the range (``schedules``: the value replaces that
+    schedule with a constant; ``dream``: the engine setting)."""
+
+    name: str
+    type: type
+    lo: float
+    hi: float
+    section: str
+    help: str = ""
+
+    def parse(self, value):
+        """``value`` (a number, or its text: ``"0.02"``, OSC's float, a page slider's string) as this
+        parameter's type, or a one-line :class:`UserError` naming it and its range."""
+        text = value.strip() if isinstance(value, str) else value
+        try:
+            if isinstance(text, bool):
+                raise ValueError
+            number = float(text)
+            if self.type is int:
+                if not math.isfinite(number) or number != round(number):
+                    raise ValueError
+                number = int(round(number))
+        except (TypeError, ValueError, OverflowError):
+            kind = "a whole number" if self.type is int else "a number"
+            raise UserError(f"`{self.name}` must be {kind} {range_text((self.lo, self.hi))}, "
+                            f"not {value!r}") from None
+        check_value(self.name, number, (self.lo, self.hi))
+        return number
+
+
+def _live_params() -> tuple:
+    out = []
+    for section, name, typ in (("schedules", "step_size", float), ("schedules", "steps", int),
+                               ("schedules", "blend", float), ("dream", "octaves", int),
+                               ("dream", "octave_scale", float), ("schedules", "zoom", float),
+                               ("schedules", "angle", float), ("schedules", "dx", float),
+                               ("schedules", "dy", float)):
+        cls = SECTIONS[section]
+        (lo, hi), _ = field_range(cls, name)
+        help_ = {f.name: f.metadata.get("help", "") for f in fields(cls)}[name]
+        out.append(LiveParam(name, typ, lo, hi, section, help_))
+    return tuple(out)
+
+
+#: The settings a live run takes while it plays (the page's sliders, OSC, MIDI), with their ranges:
+#: read from the settings' own fields, so a range is stated once. ``zoom``, ``angle``, ``dx``, ``dy``
+#: move a ``zoom:`` source only. A change applies from the next dream (the moves: the next frame).
+LIVE_PARAMS: tuple = _live_params()
+
+
+def live_param(name: str) -> LiveParam:
+    """The :class:`LiveParam` called ``name``, or a one-line :class:`UserError` listing them."""
+    for p in LIVE_PARAMS:
+        if p.name == name:
+            return p
+    raise UserError(f"`{name}` cannot change live; live settings: {', '.join(p.name for p in LIVE_PARAMS)}")
+
+
+def check_live(name: str, value):
+    """``(name, text or number)`` as the typed value a live run takes (an int or a float within its
+    range), or a one-line :class:`UserError` naming the setting and the fix."""
+    return live_param(name).parse(value)

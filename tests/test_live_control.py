@@ -38,7 +38,12 @@ def test_norm_maps_onto_the_fader_span_and_wrong_values_are_one_line():
         assert words in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(UserError, match="from 0 to 1"):
         from_norm("steps", 1.5)
-    assert "octaves" not in KNOBS  # no offline schedule for it: a performance could not hold it
+    from dreamvideo.settings import LIVE_PARAMS
+
+    assert {p.name for p in LIVE_PARAMS} <= set(KNOBS)  # the run's one list, and text besides
+    assert validate("octaves", "2") == "2" and KNOBS["octaves"].section == "dream"
+    with pytest.raises(UserError, match="whole number"):
+        validate("octaves", "1 + t")  # an engine setting takes no schedule
 
 
 def test_a_change_applies_at_the_next_dream_and_is_logged_at_its_frame():

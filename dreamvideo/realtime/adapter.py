@@ -46,6 +46,33 @@ def carry(src, earlier_src, earlier_out, flow, mask) -> np.ndarray:
     return src if start is None else np.rint(start).astype(np.uint8)
 
 
+class FlowCarry:
+    """The carry step of live mode, one per run (the command line's show loop and the page's pushed
+    frames both use it): ``carry(src, landed) -> shown``, the last dream carried onto source frame
+    ``src`` by optical flow. ``landed``: ``(seq, dreamed src, dream)`` when a dream has just landed
+    (it is carried from the frame it was made on), else None (from the frame shown before). Before
+    the first dream, and when the frame changes size, the frame itself is shown."""
+
+    def __init__(self, method: str = "dis"):
+        self.method, self._flows, self._base, self._dreamed = method, None, None, False
+
+    def __call__(self, src: np.ndarray, landed=None) -> np.ndarray:
+        from ..flow import FlowEstimator
+
+        if landed is not None and landed[1].shape == src.shape:
+            self._base, self._dreamed = (landed[1], landed[2]), True
+        if self._base is not None and self._base[0].shape != src.shape:
+            self._base, self._dreamed = None, False  # the source changed size
+        if not self._dreamed:
+            out = src
+        else:
+            self._flows = self._flows or FlowEstimator(self.method)
+            flow, mask = self._flows.pair(self._base[0], src)
+            out = carry(src, self._base[0], self._base[1], flow, mask)
+        self._base = (src, out)
+        return out
+
+
 def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int) -> VideoEngine:
     """A video stepper (:class:`~dreamvideo.coherence.VideoStepper`) driven frame by
     frame, its first frame ``first_index`` (which gets ``video.first_steps``), and the carry.

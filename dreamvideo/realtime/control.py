@@ -1,7 +1,8 @@
 """Playing a live run: the settings a performer changes while it runs, and scenes.
 
-:data:`KNOBS` lists the settings that change live (a setting's field name, its section, its range);
-:class:`Controls` holds their values for the dream thread: OSC (:mod:`.osc`), MIDI (:mod:`.midi`) and
+:data:`KNOBS` lists the settings that change live: :data:`dreamvideo.settings.LIVE_PARAMS` (the
+numbers, with their ranges; the schedules among them also take a schedule's text), ``layer_weights``
+and ``layers`` (text). :class:`Controls` holds their values for the dream thread: OSC (:mod:`.osc`), MIDI (:mod:`.midi`) and
 the page call :meth:`Controls.set`, :meth:`Controls.set_norm` and :meth:`Controls.scene` from their
 own threads; the dream thread calls :meth:`Controls.take` before each dream and gets what changed,
 stamped with that dream's source frame. So a change applies at the next dream, and the log of
@@ -22,10 +23,10 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from ..errors import UserError
-from ..settings import Schedules, _num, check_value, range_text
+from ..settings import _num, check_value, range_text
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,19 @@ class Knob:
 
 #: Faders span less than a setting allows where its whole range is no use live (10 000 steps, a
 #: zoom of 10x per frame); a typed value may still be anywhere in the range.
-PLAY = {"steps": (0, 30), "zoom": (0.9, 1.1), "angle": (-10.0, 10.0), "dx": (-32.0, 32.0), "dy": (-32.0, 32.0)}
+PLAY = {"steps": (0, 30), "zoom": (0.9, 1.1), "angle": (-10.0, 10.0), "dx": (-32.0, 32.0), "dy": (-32.0, 32.0),
+        "octaves": (1, 6)}
 
 
 def _knobs() -> dict[str, Knob]:
-    out = {}
-    for f in fields(Schedules):
-        if f.name in ("interp", "smoothing"):  # how the others are read, fixed for a run
-            continue
-        rng = None if f.name == "layer_weights" else f.metadata.get("range")
-        out[f.name] = Knob(f.name, "schedules", rng, integer=f.name == "steps", play=PLAY.get(f.name))
+    from ..settings import LIVE_PARAMS
+
+    out = {p.name: Knob(p.name, p.section, (p.lo, p.hi), integer=p.type is int, play=PLAY.get(p.name))
+           for p in LIVE_PARAMS}
+    # Text a controller may send besides the numbers: per-layer weight schedules, and the objective's
+    # layers (the model already built computes them).
+    out["layer_weights"] = Knob("layer_weights", "schedules", None)
     out["layers"] = Knob("layers", "model", None)
-    # The engine's own settings (octaves, octave scale, jitter) stay fixed: an offline render has no
-    # schedule for them, so a performance that changed them could not be rendered.
     return out
 
 

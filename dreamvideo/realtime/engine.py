@@ -33,12 +33,23 @@ LIVE_SCHEDULED = ("step_size", "steps", "blend", *MOVES)
 class LiveTimeline:
     """Per-frame values as the video stepper reads them (``value``, ``weights``, ``settings``),
     evaluated when asked: ``t`` is seconds since the start (frame ``f`` at ``fps``), the audio
-    features are the online ones of that frame. :meth:`update` swaps schedules while it runs."""
+    features are the online ones of that frame. :meth:`update` swaps schedules while it runs.
+    ``controls`` (a :class:`~.controls.LiveControls`): a value a controller holds replaces its
+    schedule or engine setting; the dream thread calls :meth:`refresh` at the start of each dream,
+    so one dream sees one set of values (a zoom's moves read them per frame)."""
 
-    def __init__(self, schedules: Schedules, fps: float, terms, features=None):
+    def __init__(self, schedules: Schedules, fps: float, terms, features=None, controls=None):
+        from .controls import LiveControls
+
         self.fps, self.terms, self.features = float(fps), list(terms), features
+        self.controls = controls if controls is not None else LiveControls()
         self.steps_cap = None  # the controller's: at most this many steps
+        self._held = self.controls.values()
         self._parse(schedules)
+
+    def refresh(self) -> None:
+        """Take the controls' values now (the start of a dream)."""
+        self._held = self.controls.values()
 
     def _parse(self, schedules: Schedules) -> None:
         from ..schedule import Schedule
@@ -73,6 +84,8 @@ class LiveTimeline:
         return {k: np.array([v]) for k, v in self.features.at(f).items()}
 
     def value(self, name: str, f: int) -> float:
+        if name in self._held:
+            return float(self._held[name])
         return self._sched[name].at(f, self.fps, self._feats(f) if self._sched[name].needs_audio else None)
 
     def weights(self, f: int) -> list[float]:
@@ -81,13 +94,16 @@ class LiveTimeline:
 
     def moves(self, f: int) -> tuple[float, float, float, float]:
         """A live zoom's move of frame ``f``: ``(zoom, angle, dx, dy)``, each held in its range."""
-        return tuple(min(max(self.value(name, f), lo), hi) for name, (lo, hi) in zip(MOVES, _MOVE_RANGES))
+        held = self.controls.values()
+        return tuple(min(max(float(held[name]) if name in held else self.value(name, f), lo), hi)
+                     for name, (lo, hi) in zip(MOVES, _MOVE_RANGES))
 
     def settings(self, base: DreamSettings, f: int) -> DreamSettings:
         steps = max(0, int(round(self.value("steps", f))))
         if self.steps_cap is not None:
             steps = min(steps, self.steps_cap)
-        return replace(base, step_size=max(0.0, self.value("step_size", f)), steps=steps)
+        engine = {k: self._held[k] for k in ("octaves", "octave_scale") if k in self._held}
+        return replace(base, step_size=max(0.0, self.value("step_size", f)), steps=steps, **engine)
 
 
 _MOVE_RANGES = [field_range(Schedules, name)[0] or (-np.inf, np.inf) for name in MOVES]
@@ -146,8 +162,10 @@ class Controller:
 class DreamWorker:
     """The dream thread: ``offer(seq, src)`` the newest shown frame; ``landed`` (a :class:`Latest`)
     gets ``(seq, src, dream)`` as each dream is done. ``make(level)`` builds a video engine (see
-    :mod:`.adapter`) for a controller level, or for None (no controller). ``before(seq, engine)``:
-    called before each dream (live changes apply there; ``engine`` None when a new one is made)."""
+    :mod:`.adapter`) for a controller level, or for None (no controller); ``before(seq, engine)`` runs at
+    the start of each dream (live changes apply there, then the timeline's :meth:`LiveTimeline.refresh`;
+    ``engine`` is None when a new one is about to be made). A failure of the thread is kept in
+    ``error`` for the show loop to raise."""
 
     def __init__(self, make, fps: float, controller: Controller | None = None, before=None):
         self._make, self.fps, self.controller, self._before = make, fps, controller, before
@@ -192,7 +210,7 @@ class DreamWorker:
                 if self._restart.is_set():
                     self._restart.clear()
                     engine, prev = None, None
-                if self._before is not None:
+                if self._before is not None:  # the controls' values for this whole dream
                     self._before(seq, engine)
                 if engine is None:
                     engine = self._make(level, seq)

@@ -222,12 +222,15 @@ def audio_input_args(source: str) -> list[str]:
 
 class AudioIn:
     """Sound as it comes (a device or a URL, through ffmpeg): pushed into ``features`` and, with
-    ``wav``, written to that file (16-bit mono) for the recording."""
+    ``wav``, written to that file (16-bit mono) for the recording. ``error``: a one-line
+    :class:`~dreamvideo.errors.DreamFailure` once the input fails (ffmpeg ends with an error: the
+    device went away, the sound server stopped), for the show loop to raise; a file played along
+    that ends is no failure (silence follows)."""
 
     def __init__(self, source: str, features: OnlineFeatures | None, wav=None):
         args = ["-loglevel", "error", *audio_input_args(source), "-map", "0:a:0", "-ac", "1", "-ar", str(SR),
                 "-f", "f32le", "-"]
-        self.source, self.features = source, features
+        self.source, self.features, self.error = source, features, None
         self._proc = ffmpeg.Proc(args, stdout=subprocess.PIPE)
         self._wav = None
         if wav is not None:
@@ -243,16 +246,27 @@ class AudioIn:
         self._thread.start()
 
     def _run(self):
+        from ..errors import DreamFailure
+
         out = self._proc.p.stdout
-        while not self._stop.is_set():
-            buf = out.read(4096)
-            if not buf:
-                return
-            y = np.frombuffer(buf[: len(buf) // 4 * 4], "<f4")
-            if self.features is not None:
-                self.features.push(y)
-            if self._wav is not None:
-                self._wav.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
+        try:
+            while not self._stop.is_set():
+                buf = out.read(4096)
+                if not buf:
+                    break
+                y = np.frombuffer(buf[: len(buf) // 4 * 4], "<f4")
+                if self.features is not None:
+                    self.features.push(y)
+                if self._wav is not None:
+                    self._wav.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
+            if not self._stop.is_set():
+                rc = self._proc.p.wait()
+                if rc and not self._stop.is_set():
+                    self.error = DreamFailure(f"the sound input {self.source} stopped: {self._proc.error_tail()}; "
+                                              "check the device or sound server (--audio-in)")
+        except Exception as e:  # noqa: BLE001 - handed to the show loop
+            if not self._stop.is_set():
+                self.error = DreamFailure(f"the sound input {self.source} failed: {e}")
 
     def close(self) -> None:
         self._stop.set()

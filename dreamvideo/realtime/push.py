@@ -14,8 +14,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from ..settings import with_blend_default
-from .session import Stats
+from .session import Stats, live_sections
 
 
 class PushLive:
@@ -23,15 +22,16 @@ class PushLive:
     :class:`~dreamvideo.engine.Dreamer`; ``sections``: a video job's settings (model, dream, video,
     schedules); ``max_side``: frames are dreamed and shown at most this large."""
 
-    def __init__(self, dreamer, sections: dict, fps: float = 10.0, max_side: int = 256, seed: int = 0):
-        from .adapter import video_engine
+    def __init__(self, dreamer, sections: dict, fps: float = 10.0, max_side: int = 256, seed: int = 0,
+                 controls=None):
+        from .adapter import FlowCarry, video_engine
+        from .controls import LiveControls
         from .engine import DreamWorker, LiveTimeline
 
-        s = dict(sections)
-        s["video"] = replace(s["video"], enter_every=1)
-        s["schedules"] = with_blend_default(s["schedules"], s["video"])
+        s = live_sections(sections)
         self.sections, self.max_side, self.fps = s, max_side, fps
-        self.timeline = LiveTimeline(s["schedules"], fps, dreamer.objective.terms)
+        self.controls = controls if controls is not None else LiveControls()
+        self.timeline = LiveTimeline(s["schedules"], fps, dreamer.objective.terms, controls=self.controls)
         self._dreamer, self._lock, self._fresh = dreamer, threading.Lock(), False
 
         def make(level, first_index):
@@ -40,10 +40,10 @@ class PushLive:
                 return video_engine(self._dreamer, self.sections["dream"], self.sections["video"], self.timeline,
                                     seed, first_index)
 
-        self.worker = DreamWorker(make, fps)
+        self.worker = DreamWorker(make, fps, before=lambda seq, engine: self.timeline.refresh())
         self.stats = Stats()
-        self._flows = None
-        self._base, self._seq, self._t0 = None, 0, time.monotonic()
+        self._carry = FlowCarry()
+        self._seq, self._t0 = 0, time.monotonic()
 
     def update(self, dreamer=None, **options) -> None:
         """New settings for the next dream: ``dreamer`` (other layers), dream fields (``octaves``) or
@@ -52,7 +52,8 @@ class PushLive:
         with self._lock:
             if dreamer is not None:
                 self._dreamer = dreamer
-                self.timeline = type(self.timeline)(self.sections["schedules"], self.fps, dreamer.objective.terms)
+                self.timeline = type(self.timeline)(self.sections["schedules"], self.fps, dreamer.objective.terms,
+                                                    controls=self.controls)
             # steps and step size are schedules in a moving render (the dream settings' own are not read)
             sched = {k: str(v) for k, v in options.items() if hasattr(self.sections["schedules"], k)}
             dream = {k: v for k, v in options.items() if k not in sched}
@@ -66,9 +67,6 @@ class PushLive:
 
     def frame(self, img: np.ndarray) -> np.ndarray:
         """The frame shown for ``img``: the last dream carried onto it (the frame itself before the first)."""
-        from ..flow import FlowEstimator
-        from .adapter import carry
-
         if self.worker.error is not None:
             raise self.worker.error
         t = time.monotonic()
@@ -78,19 +76,8 @@ class PushLive:
             k = self.max_side / max(h, w)
             img = cv2.resize(img, (max(2, int(w * k)) // 2 * 2, max(2, int(h * k)) // 2 * 2),
                              interpolation=cv2.INTER_AREA)
-        landed = self.worker.landed.take(0) if self.worker.dreams else None
-        if landed is not None and landed[1].shape == img.shape:
-            self._base = (landed[1], landed[2])
-        if self._base is not None and self._base[0].shape != img.shape:
-            self._base = None  # the camera changed size
-        if self._base is None:
-            out = img
-        else:
-            self._flows = self._flows or FlowEstimator("dis")
-            flow, mask = self._flows.pair(self._base[0], img)
-            out = carry(img, self._base[0], self._base[1], flow, mask)
+        out = self._carry(img, self.worker.landed.take(0) if self.worker.dreams else None)
         self.worker.offer(self._seq, img)
-        self._base = (img, out) if self._base is not None else None
         self._seq += 1
         s = self.stats
         s.shown, s.dreamed, s.skipped = s.shown + 1, self.worker.dreams, self.worker.skipped

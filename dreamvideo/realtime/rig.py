@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..settings import AUDIO_FEATURES, PlaySettings, VideoSettings
-from .control import KNOBS, Controls, scene_values
+from .control import KNOBS, Controls, number, scene_values
 
 
 def scenes_from(items, preset: str = "") -> dict[str, dict]:
@@ -124,10 +124,10 @@ class Rig:
         from .control import as_text
 
         s = session.sections
-        start = {k: as_text(getattr(s["schedules"], k)) for k, kn in KNOBS.items() if kn.section == "schedules"}
+        start = {k: as_text(getattr(s[kn.section], k)) for k, kn in KNOBS.items() if kn.section != "model"}
         start["layers"] = ",".join(_spec(t) for t in session.dreamer.objective.terms)
         self.controls.begin(start, session.fps, s["schedules"].interp)
-        size = (session.capture.width, session.capture.height)
+        size = (session.source.width, session.source.height)
         if self.play.ndi:
             from .ndi import NdiSender
 
@@ -195,14 +195,21 @@ class Rig:
                 s.timeline.terms = list(dreamer.objective.terms)
                 if engine is not None and getattr(engine, "stepper", None) is not None:
                     engine.stepper.dreamer = dreamer
-            sched = {k: v for k, v in changes.items() if k != "layers"}
+            sched = {}
+            for k, v in changes.items():
+                if KNOBS[k].section == "dream" or (k in _PARAMS and number(v) is not None):
+                    s.controls.set(k, v)  # a number: held by the run's controls (timeline.refresh)
+                elif KNOBS[k].section == "schedules":
+                    s.controls.clear(k)  # a schedule's text: it runs from here
+                    sched[k] = v
             if "layers" in changes:
                 # weights of layers no longer there are dropped, not refused: a scene may switch both
                 names = {t.layer for t in s.timeline.terms}
                 text = sched.get("layer_weights", s.timeline.schedules.layer_weights)
                 sched["layer_weights"] = ";".join(i for i in text.split(";")
                                                   if i.partition("=")[0].strip() in names)
-            s.timeline.update(**sched)
+            if sched:
+                s.timeline.update(**sched)
         except UserError as e:  # checked when set; what slips through is said and the run goes on
             self.controls.message = f"refused: {e}"
 
@@ -292,11 +299,25 @@ class Rig:
             render = (f"dreamvideo video {table.get('capture', 'CAPTURE.mp4')} --preset PERFORMANCE -o master.mp4"
                       + ("" if raw is not None else " (record the capture with --record-source)"))
         table["render"] = render
+        fixed = sorted({n for _, n, _ in self.controls.log if KNOBS[n].section == "dream"} |
+                       {n for _, _, n, _, _ in self.controls.fades_log if KNOBS[n].section == "dream"})
+        if fixed:  # no offline schedule for them: said in the file, not hidden
+            table["not_rendered"] = (f"{', '.join(fixed)} changed live; an offline render has no schedule for "
+                                     "them and keeps the starting values")
         top = {"seed": session.seed, "max_side": session.max_side}
         path = performance.path_for(recorded)
         self.performance = performance.write(path, sections=sections, top=top, controls=self.controls,
                                              performance=table)
         return self.performance
+
+
+def _params() -> set:
+    from ..settings import LIVE_PARAMS
+
+    return {p.name for p in LIVE_PARAMS}
+
+
+_PARAMS = _params()
 
 
 def _spec(term) -> str:

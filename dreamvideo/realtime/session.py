@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import DreamError, DreamFailure, UserError
 from ..settings import LiveSettings, ZoomSettings, with_blend_default
+from .engine import LIVE_SCHEDULED, Controller, DreamWorker, LiveTimeline
 
 STATUS_EVERY = 0.5  # seconds between two status lines
 
@@ -70,45 +71,50 @@ class LiveSession:
     schedule settings ``sections`` (as a video job's). Iterate it for ``(seconds, frame)`` of every
     shown frame; :attr:`stats` says what it did; leaving the loop early (break, Ctrl-C, SIGTERM) or
     ending it finalizes every sink. ``dreamer``: an engine to use instead of building one
-    (tests, the page). ``status``: a callable given the status line every half second. ``rig``: a
-    :class:`~dreamvideo.realtime.rig.Rig` (OSC, MIDI, scenes, NDI, the performance) or None."""
+    (tests, the page). ``status``: a callable given the status line every half second.
+    ``controls`` (a :class:`~.controls.LiveControls`, made when not given): the settings a
+    controller changes while it plays (:data:`dreamvideo.settings.LIVE_PARAMS`). ``rig``: a
+    :class:`~dreamvideo.realtime.rig.Rig` (OSC, MIDI, the page's controls, scenes, NDI, the
+    performance) or None.
+
+    Every mistake is found when it is made (no process started, no model loaded); the source, its
+    sound and the page open before the model loads, so an unreadable source or a busy port is
+    one line at once. A failure of any thread (source, sound, dream, sink) ends the run: it is
+    raised from the loop, once everything is closed."""
 
     def __init__(self, source, live: LiveSettings, sections: dict, *, seed: int = 0, max_side: int | None = None,
-                 dreamer=None, status=None, rig=None):
+                 dreamer=None, status=None, controls=None, rig=None):
+        from .controls import LiveControls
+        from .sources import parse_source, read_path
+
         self.live, self.seed, self.max_side, self.status = live.check(), seed, max_side, status
-        sections = dict(sections)
-        sections["dream"] = sections["dream"].check()
-        # enter_every 1: live holds no frame back for a band (see .engine).
-        sections["video"] = replace(sections["video"], enter_every=1)
-        sections["schedules"] = with_blend_default(sections["schedules"], sections["video"])
-        # A zoom: source's own settings; "full frames" means the same as in video: no reuse.
-        sections["zoom"] = replace(sections.get("zoom") or ZoomSettings(), full_frames=sections["video"].full_frames)
-        self.sections, self._dreamer = sections, dreamer
+        self.sections, self._dreamer = live_sections(sections), dreamer
+        self.controls = controls if controls is not None else LiveControls()
         self.stats = Stats()
         self.landed_at = []  # (shown seq, seq dreamed): where each dream was first shown
         self.recorded: Path | None = None
         self.timing = {"capture": 0.0, "flow": 0.0, "encode": 0.0}  # seconds: converting, the carry, the sinks
         self.worker_timing = {"flow": 0.0, "dream": 0.0}
-        from .sources import parse_source, read_path
-
         self.spec = parse_source(source, live.loop)
         if live.record:  # user mistakes before any model loads
             from .. import guard
 
-            guard.check(live.record, guard.reads(read_path(source), {**sections, "live": live}),
+            guard.check(live.record, guard.reads(read_path(source), {**self.sections, "live": live}),
                         role="the `record` file", fix="choose another recording name")
             if not Path(live.record).absolute().parent.is_dir():
                 raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
                                 "record elsewhere")
-        self._needed = self._needed_audio()  # the schedules parsed: a mistake in one is found now too
+        self._needed = needed_audio(self.sections["schedules"], self.spec.kind == "zoom")
         self.rig, self.performance = rig, None
         if rig is not None:
             rig.needs(self)
         if self._needed and not live.audio_in and self.spec.kind in ("zoom", "camera", "screen"):
             raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but a {self.spec.kind} source has "
                             "no sound; pass --audio-in default|DEVICE|URL|FILE")
-        self.capture = self.worker = self.audio_in = self.recorder = self.page = None
-        self.sinks, self._others, self._tmp = [], [], None
+        self.source = self.worker = self.audio_in = self.recorder = self.page = self.controller = None
+        self.features = self.timeline = None
+        self.fps = self.sections["zoom"].fps if self.spec.kind == "zoom" else 25.0
+        self.sinks, self._others, self._tmp, self._record_audio, self._file_seconds = [], [], None, None, 0.0
         self.page_url = ""
         if rig is not None:
             rig.check(self)  # last: it opens the control ports (closed again if it fails)
@@ -122,84 +128,65 @@ class LiveSession:
         live = self.live
         if live.virtual_camera:
             sinks.check_virtual_camera()
+        # The source first (an unreadable one is one line before the model loads); a zoom's is made
+        # once its moves' timeline is (below).
+        if self.spec.kind != "zoom":
+            self.source = Capture(self.spec, self.max_side)
+            self.fps = self.source.fps
+        if not live.no_page:  # a busy port: one line now
+            self.page = sinks.PageServer(live.page_port)
+            self.page_url = self.page.url
         self.dreamer = self._load()  # before the source plays: loading the model would drop its first seconds
         from .listen import prepare
 
         prepare(self._needed)
-        # The sound before the source plays too (a file's is decoded whole); its rate is the stream's.
-        self.fps = 25.0
-        zooming = self.spec.kind == "zoom"
-        if zooming:
-            self.fps = self.sections["zoom"].fps
-        if self.spec.kind == "file":
-            from .. import ffmpeg
-
-            self.fps = ffmpeg.parse_header(ffmpeg.header(self.spec.target), self.spec.target).fps
-        self.features = self._audio()
-        if zooming:
+        self.features = self._audio()  # the sound before the source plays too (a file's is decoded whole)
+        s = self.sections
+        self.timeline = LiveTimeline(s["schedules"], self.fps, self.dreamer.objective.terms,
+                                     _Looped(self.features, self) if self.features else None, self.controls)
+        if self.source is None:
             from .adapter import zoom_start
             from .zooming import ZoomSource
 
-            start = zoom_start(self.spec.target, self.max_side, self.seed)
-            self.capture = ZoomSource(start, self.fps, lambda f: self.timeline.moves(f))  # started below
-        else:
-            self.capture = Capture(self.spec, self.max_side)
-        size, fps = (self.capture.width, self.capture.height), self.capture.fps
-        self.fps = fps
-        if self.features is not None:
-            self.features.fps = fps
+            self.source = ZoomSource(zoom_start(self.spec.target, self.max_side, self.seed), self.fps,
+                                     self.timeline.moves)
+        size, fps = (self.source.width, self.source.height), self.fps
         if live.virtual_camera:
             self._add(sinks.VirtualCamera(fps, size))
         if live.record:
-            self.recorder = sinks.Recorder(live.record, fps, size, quality=self.sections["video"].quality or None,
+            self.recorder = sinks.Recorder(live.record, fps, size, quality=s["video"].quality or None,
                                            audio=self._record_audio)
             self.sinks.append(self.recorder)
         if live.stream:
             self._add(sinks.Streamer(live.stream, fps, size))
-        if not live.no_page:
-            self.page = sinks.PageServer(live.page_port)
-            self.page_url = self.page.url
+        if self.page is not None:
             self._add(self.page)
         if self.rig is not None:
             self.rig.open(self)
         self.worker = self._start_dreaming()
-        if zooming:
-            self.capture.start()
+        self.source.start()
 
     def _add(self, sink) -> None:
         self.sinks.append(sink)
         self._others.append(sink)
 
-    def _needed_audio(self) -> set:
-        from ..schedule import Schedule
-        from ..settings import AUDIO_FEATURES
-        from .engine import LIVE_SCHEDULED, MOVES
-
-        sched = self.sections["schedules"]
-        texts = [(getattr(sched, k), k) for k in LIVE_SCHEDULED if self.spec.kind == "zoom" or k not in MOVES]
-        texts += [(text, f"weight of {name.strip()}") for name, _, text in
-                  (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item)]
-        return set().union(*(Schedule.parse(t, name, sched.interp).names for t, name in texts)) & set(AUDIO_FEATURES)
-
     def _audio(self):
         """The online audio features (None when no schedule reads them), and the recording's sound."""
         from .listen import AudioIn, OnlineFeatures
 
-        self._record_audio = None
-        needed = self._needed
+        needed, sound = self._needed, self.source.sound if self.source is not None else ""
         # A file's sound is all there from the start (kept whole: it may loop); a live one's last seconds.
-        keep = {"keep": 0} if self.spec.kind == "file" and not self.live.audio_in else {}
+        whole = self.spec.kind == "file" and not self.live.audio_in
         features = OnlineFeatures(self.fps, needed, smoothing=self.sections["schedules"].smoothing,
-                                  **keep) if needed else None
-        src = self.live.audio_in or (self.spec.media if self.spec.kind == "url" else "")
-        if self.live.audio_in or (self.spec.kind == "url" and (features is not None or self.live.record)):
+                                  **({"keep": 0} if whole else {})) if needed else None
+        if self.live.audio_in or (sound and not whole and (features is not None or self.live.record)):
             wav = None
             if self.live.record:
                 self._tmp = tempfile.TemporaryDirectory(prefix="dreamvideo-live-")
                 wav = self._record_audio = str(Path(self._tmp.name) / "sound.wav")
-            self.audio_in = AudioIn(src, features, wav)
+            self.audio_in = AudioIn(self.live.audio_in or sound, features, wav)
             return features
-        if self.spec.kind == "file":
+        if whole:
             from .. import ffmpeg
 
             if ffmpeg.has_audio(ffmpeg.header(self.spec.target)):
@@ -218,36 +205,33 @@ class LiveSession:
 
     def _load(self):
         """The dreamer, its step compiled (the first dream compiles it: not on the live clock)."""
-        from ..build import build_dreamer
-
-        s = self.sections
-        dreamer = self._dreamer or build_dreamer(s["model"])
-        dreamer.dream(np.full((64, 64, 3), 128, np.uint8), settings=replace(s["dream"], steps=1))
-        return dreamer
+        return warm_dreamer(self._dreamer, self.sections)
 
     def _start_dreaming(self):
         from .adapter import video_engine, zoom_engine
-        from .engine import Controller, DreamWorker, LiveTimeline
 
-        s = self.sections
-        self.timeline = LiveTimeline(s["schedules"], self.fps, self.dreamer.objective.terms,
-                                     _Looped(self.features, self) if self.features else None)
+        s, timeline = self.sections, self.timeline
+        zoom_state = {}  # the first dream's colours, across engines
 
         def make(level, first_index):
             dream = s["dream"] if level is None else replace(s["dream"], octaves=level.octaves)
-            self.timeline.steps_cap = None if level is None else level.steps
+            timeline.steps_cap = None if level is None else level.steps
             if self.spec.kind == "zoom":
-                return zoom_engine(self.dreamer, dream, s["zoom"], self.timeline, self.seed, self._zoom_state)
-            return video_engine(self.dreamer, dream, s["video"], self.timeline, self.seed, first_index)
+                return zoom_engine(self.dreamer, dream, s["zoom"], timeline, self.seed, zoom_state)
+            return video_engine(self.dreamer, dream, s["video"], timeline, self.seed, first_index)
 
-        self._zoom_state = {}
-
-        self.controller = None
         if self.live.target_fps:
             steps = int(round(float(s["schedules"].steps))) if _is_number(s["schedules"].steps) else 20
             # No more dreams than frames: a target above the source's rate is the source's rate.
             self.controller = Controller(min(self.live.target_fps, self.fps), steps, s["dream"].octaves)
-        return DreamWorker(make, self.fps, self.controller, before=self.rig.before_dream if self.rig else None)
+        rig = self.rig
+
+        def before(seq, engine):
+            if rig is not None:  # the changes a controller made apply to this dream
+                rig.before_dream(seq, engine)
+            timeline.refresh()
+
+        return DreamWorker(make, self.fps, self.controller, before=before)
 
     def close(self) -> None:
         """Stop dreaming, release the source, finalize the recording (with its sound), end every
@@ -255,8 +239,8 @@ class LiveSession:
         errors = []
         if self.worker is not None:
             self.worker_timing = dict(self.worker.timing)
-        if self.capture is not None:
-            self.timing["capture"] = self.capture.convert_seconds
+        if self.source is not None:
+            self.timing["capture"] = self.source.convert_seconds
 
         def attempt(fn):
             try:
@@ -264,7 +248,7 @@ class LiveSession:
             except Exception as e:  # noqa: BLE001 - everything gets closed
                 errors.append(e)
 
-        for part in (self.worker, self.capture, self.audio_in, self.rig):
+        for part in (self.worker, self.source, self.audio_in, self.rig):
             if part is not None:
                 attempt(part.close)
         if self.recorder is not None:
@@ -273,58 +257,59 @@ class LiveSession:
                 self.performance = attempt(lambda: self.rig.finish(self, self.recorded))
         for sink in self._others:
             attempt(sink.close)
+        if self.page is not None and self.page not in self._others:
+            attempt(self.page.close)
         if self._tmp is not None:
             attempt(self._tmp.cleanup)
-        self.worker = self.capture = self.audio_in = self.recorder = self._tmp = None
+        self.worker = self.source = self.audio_in = self.recorder = self._tmp = self.page = None
         self._others = []
         if errors:
             raise errors[0]
 
+    def _failed(self):
+        """The first failure of a thread (dream, source, sound), as one line, or None."""
+        for part, what in ((self.worker, "the dream"), (self.source, "the source"), (self.audio_in, "the sound")):
+            e = getattr(part, "error", None) if part is not None else None
+            if e is not None:
+                return e if isinstance(e, DreamError) else DreamFailure(f"{what} failed: {one_line(e)}")
+        return None
+
     # ------------------------------------------------------------------ the show loop
 
     def __iter__(self):
-        from ..flow import FlowEstimator
-        from .adapter import carry
-
         try:
             self._open()
         except BaseException:
             self.close()
             raise
-        stats, live = self.stats, self.live
-        zooming = self.spec.kind == "zoom"
-        flows = FlowEstimator("dis")
+        stats, live, source = self.stats, self.live, self.source
+        motion = source.motion()
         limit = int(round(live.duration * self.fps)) if live.duration else 0
-        base = None  # (source, shown) the next frame is carried from
         last_seq, last_out = -1, None
         t0 = time.monotonic()
-        next_status = t0 + STATUS_EVERY
+        next_status, last_frame_at = t0 + STATUS_EVERY, t0
         try:
             while True:
-                if self.worker.error is not None:
-                    raise self.worker.error
-                if self.capture.error is not None:
-                    raise self.capture.error
-                item = self.capture.frames.take(0.5)
+                failure = self._failed()
+                if failure is not None:
+                    raise failure
+                item = source.frames.take(0.5)
                 if item is None:
-                    if self.capture.ended:
+                    if source.ended:
                         break
+                    if time.monotonic() - last_frame_at > live.source_timeout:
+                        raise DreamFailure(f"{self.spec.target} sent no frame for {live.source_timeout:g} s; "
+                                           "check that the source is up (or raise --source-timeout)")
                     continue
                 seq, t_cap, src = item
+                last_frame_at = time.monotonic()
                 if limit and seq >= limit:
                     break
                 t1 = time.monotonic()
                 landed = self.worker.landed.take(0) if self.worker.dreams else None
                 if landed is not None:
-                    base = (landed[1], landed[2])
                     self.landed_at.append((seq, landed[0]))
-                    if zooming:  # the next frames are this dream, moved
-                        self.capture.landed(landed[0], landed[2])
-                if base is None or zooming:  # a zoom's frames are the last dream already
-                    out = src
-                else:
-                    flow, mask = flows.pair(base[0], src)
-                    out = carry(src, base[0], base[1], flow, mask)
+                out = motion(src, landed)
                 t2 = time.monotonic()
                 self.worker.offer(seq, src)
                 self._fill(seq - last_seq - 1, last_out if last_out is not None else out)
@@ -333,9 +318,10 @@ class LiveSession:
                 if self.rig is not None:
                     self.rig.shown(seq, src)
                 t3 = time.monotonic()
-                base, last_seq, last_out = (src, out), seq, out
+                last_seq, last_out = seq, out
                 stats.shown += 1
                 stats.latencies.append(t3 - t_cap)
+                del stats.latencies[:-100_000]  # a long run's memory stays flat
                 self.timing["flow"] += t2 - t1
                 self.timing["encode"] += t3 - t2
                 stats.seconds = (seq + 1) / self.fps
@@ -346,10 +332,13 @@ class LiveSession:
                 yield seq / self.fps, out
                 if limit and seq + 1 >= limit:
                     break
-            if self.capture.ended and self.capture.error is None:
+            failure = self._failed()
+            if failure is not None:
+                raise failure
+            if source.ended:
                 # The source ended: the frames it sent after the last one shown were dropped too.
-                self._fill(self.capture.received - 1 - last_seq, last_out)
-                last_seq = max(last_seq, self.capture.received - 1)
+                self._fill(source.received - 1 - last_seq, last_out)
+                last_seq = max(last_seq, source.received - 1)
         finally:
             stats.seconds = max(stats.seconds, (last_seq + 1) / self.fps if last_seq >= 0 else 0.0)
             if self.worker is not None:
@@ -379,6 +368,47 @@ class LiveSession:
             self.status(line)
 
 
+def live_sections(sections: dict) -> dict:
+    """A video job's settings as live runs them (the command line's and the page's): the dream
+    settings checked, ``enter_every`` 1 (live holds no frame back for a band, see :mod:`.engine`),
+    the blend's default filled, and a ``zoom:`` source's settings (``full_frames`` as video's)."""
+    sections = dict(sections)
+    sections["dream"] = sections["dream"].check()
+    sections["video"] = replace(sections["video"], enter_every=1)
+    sections["schedules"] = with_blend_default(sections["schedules"], sections["video"])
+    sections["zoom"] = replace(sections.get("zoom") or ZoomSettings(), full_frames=sections["video"].full_frames)
+    return sections
+
+
+def needed_audio(sched, zooming: bool) -> set:
+    """The audio features the live schedules of ``sched`` read (a zoom's moves too when ``zooming``);
+    parsing them finds a mistake in one now, before any model loads."""
+    from ..schedule import Schedule
+    from ..settings import AUDIO_FEATURES
+    from .engine import MOVES
+
+    texts = [(getattr(sched, k), k) for k in LIVE_SCHEDULED if zooming or k not in MOVES]
+    texts += [(text, f"weight of {name.strip()}") for name, _, text in
+              (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item)]
+    return set().union(*(Schedule.parse(t, name, sched.interp).names for t, name in texts)) & set(AUDIO_FEATURES)
+
+
+def warm_dreamer(dreamer, sections: dict):
+    """``dreamer`` (or one built from ``sections["model"]``) with its step compiled: the first
+    dream compiles it, which must not happen on the live clock."""
+    from ..build import build_dreamer
+
+    dreamer = dreamer or build_dreamer(sections["model"])
+    dreamer.dream(np.full((64, 64, 3), 128, np.uint8), settings=replace(sections["dream"], steps=1))
+    return dreamer
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its type and its message's first line."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
 def _is_number(text) -> bool:
     try:
         float(text)
@@ -396,7 +426,7 @@ class _Looped:
         self.names = features.names
 
     def at(self, f: int):
-        seconds = getattr(self._s, "_file_seconds", 0.0)
+        seconds = self._s._file_seconds
         if seconds and self._s.live.loop:
             f = f % max(1, int(seconds * self._s.fps))
         # Live sound lags the picture a little: the newest frame's worth of it that has come in.

@@ -12,6 +12,7 @@ capture times are :func:`time.monotonic` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -168,6 +170,37 @@ def _scale(max_side: int | None) -> str:
             ":flags=area")
 
 
+class LiveSource(Protocol):
+    """A live source as the show loop uses it (a capture, :class:`Capture`, or a zoom,
+    :class:`~.zooming.ZoomSource`):
+
+    - ``width``, ``height`` (pixels) and ``fps`` (frames per second), known once it is made;
+    - ``frames``: a :class:`Latest` of ``(seq, capture time, frame)``, the newest frame only;
+      ``received`` frames so far; ``ended`` once it sends no more; ``error``: its thread's failure,
+      for the show loop to raise; ``convert_seconds``: its thread's time making frames;
+    - ``sound``: the file or URL whose sound goes with its frames ("" for none);
+    - ``motion()``: how its frames move, a callable ``(src, landed) -> shown`` that puts the last
+      dream on each frame (``landed``: ``(seq, dreamed src, dream)`` when one has just landed, else
+      None): the flow carry for a capture, the composed moves for a zoom;
+    - ``start()`` (returns itself) and ``close()`` (safe more than once; ends its ffmpeg)."""
+
+    width: int
+    height: int
+    fps: float
+    frames: Latest
+    received: int
+    ended: bool
+    error: BaseException | None
+    convert_seconds: float
+    sound: str
+
+    def motion(self) -> Callable: ...
+
+    def start(self) -> "LiveSource": ...
+
+    def close(self) -> None: ...
+
+
 class Feed:
     """What every live source offers the show loop: ``frames`` (a :class:`Latest` of ``(seq, capture
     time, frame)``), ``received``, ``error`` (a failure of its thread, for the consumer to raise),
@@ -202,13 +235,15 @@ class Feed:
 
 
 class Capture(Feed):
-    """A running source: ``width``, ``height``, ``fps`` (from the stream), ``frames`` (a :class:`Latest`
-    of ``(seq, capture time, frame)``), ``received``; ``close()`` ends ffmpeg (the camera is released).
-    A file is decoded ahead and each frame released at its time (frame k at k / fps after the
-    first), as a camera would deliver it; its capture time is that moment."""
+    """A :class:`LiveSource` read through ffmpeg (a camera, the screen, a URL, a file). The header is
+    read when it is made: ``width``, ``height``, ``fps`` from the stream; a source that sends no
+    video within ``timeout`` seconds is a one-line :class:`DreamFailure`. :meth:`start` starts the
+    reader; ``close()`` ends ffmpeg (the camera is released). A file is decoded ahead and each frame
+    released at its time (frame k at k / fps after the first), as a camera would deliver it; its
+    capture time is that moment."""
 
     def __init__(self, spec: SourceSpec, max_side: int | None = None, timeout: float = 20.0):
-        self.spec = spec
+        self.spec, self.sound = spec, spec.media
         args = [*spec.args, "-map", "0:v:0", "-an", "-sn", "-vf", _scale(max_side) + ",format=yuv420p",
                 "-f", "yuv4mpegpipe", "-"]
         self._proc = ffmpeg.Proc(["-loglevel", "error", *args], stdout=subprocess.PIPE)
@@ -218,19 +253,48 @@ class Capture(Feed):
         except BaseException:
             self._proc.close()
             raise
-        self._thread.start()
+        self._publishing = threading.Event()
+        if spec.kind != "file":
+            # A device or a stream is drained from now on (its frames thrown away until start()): left
+            # unread while the model loads, its pipe would fill and the first frames shown be stale.
+            self._thread.start()
+
+    def start(self) -> "Capture":
+        self._publishing.set()
+        if not self._thread.is_alive() and not self.ended:
+            self._thread.start()
+        return self
+
+    def motion(self) -> Callable:
+        from .adapter import FlowCarry
+
+        return FlowCarry()
 
     def _header(self, timeout: float):
-        out, line = self._proc.p.stdout, b""
-        start = time.monotonic()
-        while not line.endswith(b"\n"):
-            c = out.read(1)
-            if not c:
-                self._proc.p.wait()
-                raise UserError(f"cannot read {self.spec.target}: {self._proc.error_tail()}; check the source")
-            line += c
-            if time.monotonic() - start > timeout or len(line) > 4096:
-                raise UserError(f"cannot read {self.spec.target}: no video after {timeout:g} s; check the source")
+        got: list = []
+
+        def read():  # in a thread: a pipe read has no timeout of its own
+            out, line = self._proc.p.stdout, b""
+            with contextlib.suppress(OSError, ValueError):
+                while not line.endswith(b"\n") and len(line) <= 4096:
+                    c = out.read(1)
+                    if not c:
+                        break
+                    line += c
+            got.append(line)
+
+        reader = threading.Thread(target=read, name="live-header", daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():
+            self._proc.close()  # unblocks the read
+            reader.join(5)
+            raise DreamFailure(f"{self.spec.target} sent no video in {timeout:g} s; check that the source is up "
+                               "and sending (or raise --source-timeout)")
+        line = got[0]
+        if not line.endswith(b"\n"):
+            self._proc.p.wait()
+            raise UserError(f"cannot read {self.spec.target}: {self._proc.error_tail()}; check the source")
         fields = dict((t[:1], t[1:]) for t in line.decode("ascii", "replace").split()[1:])
         num, _, den = fields.get("F", "25:1").partition(":")
         fps = float(num) / float(den or 1) if float(num) > 0 else 25.0
@@ -251,6 +315,8 @@ class Capture(Feed):
             buf = out.read(n)
             if len(buf) < n:
                 break
+            if not self._publishing.is_set():
+                continue
             t = time.monotonic()
             if self.spec.kind == "file":  # played at its own rate, frame k at k / fps
                 start = t if start is None else start

@@ -9,8 +9,8 @@ detail updates at the engine's rate. The moves (``zoom``, ``angle``, ``dx``, ``d
 audio features included) are evaluated per frame as it is made. Until the first dream lands the
 start image is shown still: zooming into an undreamed image would only blur it.
 
-It is a :class:`~dreamvideo.realtime.sources.Feed`, as a camera's capture is (``width``, ``height``, ``fps``,
-``frames``, ``received``, ``error``, ``ended``, ``close``), plus :meth:`ZoomSource.landed`.
+It is a :class:`~dreamvideo.realtime.sources.LiveSource`, as a camera's capture is, plus
+:meth:`ZoomSource.landed`.
 
 Convention: frames are ``H x W x 3`` uint8 RGB; moves 3x3 float64 pixel matrices, the later on the
 left; times :func:`time.monotonic` seconds.
@@ -35,6 +35,8 @@ class ZoomSource(Feed):
     """Frames of a live zoom at ``fps`` from ``start`` (see the module). ``moves(f)`` gives frame
     ``f``'s ``(zoom, angle, dx, dy)``. Call :meth:`start` to begin."""
 
+    sound = ""  # a zoom has none of its own (``--audio-in`` gives it one)
+
     def __init__(self, start: np.ndarray, fps: float, moves: Callable[[int], tuple]):
         self.width, self.height, self.fps = int(start.shape[1]), int(start.shape[0]), float(fps)
         self._start_feed("live-zoom")  # convert_seconds: the warps' time (the "capture" of this source)
@@ -48,6 +50,17 @@ class ZoomSource(Feed):
     def start(self) -> "ZoomSource":
         self._thread.start()
         return self
+
+    def motion(self) -> Callable:
+        """The composed moves: a zoom's frames are the newest dream moved already, so a dream that
+        lands is handed to the source (:meth:`landed`) and each frame is shown as it is."""
+
+        def show(src: np.ndarray, landed=None) -> np.ndarray:
+            if landed is not None:
+                self.landed(landed[0], landed[2])
+            return src
+
+        return show
 
     def landed(self, seq: int, dream: np.ndarray) -> None:
         """Dream ``dream`` (of frame ``seq``) is the newest: the next frames are it, moved by the moves
