@@ -317,3 +317,34 @@ def test_control_mistakes_are_one_line_before_the_model_loads(kit, tmp_path, cap
         assert rc == 2 and len(err.splitlines()) == 1 and words in err, (flags, err)
         assert time.monotonic() - t0 < 20
     busy.close()
+
+
+def test_a_scene_crossfades_in_the_run_and_the_performance_and_the_source_is_recorded(kit, tmp_path):
+    import dreamvideo
+    from dreamvideo.presets import read
+    from dreamvideo.realtime.performance import split_keys
+    from dreamvideo.schedule import Schedule
+
+    (tmp_path / "calm.toml").write_text("step_size = 0.2\nsteps = 3\n")
+    port = _free_port()
+    player = _Player(port, [("/dreamvideo/scene", "calm")], gap=1.0)
+    player.start()
+    opts = dict(model=str(kit / "tiny.keras"), layers="conv2:1.0", steps="2", octaves=1, step_size="0.05", jitter=0,
+                coherence="none")
+    frames = [f for _, f in dreamvideo.live(str(kit / "still.mp4"), record=str(tmp_path / "s.mp4"), osc=str(port),
+                                            scene=f"calm={tmp_path / 'calm.toml'}", scene_fade=1.0,
+                                            record_source=str(tmp_path / "raw.mp4"), duration=6, **opts)]
+    player.join(5)
+    assert player.answers == [("/dreamvideo/ok", ["scene calm (osc)"])]
+    sched = read(tmp_path / "s.performance.toml")[1]["schedules"]
+    keys = split_keys(sched["step_size"])
+    (start, a), (end, b) = next((k, k2) for k, k2 in zip(keys, keys[1:]) if k[1] == "0.05" and k2[1] == "0.2")
+    assert end - start == 10  # a second's crossfade at 10 fps, in source frames
+    v = Schedule.parse(sched["step_size"], "s").values(60, 10)
+    assert v[start] == pytest.approx(0.05) and v[start + 5] == pytest.approx(0.125) and v[end:].min() == 0.2
+    assert split_keys(sched["steps"])[-1][1] == "3"
+    raw, rec = _frames(tmp_path / "raw.mp4"), _frames(tmp_path / "s.mp4")
+    assert len(raw) == len(rec) == len(frames) == 60
+    src = rec[0]  # shown before any dream: the source as a recording encodes it
+    assert max(float(np.abs(f - src).mean()) for f in raw) < 1.0  # the undreamed capture
+    assert float(np.abs(rec[-1] - src).mean()) > 2.0

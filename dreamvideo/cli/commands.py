@@ -285,7 +285,7 @@ def cmd_live(ns) -> int:
     if session.recorded and not ns.quiet:
         print(f"dreamvideo: wrote {session.recorded}", file=sys.stderr)
     if session.performance and not ns.quiet:
-        print(f"dreamvideo: wrote {session.performance} (render it: dreamvideo video SOURCE --preset "
-              f"{session.performance} -o master.mp4)", file=sys.stderr)
+        print(f"dreamvideo: wrote {session.performance}; render it at full size with: {rig.render} --max-side 1080",
+              file=sys.stderr)
     print(session.stats.line(), flush=True)
     return 0

@@ -28,17 +28,31 @@ def live(source, *, record: str = "", stream: str = "", virtual_camera: bool = F
     Sinks as options: ``record="out.mp4"``, ``stream="udp://127.0.0.1:5000"``, ``virtual_camera=True``,
     ``page=True`` (a local page at ``http://127.0.0.1:page_port/``). ``options``: the model, dream,
     video and schedule settings of :func:`dreamvideo.dream_video` (``steps="3"``, ``layers=...``),
-    and for a zoom ``fps``, ``color_match``, ``detail_octaves``, ``detail_steps``.
+    and for a zoom ``fps``, ``color_match``, ``detail_octaves``, ``detail_steps``; to play it while it
+    runs, the options of :class:`~dreamvideo.settings.PlaySettings` (``osc="9000"``, ``midi="virtual"``,
+    ``scene=("calm=gentle-video",)``, ``ndi="dreamvideo"``, ``record_source="raw.mp4"``). With
+    ``record``, ``out.performance.toml`` is written beside the recording (:mod:`.performance`).
     Closing the generator (``break``, Ctrl-C) finalizes every sink.
     """
+    from dataclasses import fields
+
+    from ..settings import PlaySettings
     from ..settings import LIVE_ZOOM, LiveSettings, ZoomSettings, check_ranges, split_options
     from .session import LiveSession
 
     settings = LiveSettings(record=str(record or ""), stream=str(stream or ""), virtual_camera=bool(virtual_camera),
                             no_page=not page, page_port=int(page_port), duration=float(duration),
                             target_fps=float(target_fps), loop=bool(loop), audio_in=str(audio_in or ""))
+    play = PlaySettings(**{f.name: options.pop(f.name) for f in fields(PlaySettings) if f.name in options})
+    if isinstance(play.scene, str):
+        play = PlaySettings(**{**{f.name: getattr(play, f.name) for f in fields(PlaySettings)}, "scene": (play.scene,)})
     zoom = check_ranges(ZoomSettings(**{k: options.pop(k) for k in LIVE_ZOOM if k in options}))
     sections = split_options("video", options)
     sections["zoom"] = zoom
-    session = LiveSession(source, settings, sections, seed=seed, max_side=max_side, dreamer=dreamer)
+    rig = None
+    if play != PlaySettings() or settings.record or page:
+        from .rig import Rig
+
+        rig = Rig(play)
+    session = LiveSession(source, settings, sections, seed=seed, max_side=max_side, dreamer=dreamer, rig=rig)
     yield from session

@@ -14,6 +14,7 @@ Convention: frames are ``H x W x 3`` uint8 RGB; ``seq`` a source frame's number 
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class Rig:
             check(play.ndi)
         self.controls = self.osc = self.midi_port = self.ndi = self.raw = None
         self.performance: Path | None = None
+        self.render = ""  # the command that renders the performance
         self._last_raw, self._raw_seq = None, -1
 
     # ------------------------------------------------------------------ session hooks
@@ -280,7 +282,7 @@ class Rig:
                 table["source"] = "zoom:" + target
                 size = target[len("noise:"):]
                 sections["zoom"] = replace(session.sections["zoom"], frames=table["frames"], from_noise=size)
-                render = "dreamvideo zoom --from-noise ... --preset PERFORMANCE -o master.mp4"
+                render = "dreamvideo zoom --preset PERFORMANCE -o master.mp4"
             else:
                 table["source"] = str(Path(target).resolve())
                 sections["zoom"] = replace(session.sections["zoom"], frames=table["frames"])
@@ -298,7 +300,6 @@ class Rig:
             table["sound"] = sections["video"].audio
             render = (f"dreamvideo video {table.get('capture', 'CAPTURE.mp4')} --preset PERFORMANCE -o master.mp4"
                       + ("" if raw is not None else " (record the capture with --record-source)"))
-        table["render"] = render
         fixed = sorted({n for _, n, _ in self.controls.log if KNOBS[n].section == "dream"} |
                        {n for _, _, n, _, _ in self.controls.fades_log if KNOBS[n].section == "dream"})
         if fixed:  # no offline schedule for them: said in the file, not hidden
@@ -306,6 +307,7 @@ class Rig:
                                      "them and keeps the starting values")
         top = {"seed": session.seed, "max_side": session.max_side}
         path = performance.path_for(recorded)
+        table["render"] = self.render = render.replace("PERFORMANCE", shlex.quote(str(path)))
         self.performance = performance.write(path, sections=sections, top=top, controls=self.controls,
                                              performance=table)
         return self.performance
