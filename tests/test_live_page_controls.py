@@ -49,22 +49,23 @@ def test_page_slider_and_scene_button_change_the_dream(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while not session.page_url and time.monotonic() < deadline:
-            time.sleep(0.1)
-        while len(shown) < 15 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        source = shown[0].astype(np.float32)  # shown before any dream
-
-        def strength():
-            time.sleep(1.5)  # a dream or more lands
-            return float(np.abs(shown[-1].astype(np.float32) - source).mean())
-
-        dreamed = strength()
-        assert dreamed > 2.0
+            time.sleep(0.05)
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page()
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(60_000)
+            # Opened while the model loads: the controls come once the run plays.
             page.goto(session.page_url, wait_until="domcontentloaded")
+            while len(shown) < 15 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            source = shown[0].astype(np.float32)  # shown before any dream
+
+            def strength():
+                time.sleep(1.5)  # a dream or more lands
+                return float(np.abs(shown[-1].astype(np.float32) - source).mean())
+
+            dreamed = strength()
+            assert dreamed > 2.0
             slider = page.locator("#slider-step_size")
             slider.wait_for()
             assert slider.get_attribute("max") == "1" and page.locator("#text-layers").input_value() == "conv2:1.0"

@@ -132,7 +132,10 @@ class VirtualCamera:
 PAGE_HTML = b"""<!doctype html><html><head><meta charset="utf-8"><title>dreamvideo live</title>
 <style>body{margin:0;background:#111;color:#ddd;font:14px system-ui,sans-serif;text-align:center}
 img{max-width:100vw;max-height:92vh}</style></head><body><img id="live" src="/stream" alt="dreamed frames">
-<div id="status">starting...</div><div id="controls"></div><script src="/controls.js"></script><script>
+<div id="status">starting...</div><div id="controls"></div><script>
+(function load(){fetch('/controls.js').then(r=>{if(!r.ok)throw 0;return r.text()}).then(t=>{
+const s=document.createElement('script');s.textContent=t;document.body.append(s)}).catch(()=>setTimeout(load,1000))})();
+</script><script>
 setInterval(async()=>{try{const r=await fetch('/status');document.getElementById('status').textContent=await r.text()}
 catch(e){document.getElementById('status').textContent='stopped'}},500);</script></body></html>"""
 
