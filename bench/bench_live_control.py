@@ -54,7 +54,7 @@ def free_port() -> int:
 
 
 def play(seconds: float, sender=None, **extra):
-    """Run live for ``seconds``; returns (session, shown times by seq, wall start)."""
+    """Run live for ``seconds``; returns (session, {source frame: time shown})."""
     from dreamvideo.realtime.rig import Rig
     from dreamvideo.realtime.session import LiveSession
     from dreamvideo.settings import LiveSettings, PlaySettings, split_options
@@ -66,8 +66,8 @@ def play(seconds: float, sender=None, **extra):
     started = threading.Event()
     if sender is not None:
         threading.Thread(target=sender, args=(session, started), daemon=True).start()
-    for k, (t, _) in enumerate(session):
-        shown[k] = time.monotonic()
+    for t, _ in session:
+        shown[int(round(t * session.fps))] = time.monotonic()  # by source frame (dropped ones are skipped)
         started.set()
     return session, shown
 
