@@ -18,6 +18,9 @@ as ``dreamvideo live samples/clip.mp4 --loop --max-side 256 ... --no-page`` woul
   against frames shown, and each frame's latency (the NDI timecode the sender stamps, in wall
   time, to its arrival): the target is every shown frame, at most one frame period later than the
   recording's (the sink written just before it).
+- ``soak`` (``--only soak --seconds 1800``): ``zoom:noise:256x144`` at 10 fps moved by a song's
+  ``low`` (``--audio-in`` a click track), recorded, an OSC change every 2 s and NDI out with a
+  receiver; per 5 minutes: resident memory, show latency, control latency, NDI frames and latency.
 
 The machine's load average is printed: other jobs on a shared machine make every figure pessimistic.
 """
@@ -173,14 +176,104 @@ def bench_ndi(seconds: float) -> None:
           f"(a frame period: {period:.0f} ms); {session.rig.ndi.describe()}; {session.stats.line()}")
 
 
+def bench_soak(seconds: float) -> None:
+    """``zoom:noise:256x144`` driven by a song (``--audio-in``, its ``low`` moving the zoom), recorded,
+    an OSC change every 2 s (step size and zoom taking turns) and NDI out with a receiver: per
+    5 minutes, resident memory, the show latency, the control latency and the NDI frames."""
+    import NDIlib
+
+    sys.path.insert(0, str(ROOT / "samples"))
+    from sample_utils import click_track
+
+    from dreamvideo.realtime.ndi import find
+    from dreamvideo.realtime.rig import Rig
+    from dreamvideo.realtime.session import LiveSession
+    from dreamvideo.settings import LiveSettings, PlaySettings, ZoomSettings, split_options
+
+    out = Path("/tmp/bench_live_soak")
+    out.mkdir(exist_ok=True)
+    song = click_track(out / "song.wav", seconds=seconds + 30)
+    port, name = free_port(), f"soak-{os.getpid()}"
+    live = LiveSettings(no_page=True, duration=seconds, audio_in=str(song), record=str(out / "soak.mp4"))
+    opts = dict(OPTS, zoom="1.005 + 0.02*low")
+    sections = split_options("video", opts)
+    sections["zoom"] = ZoomSettings(fps=10)
+    session = LiveSession("zoom:noise:256x144", live, sections, rig=Rig(PlaySettings(osc=str(port), ndi=name)))
+    ndi_got, sent, stop, started = [], [], threading.Event(), threading.Event()
+
+    def receive():
+        rc = NDIlib.RecvCreateV3()
+        rc.color_format = NDIlib.RECV_COLOR_FORMAT_BGRX_BGRA
+        recv = NDIlib.recv_create_v3(rc)
+        src = None
+        while src is None and not stop.is_set():
+            src = find(name, timeout=0.5)
+        if src is not None:
+            NDIlib.recv_connect(recv, src)
+        while src is not None and not stop.is_set():
+            kind, v, _, _ = NDIlib.recv_capture_v2(recv, 100)
+            if kind == NDIlib.FRAME_TYPE_VIDEO:
+                ndi_got.append((time.monotonic(), time.time() - v.timecode / 1e7))
+                NDIlib.recv_free_video_v2(recv, v)
+        NDIlib.recv_destroy(recv)
+
+    def sender():
+        started.wait(300)
+        k = 0
+        while not stop.is_set() and session.worker is not None:
+            addr, value = [("/dreamvideo/step_size", 0.02 if k % 4 < 2 else 0.03),
+                           ("/dreamvideo/zoom", "1.005 + 0.02*low" if k % 4 < 2 else "1.01 + 0.02*low")][k % 2]
+            sent.append((time.monotonic(), addr))
+            osc_send(port, addr, value)
+            k += 1
+            time.sleep(2)
+
+    threading.Thread(target=receive, daemon=True).start()
+    threading.Thread(target=sender, daemon=True).start()
+    shown, lat, rss = {}, [], []
+    t0 = None
+    for t, _ in session:
+        now = time.monotonic()
+        if t0 is None:
+            t0 = now
+            started.set()
+        seq = int(round(t * session.fps))
+        shown[seq] = now
+        lat.append((now, session.stats.latencies[-1]))
+        if not rss or now - rss[-1][0] >= 60:
+            rss.append((now, rss_mb()))
+    stop.set()
+    log = [seq for seq, n, _ in session.rig.controls.log]
+    control = []
+    for (t_sent, _), seq in zip(sent, log):
+        at = next((s for s, dreamed in session.landed_at if dreamed >= seq), None)
+        if at in shown:
+            control.append((t_sent, shown[at] - t_sent))
+    window = 300.0
+    print(f"soak {seconds:.0f} s: {session.stats.line()}")
+    print("| minutes | RSS MB (at the end) | show latency median / p95 ms | control latency median ms "
+          "| NDI frames / shown | NDI latency median / p95 ms |")
+    for k in range(int(np.ceil((time.monotonic() - t0) / window))):
+        a, b = t0 + k * window, t0 + (k + 1) * window
+        r = [m for t, m in rss if a <= t < b] or [float("nan")]
+        ls = 1000 * np.array([x for t, x in lat if a <= t < b] or [np.nan])
+        cs = 1000 * np.array([x for t, x in control if a <= t < b] or [np.nan])
+        nd = 1000 * np.array([x for t, x in ndi_got if a <= t < b] or [np.nan])
+        n_shown = sum(1 for t, _ in lat if a <= t < b)
+        print(f"| {k * 5}-{k * 5 + 5} | {r[-1]:.0f} | {np.median(ls):.0f} / {np.percentile(ls, 95):.0f} | "
+              f"{np.median(cs):.0f} | {len([1 for t, _ in ndi_got if a <= t < b])} / {n_shown} | "
+              f"{np.median(nd):.1f} / {np.percentile(nd, 95):.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--only", nargs="*", default=["latency", "load", "ndi"])
+    ap.add_argument("--only", nargs="*", default=["latency", "load", "ndi"],
+                    help="latency, load, ndi, and soak (not by default: --seconds 1800 for the 30 minutes)")
     args = ap.parse_args()
     print(f"load average: {os.getloadavg()}")
     for name in args.only:
-        {"latency": bench_latency, "load": bench_load, "ndi": bench_ndi}[name](args.seconds)
+        {"latency": bench_latency, "load": bench_load, "ndi": bench_ndi, "soak": bench_soak}[name](args.seconds)
         print(f"load average: {os.getloadavg()}")
 
 

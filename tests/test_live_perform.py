@@ -100,11 +100,23 @@ def played(kit, tmp_path_factory):
     player = _Player(port, [("/dreamvideo/step_size", 0.0), ("/dreamvideo/norm/step_size", 0.05),
                             ("/dreamvideo/steps", "2 +"), ("/dreamvideo/layers", "conv1:1.0")])
     player.start()
-    rc = main(["live", str(kit / "still.mp4"), "--record", str(out / "live.mp4"), "--osc", str(port), "--model",
-               str(kit / "tiny.keras"), *SETTINGS, "--no-page", "-q"])
+    import dreamvideo.models as models
+
+    loads, load_model = [], models.load_model
+
+    def counted(*args, **kw):
+        loads.append(args)
+        return load_model(*args, **kw)
+
+    models.load_model = counted
+    try:
+        rc = main(["live", str(kit / "still.mp4"), "--record", str(out / "live.mp4"), "--osc", str(port), "--model",
+                   str(kit / "tiny.keras"), *SETTINGS, "--no-page", "-q"])
+    finally:
+        models.load_model = load_model
     player.join(5)
     perf = out / "live.performance.toml"
-    return {"rc": rc, "answers": player.answers, "live": out / "live.mp4", "perf": perf, "toml": read(perf)[1],
+    return {"rc": rc, "answers": player.answers, "loads": len(loads), "live": out / "live.mp4", "perf": perf, "toml": read(perf)[1],
             "dir": out}
 
 
@@ -140,6 +152,7 @@ def test_osc_plays_the_run_and_a_wrong_value_is_one_line(played, kit):
     same = float(np.abs(live[layer - 1] - live[layer - 3]).mean())  # one layer: the same dream again
     assert float(np.abs(a - b).mean()) > max(1.0, 5 * same)  # another layer, another dream of the frame
     assert float(np.abs(live[zero - 1] - a).mean()) < 1.5  # back to the same dream as before
+    assert played["loads"] == 1  # the layer switch used the model already built
 
 
 def test_the_performance_renders_offline_with_the_changes_at_their_frames(played, kit):
@@ -348,3 +361,25 @@ def test_a_scene_crossfades_in_the_run_and_the_performance_and_the_source_is_rec
     src = rec[0]  # shown before any dream: the source as a recording encodes it
     assert max(float(np.abs(f - src).mean()) for f in raw) < 1.0  # the undreamed capture
     assert float(np.abs(rec[-1] - src).mean()) > 2.0
+
+
+def test_a_live_zoom_performance_renders_with_dreamvideo_zoom(kit, tmp_path):
+    from dreamvideo.cli import main
+    from dreamvideo.presets import read
+    from dreamvideo.realtime.performance import split_keys
+
+    port = _free_port()
+    player = _Player(port, [("/dreamvideo/zoom", "1.1")], gap=1.0)
+    player.start()
+    rc = main(["live", "zoom:noise:64x48", "--fps", "10", "--record", str(tmp_path / "z.mp4"), "--duration", "4",
+               "--osc", str(port), "--model", str(kit / "tiny.keras"), "--layers", "conv2:1.0", "--steps", "2",
+               "--octaves", "1", "--zoom", "1.02", "--no-page", "-q"])
+    player.join(5)
+    assert rc == 0 and player.answers == [("/dreamvideo/ok", ["zoom = 1.1 (osc)"])]
+    perf = tmp_path / "z.performance.toml"
+    toml = read(perf)[1]
+    assert toml["performance"]["source"] == "zoom:noise:64x48" and toml["zoom"]["from_noise"] == "64x48"
+    keys = split_keys(toml["schedules"]["zoom"])
+    assert keys[0] == (0, "1.02") and keys[-1][1] == "1.1" and 0 < keys[-1][0] < 40
+    assert main(["zoom", "--preset", str(perf), "-o", str(tmp_path / "m.mp4"), "-q"]) == 0
+    assert len(_frames(tmp_path / "m.mp4")) == toml["zoom"]["frames"] == 40
