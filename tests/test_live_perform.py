@@ -383,3 +383,36 @@ def test_a_live_zoom_performance_renders_with_dreamvideo_zoom(kit, tmp_path):
     assert keys[0] == (0, "1.02") and keys[-1][1] == "1.1" and 0 < keys[-1][0] < 40
     assert main(["zoom", "--preset", str(perf), "-o", str(tmp_path / "m.mp4"), "-q"]) == 0
     assert len(_frames(tmp_path / "m.mp4")) == toml["zoom"]["frames"] == 40
+
+
+def test_a_scene_on_the_beat_switches_on_a_beat_of_the_sound(kit, tmp_path):
+    import sys
+
+    from dreamvideo.realtime.rig import Rig
+    from dreamvideo.realtime.session import LiveSession
+    from dreamvideo.settings import LiveSettings, PlaySettings, split_options
+    from helpers import ROOT
+
+    sys.path.insert(0, str(ROOT / "samples"))
+    from sample_utils import click_track
+
+    click_track(tmp_path / "song.wav", seconds=8.0, bpm=120)
+    ffmpeg("-loop", "1", "-framerate", "10", "-i", kit / "still.png", "-i", tmp_path / "song.wav", "-t", "8",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", tmp_path / "beat.mp4")
+    (tmp_path / "calm.toml").write_text("steps = 3\n")
+    port = _free_port()
+    player = _Player(port, [("/dreamvideo/scene", "calm")], gap=0.5)
+    player.start()
+    sections = split_options("video", dict(model=str(kit / "tiny.keras"), layers="conv2:1.0", steps="2", octaves=1,
+                                           step_size="0.05", jitter=0, coherence="none"))
+    session = LiveSession(str(tmp_path / "beat.mp4"), LiveSettings(no_page=True, duration=7), sections,
+                          rig=Rig(PlaySettings(osc=str(port), scene=(f"calm={tmp_path / 'calm.toml'}",),
+                                               scene_on="beat")))
+    for _ in session:
+        pass
+    player.join(5)
+    assert player.answers == [("/dreamvideo/ok", ["scene calm at the next beat (osc)"])]
+    switched = [seq for seq, name, text in session.rig.controls.log if name == "steps" and text == "3"]
+    assert len(switched) == 1
+    beat = session.timeline.features.at(switched[0])["beat"]
+    assert beat > 0.5  # it waited for a beat of the song
