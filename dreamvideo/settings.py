@@ -452,6 +452,10 @@ class LiveSettings:
     audio_in: str = _opt("", "sound that drives the audio features (rms onset beat low mid high) and is recorded: "
                          "default (the system's microphone), an input device name or a URL (default: the source's "
                          "own sound, for a file or URL)", metavar="SOURCE")
+    deepen: float = _opt(15.0, "where the picture stands still, each dream adds its steps to the carried dream until "
+                         "it has had this many steps per octave, so a still shot reaches an offline render's "
+                         "strength in a few seconds (new content starts from its source; 0: each dream keeps the "
+                         "carried dream as it is)", metavar="STEPS", range=(0.0, MAX_STEPS))
     source_timeout: float = _opt(10.0, "give up (exit 1, the recording kept) when the source sends no frame for "
                                  "this many seconds", metavar="S")
 
@@ -461,6 +465,7 @@ class LiveSettings:
             raise UserError(f"`duration` must be 0 or more seconds, not {self.duration}")
         if not 0 <= self.target_fps < math.inf:
             raise UserError(f"`target_fps` must be 0 (off) or more, not {self.target_fps}")
+        check_value("deepen", self.deepen, (0.0, MAX_STEPS))
         if not 0 < self.source_timeout < math.inf:
             raise UserError(f"`source_timeout` must be more than 0 seconds, not {self.source_timeout}")
         if not 0 < self.page_port < 65536:
@@ -469,6 +474,18 @@ class LiveSettings:
             raise UserError(f"cannot record to {self.record}: use a .mp4 or .mkv file")
         if self.stream and self.stream.split("://")[0].lower() not in ("udp", "srt", "rtmp", "rtmps"):
             raise UserError(f"cannot stream to {self.stream}: use a udp://, srt:// or rtmp:// URL")
+        if self.stream:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(self.stream)
+                port = parts.port
+            except ValueError as e:
+                raise UserError(f"the `stream` URL {self.stream} is malformed ({e}); write it as "
+                                "SCHEME://HOST:PORT") from None
+            if not parts.hostname or (parts.scheme in ("udp", "srt") and port is None):
+                raise UserError(f"the `stream` URL {self.stream} needs a host and a port: "
+                                f"{parts.scheme}://HOST:PORT")
         return self
 
 

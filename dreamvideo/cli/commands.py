@@ -251,6 +251,11 @@ def live_parser(sub):
 
 
 def cmd_live(ns) -> int:
+    """Exit codes: 0 when the source ends or --duration is reached, 130 on Ctrl-C, 143 on SIGTERM,
+    129 on SIGHUP (the recording finalized each time), 1 on a failure, 2 on a mistake (before any
+    model loads). The closing line is printed whenever the run started."""
+    from dreamvideo.signals import exit_code, stopped_by
+
     opts = job_options(ns, "video")
     opts["zoom"] = S.check_ranges(settings_from(ns, "zoom"))
     live = S.LiveSettings(**{f.name: getattr(ns, f"live.{f.name}") for f in dataclasses.fields(S.LiveSettings)})
@@ -271,15 +276,22 @@ def cmd_live(ns) -> int:
         rig = Rig(play, preset=ns.preset or "", say=say)
     session = LiveSession(ns.source, live, opts, seed=ns.seed, max_side=ns.max_side, status=show, rig=rig)
     frames = iter(session)
+    code, failure = 0, None
     try:
-        for k, _ in enumerate(frames):
-            if not k and session.page_url and not ns.quiet:
-                print(f"dreamvideo: live at {session.page_url}", file=sys.stderr)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the usual end of a live run
-        pass
-    finally:
-        frames.close()
-        session.close()
+        try:
+            for k, _ in enumerate(frames):
+                if not k and session.page_url and not ns.quiet:
+                    print(f"dreamvideo: live at {session.page_url}", file=sys.stderr)
+        finally:
+            frames.close()
+            session.close()
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP: the recording is finalized all the same
+        code = exit_code(e)
+        if not ns.quiet:
+            sys.stderr.write(("\n" if show is not None else "") + f"dreamvideo: {stopped_by(e)}\n")
+            show = None
+    except Exception as e:  # noqa: BLE001 - said after the closing line, by main
+        failure = e
     if show is not None:
         sys.stderr.write("\n")
     if session.recorded and not ns.quiet:
@@ -288,4 +300,6 @@ def cmd_live(ns) -> int:
         print(f"dreamvideo: wrote {session.performance}; render it at full size with: {rig.render} --max-side 1080",
               file=sys.stderr)
     print(session.stats.line(), flush=True)
-    return 0
+    if failure is not None:
+        raise failure
+    return code

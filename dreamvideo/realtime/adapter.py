@@ -73,18 +73,20 @@ class FlowCarry:
         return out
 
 
-def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int) -> VideoEngine:
+def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int, deepen: float = 0.0) -> VideoEngine:
     """A video stepper (:class:`~dreamvideo.coherence.VideoStepper`) driven frame by
     frame, its first frame ``first_index`` (which gets ``video.first_steps``), and the carry.
 
     Live never holds frames back for a band (``settle``/``drain`` are not called): the caller
     passes ``enter_every=1``, so what enters the frame is dreamed by the next dream, which comes
-    every few source frames anyway: the natural band."""
+    every few source frames anyway: the natural band. ``deepen``: where the picture stands still,
+    each dream adds its steps to the carried dream up to this many steps per octave (see
+    :class:`~dreamvideo.coherence.VideoStepper`)."""
     from ..coherence import VideoStepper
     from ..render import SourceFrame
 
     stepper = VideoStepper(dreamer, dream, video, timeline, seed, first_index,
-                           canvas_round=LIVE_CANVAS_ROUND, crop_limit=LIVE_CROP_LIMIT)
+                           canvas_round=LIVE_CANVAS_ROUND, crop_limit=LIVE_CROP_LIMIT, deepen=deepen)
 
     def step(index: int, image: np.ndarray, flow, mask) -> np.ndarray:
         frame = SourceFrame(index, image, flow, mask)

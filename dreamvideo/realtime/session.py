@@ -96,28 +96,51 @@ class LiveSession:
         self.timing = {"capture": 0.0, "flow": 0.0, "encode": 0.0}  # seconds: converting, the carry, the sinks
         self.worker_timing = {"flow": 0.0, "dream": 0.0}
         self.spec = parse_source(source, live.loop)
-        if live.record:  # user mistakes before any model loads
+        # user mistakes, all before any process starts or model loads
+        zooming = self.spec.kind == "zoom"
+        check_live_schedules(self.sections["schedules"], zooming,
+                             self.sections["zoom"].fps if zooming else LIVE_CHECK_FPS, live.duration)
+        self._needed = needed_audio(self.sections["schedules"], zooming)
+        self.rig, self.performance = rig, None
+        if rig is not None:
+            rig.needs(self)  # a scene on the beat needs the sound's beat
+        if live.audio_in:
+            check_audio_in(live.audio_in)
+        elif self._needed:
+            if self.spec.kind in ("zoom", "camera", "screen"):
+                raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but a {self.spec.kind} source "
+                                "has no sound; pass --audio-in default|DEVICE|URL|FILE")
+            if self.spec.kind == "file":
+                from .. import ffmpeg
+
+                if not ffmpeg.has_audio(ffmpeg.header(self.spec.target)):
+                    raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but {self.spec.target} has "
+                                    "no sound; pass --audio-in FILE|default, or a source with sound")
+        self._lock = None
+        if live.record:
             from .. import guard
+            from .sinks import RecordLock
 
             guard.check(live.record, guard.reads(read_path(source), {**self.sections, "live": live}),
                         role="the `record` file", fix="choose another recording name")
-            if not Path(live.record).absolute().parent.is_dir():
-                raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
-                                "record elsewhere")
-        self._needed = needed_audio(self.sections["schedules"], self.spec.kind == "zoom")
-        self.rig, self.performance = rig, None
-        if rig is not None:
-            rig.needs(self)
-        if self._needed and not live.audio_in and self.spec.kind in ("zoom", "camera", "screen"):
-            raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but a {self.spec.kind} source has "
-                            "no sound; pass --audio-in default|DEVICE|URL|FILE")
+            rec = Path(live.record).absolute()
+            if rec.is_dir():
+                raise UserError(f"cannot record to {live.record}: it is a folder; pass a .mp4 or .mkv file name")
+            if not rec.parent.is_dir():
+                raise UserError(f"folder {rec.parent} does not exist; create it or record elsewhere")
+            self._lock = RecordLock(rec)  # a second run recording to it: one line now
         self.source = self.worker = self.audio_in = self.recorder = self.page = self.controller = None
         self.features = self.timeline = None
         self.fps = self.sections["zoom"].fps if self.spec.kind == "zoom" else 25.0
         self.sinks, self._others, self._tmp, self._record_audio, self._file_seconds = [], [], None, None, 0.0
         self.page_url = ""
-        if rig is not None:
-            rig.check(self)  # last: it opens the control ports (closed again if it fails)
+        if rig is not None:  # last: it opens the control ports (closed again if it fails)
+            try:
+                rig.check(self)
+            except BaseException:
+                if self._lock is not None:
+                    self._lock.release()
+                raise
 
     # ------------------------------------------------------------------ opening and closing
 
@@ -131,11 +154,18 @@ class LiveSession:
         # The source first (an unreadable one is one line before the model loads); a zoom's is made
         # once its moves' timeline is (below).
         if self.spec.kind != "zoom":
-            self.source = Capture(self.spec, self.max_side)
+            # A stream's sound comes from the same ffmpeg (its address opened once), when it is used.
+            sound = self.spec.kind == "url" and not live.audio_in and bool(self._needed or live.record)
+            self.source = Capture(self.spec, self.max_side, timeout=live.source_timeout, sound=sound)
             self.fps = self.source.fps
+            if sound and self._needed and not self.source.sound:
+                raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but {self.spec.target} has no "
+                                "sound; pass --audio-in default|DEVICE|URL|FILE")
         if not live.no_page:  # a busy port: one line now
             self.page = sinks.PageServer(live.page_port)
             self.page_url = self.page.url
+        if self.status is not None:
+            self.status("live: loading the model")
         self.dreamer = self._load()  # before the source plays: loading the model would drop its first seconds
         from .listen import prepare
 
@@ -184,7 +214,8 @@ class LiveSession:
             if self.live.record:
                 self._tmp = tempfile.TemporaryDirectory(prefix="dreamvideo-live-")
                 wav = self._record_audio = str(Path(self._tmp.name) / "sound.wav")
-            self.audio_in = AudioIn(self.live.audio_in or sound, features, wav)
+            feed = None if self.live.audio_in else self.source  # a stream's own sound: from its capture
+            self.audio_in = AudioIn(self.live.audio_in or sound, features, wav, feed=feed)
             return features
         if whole:
             from .. import ffmpeg
@@ -218,7 +249,8 @@ class LiveSession:
             timeline.steps_cap = None if level is None else level.steps
             if self.spec.kind == "zoom":
                 return zoom_engine(self.dreamer, dream, s["zoom"], timeline, self.seed, zoom_state)
-            return video_engine(self.dreamer, dream, s["video"], timeline, self.seed, first_index)
+            return video_engine(self.dreamer, dream, s["video"], timeline, self.seed, first_index,
+                                deepen=self.live.deepen)
 
         if self.live.target_fps:
             steps = int(round(float(s["schedules"].steps))) if _is_number(s["schedules"].steps) else 20
@@ -261,6 +293,9 @@ class LiveSession:
             attempt(self.page.close)
         if self._tmp is not None:
             attempt(self._tmp.cleanup)
+        if self._lock is not None:
+            attempt(self._lock.release)
+            self._lock = None
         self.worker = self.source = self.audio_in = self.recorder = self._tmp = self.page = None
         self._others = []
         if errors:
@@ -378,6 +413,56 @@ def live_sections(sections: dict) -> dict:
     sections["schedules"] = with_blend_default(sections["schedules"], sections["video"])
     sections["zoom"] = replace(sections.get("zoom") or ZoomSettings(), full_frames=sections["video"].full_frames)
     return sections
+
+
+#: Live schedules are checked over their first :data:`LIVE_CHECK_SECONDS` at this rate when the
+#: source's own is not known yet (a device or a URL opens later); a ``zoom:`` source's is its ``fps``.
+LIVE_CHECK_FPS = 30.0
+LIVE_CHECK_SECONDS = 600.0
+
+
+def check_live_schedules(sched, zooming: bool, fps: float, seconds: float = 0.0) -> None:
+    """The live schedules' values in their ranges, as offline checks them (:func:`~dreamvideo.timeline.check_curve`,
+    one line naming the first frame out of range): over ``seconds`` (0: the first
+    :data:`LIVE_CHECK_SECONDS`), a schedule that reads the sound with every feature at 0 and at 1.
+    Before any model loads."""
+    from ..schedule import Schedule
+    from ..settings import AUDIO_FEATURES, check_ranges
+    from ..timeline import check_curve
+    from .engine import MOVES
+
+    check_ranges(sched)
+    n = max(1, int((seconds or LIVE_CHECK_SECONDS) * fps))
+    for name in LIVE_SCHEDULED:
+        if name in MOVES and not zooming:
+            continue
+        text = getattr(sched, name)
+        parsed = Schedule.parse(text, name, sched.interp)
+        levels = (0.0, 1.0) if parsed.needs_audio else (None,)
+        for level in levels:
+            feats = None if level is None else {k: np.full(n, level) for k in AUDIO_FEATURES}
+            check_curve(name, text, parsed.values(n, fps, feats), fps)
+
+
+def check_audio_in(text: str) -> None:
+    """An ``--audio-in`` that names a file must be one with sound (a device or a URL is opened later)."""
+    from .. import ffmpeg
+
+    if "://" in text or text == "default":
+        if "://" in text:
+            from .sources import check_url
+
+            check_url(text, "`audio_in`")
+        return
+    path = Path(text)
+    looks_like_file = path.suffix != "" or "/" in text or "\\" in text
+    if path.is_dir():
+        raise UserError(f"`audio_in` {text} is a folder; pass a sound file, default or a device name")
+    if path.is_file():
+        if not ffmpeg.has_audio(ffmpeg.header(path, "audio source")):
+            raise UserError(f"`audio_in` {text} has no sound; pass a file with an audio track")
+    elif looks_like_file:
+        raise UserError(f"`audio_in` {text}: no such file; check the path, or pass default or a device name")
 
 
 def needed_audio(sched, zooming: bool) -> set:

@@ -52,6 +52,39 @@ class Recorder:
         return None
 
 
+class RecordLock:
+    """One live run per recording: an OS file lock on a hidden ``.NAME.live-lock`` beside it (the
+    lock offline renders take on their work folder, :mod:`dreamvideo.resume`). A second run
+    recording to the same file is a one-line :class:`UserError`; :meth:`release` removes the file.
+    A killed run's lock is released by the OS, so a stale file never blocks."""
+
+    def __init__(self, path):
+        import os
+
+        from ..resume import _try_lock
+
+        p = Path(path).absolute()
+        self.path = p.with_name(f".{p.name}.live-lock")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"cannot record to {path}: {e.strerror or e}; record elsewhere") from None
+        if not _try_lock(self._fd):
+            os.close(self._fd)
+            self._fd = None
+            raise UserError(f"{path} is being recorded by another live run; wait for it to end or record to "
+                            "another file")
+
+    def release(self) -> None:
+        import os
+
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
+
+
 def stream_args(url: str, fps: float, size) -> list[str]:
     """ffmpeg arguments: raw RGB frames on stdin to low-latency H.264 at ``url`` (udp/srt as MPEG-TS, rtmp as FLV)."""
     w, h = size
