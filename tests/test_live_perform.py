@@ -233,7 +233,7 @@ def test_ndi_out_sends_every_shown_frame_as_recorded(kit, tmp_path, capsys):
     assert rc == 0
     assert f"ndi {NAME}:" in capsys.readouterr().err  # the status says what NDI sent, and its time
     recorded = _frames(rec)
-    assert len(recorded) == 40 and len(got) >= 30  # connected within the first second; every frame after
+    assert len(recorded) == 40 and len(got) >= 10  # once the receiver connected: every frame after
     # Each received frame is the recording's frame at the same place (the nearest of all, by far: the
     # neighbours are 11+ levels away): compared at a quarter size, as both are lossy in colour (NDI's
     # 4:2:2 and its levels, 255 -> ~251; the recording's H.264 4:2:0), about 4 levels apart.
@@ -272,23 +272,21 @@ def test_midi_plays_a_run_from_a_real_port_and_learn_prints(kit, tmp_path, capsy
                                            '[scenes]\ncalm = "gentle-video"\n')
         out = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output("pads", virtual=True)
 
-        def play():
-            time.sleep(0.5)
-            deadline = time.monotonic() + 120
-            while not list(Path(tmp_path).glob("*.mp4*")) and time.monotonic() < deadline:
-                time.sleep(0.1)  # the recording's file appears once the run plays
-            time.sleep(1.0)
-            out.send(mido.Message("control_change", control=21, value=0))
-            time.sleep(1.0)
-            out.send(mido.Message("note_on", note=36, velocity=100))
+        done = threading.Event()
 
-        from pathlib import Path
+        def play():  # a performer's hands, until the run ends (those before it plays are refused)
+            while not done.is_set():
+                out.send(mido.Message("control_change", control=21, value=0))
+                time.sleep(0.3)
+                out.send(mido.Message("note_on", note=36, velocity=100))
+                time.sleep(0.3)
 
         t = threading.Thread(target=play, daemon=True)
         t.start()
         rc = main(["live", str(kit / "still.mp4"), "--midi", "pads", "--midi-learn", "--preset",
                    str(tmp_path / "rig.toml"), "--record", str(tmp_path / "m.mp4"), "--duration", "5", "--model",
                    str(kit / "tiny.keras"), *SETTINGS, "--no-page", "-q"])
+        done.set()
         t.join(10)
         out.close()
     finally:
