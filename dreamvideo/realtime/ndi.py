@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import UserError
 
-INSTALL = 'NDI out needs ndi-python (it bundles the NDI runtime): pip install "dreamvideo[live]"'
+INSTALL = ('NDI out needs ndi-python (it bundles the NDI runtime; built for Linux x86-64, Windows x64 and macOS '
+           'arm64): pip install "dreamvideo[live]"')
 
 
 def _lib():
