@@ -116,7 +116,8 @@ def played(kit, tmp_path_factory):
         models.load_model = load_model
     player.join(5)
     perf = out / "live.performance.toml"
-    return {"rc": rc, "answers": player.answers, "loads": len(loads), "live": out / "live.mp4", "perf": perf, "toml": read(perf)[1],
+    return {"rc": rc, "answers": player.answers, "loads": len(loads), "live": out / "live.mp4", "perf": perf,
+            "toml": read(perf)[1],
             "dir": out}
 
 
@@ -367,13 +368,14 @@ def test_a_live_zoom_performance_renders_with_dreamvideo_zoom(kit, tmp_path):
     from dreamvideo.realtime.performance import split_keys
 
     port = _free_port()
-    player = _Player(port, [("/dreamvideo/zoom", "1.1")], gap=1.0)
+    player = _Player(port, [("/dreamvideo/zoom", "1.1"), ("/dreamvideo/zoom", "0:(1.1), 50:(20)")], gap=1.0)
     player.start()
     rc = main(["live", "zoom:noise:64x48", "--fps", "10", "--record", str(tmp_path / "z.mp4"), "--duration", "4",
                "--osc", str(port), "--model", str(kit / "tiny.keras"), "--layers", "conv2:1.0", "--steps", "2",
                "--octaves", "1", "--zoom", "1.02", "--no-page", "-q"])
     player.join(5)
-    assert rc == 0 and player.answers == [("/dreamvideo/ok", ["zoom = 1.1 (osc)"])]
+    assert rc == 0 and player.answers[0] == ("/dreamvideo/ok", ["zoom = 1.1 (osc)"])
+    assert player.answers[1][0] == "/dreamvideo/error" and "from 0.1 to 10" in player.answers[1][1][0]
     perf = tmp_path / "z.performance.toml"
     toml = read(perf)[1]
     assert toml["performance"]["source"] == "zoom:noise:64x48" and toml["zoom"]["from_noise"] == "64x48"

@@ -2,9 +2,9 @@
 
 :data:`KNOBS` lists the settings that change live: :data:`dreamvideo.settings.LIVE_PARAMS` (the
 numbers, with their ranges; the schedules among them also take a schedule's text), ``layer_weights``
-and ``layers`` (text). :class:`Controls` holds their values for the dream thread: OSC (:mod:`.osc`), MIDI (:mod:`.midi`) and
-the page call :meth:`Controls.set`, :meth:`Controls.set_norm` and :meth:`Controls.scene` from their
-own threads; the dream thread calls :meth:`Controls.take` before each dream and gets what changed,
+and ``layers`` (text). :class:`Controls` holds their values for the dream thread: OSC (:mod:`.osc`),
+MIDI (:mod:`.midi`) and the page (:mod:`.page`) call :meth:`Controls.set`, :meth:`Controls.set_norm`
+and :meth:`Controls.scene` from their own threads; the dream thread calls :meth:`Controls.take` before each dream and gets what changed,
 stamped with that dream's source frame. So a change applies at the next dream, and the log of
 changes (:attr:`Controls.log`) says at which source frame each one did: a performance
 (:mod:`.performance`). A wrong value is a one-line :class:`~dreamvideo.errors.UserError` for the

@@ -28,7 +28,8 @@ for(const k of st.knobs){
   const v=parseFloat(k.value);if(!isNaN(v))s.value=v;const out=document.createElement('output');out.textContent=k.value;
   s.oninput=()=>{out.textContent=s.value};s.onchange=()=>send({name:k.name,value:s.value});row.append(s,out)}
  else{const t=document.createElement('input');t.name=k.name;t.id='text-'+k.name;t.value=k.value;t.size=28;
-  if(k.name==='layers'){t.setAttribute('list','layer-list');const dl=document.createElement('datalist');dl.id='layer-list';
+  if(k.name==='layers'){t.setAttribute('list','layer-list');
+   const dl=document.createElement('datalist');dl.id='layer-list';
    for(const l of st.layers){const o=document.createElement('option');o.value=l;dl.append(o)}row.append(dl)}
   t.onchange=()=>send({name:k.name,value:t.value});row.append(t)}
  box.append(row)}

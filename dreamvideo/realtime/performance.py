@@ -194,6 +194,8 @@ def write(path, *, sections: dict, top: dict, controls, performance: dict, comma
     table = {k: v for k, v in performance.items() if v is not None and v != ""}
     table["changes"] = len(controls.log) + len(controls.fades_log)
     out[SECTION] = table
-    header = "dreamvideo performance: a live run as an offline render" + (f", played with:\n  {command}" if command else "")
+    header = "dreamvideo performance: a live run as an offline render"
+    if command:
+        header += f", played with:\n  {command}"
     what = f"performance of {Path(str(performance.get('source', ''))).name or 'a live run'}, {table['changes']} changes"
     return presets.write(path, out, header=header, description=what)

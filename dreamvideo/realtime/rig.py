@@ -171,6 +171,14 @@ class Rig:
                 texts.append(sched)
         else:
             texts = [text]
+            if KNOBS[name].section == "schedules" and number(text) is None:
+                # A schedule's values in range, as offline checks them (this one alone: a fader's
+                # hundred numbers a second are checked by validate already).
+                from ..settings import Schedules
+                from .session import LIVE_CHECK_SECONDS, check_live_schedules
+
+                alone = Schedules(blend="1.0", interp=s.timeline.schedules.interp, **{name: text})
+                check_live_schedules(alone, s.spec.kind == "zoom", s.fps, s.stats.seconds + LIVE_CHECK_SECONDS)
         have = s.timeline.features.names if s.timeline.features is not None else set()
         for t in texts:
             uses = Schedule.parse(t.strip(), name, self.controls.interp).names & set(AUDIO_FEATURES)
