@@ -9,8 +9,8 @@ Addresses (the settings' field names, :data:`.control.KNOBS`):
 
 Every message is answered with ``/dreamvideo/ok LINE`` or ``/dreamvideo/error LINE`` (one line), and
 the status figures go out every half second as ``/dreamvideo/status LINE`` and
-``/dreamvideo/fps SHOWN DREAMED`` and ``/dreamvideo/latency MS``, to each sender (from the port it
-sent from) or to ``--osc-feedback HOST:PORT``. A wrong message never stops the run.
+``/dreamvideo/fps SHOWN DREAMED`` and ``/dreamvideo/latency MS``, to each of the latest 8 senders (at
+the port it sent from) or to ``--osc-feedback HOST:PORT``. A wrong message never stops the run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import threading
 from ..errors import UserError
 
 PREFIX = "/dreamvideo/"
+MAX_PEERS = 8  # the status goes to the latest this many senders
 INSTALL = 'OSC control needs python-osc: pip install "dreamvideo[live]"'
 
 
@@ -50,7 +51,7 @@ class OscControl:
             raise UserError(INSTALL) from None
         self.controls, self.feedback = controls, feedback
         self.received = 0
-        self._peers: set = set()
+        self._peers: dict = {}  # the latest senders, oldest first (a script may send from a new port each time)
         self._lock = threading.Lock()
         d = Dispatcher()
         d.set_default_handler(self._handle, needs_reply_address=True)
@@ -66,7 +67,11 @@ class OscControl:
     def _handle(self, sender, address: str, *args) -> None:
         self.received += 1
         with self._lock:
-            self._peers.add(tuple(sender[:2]))
+            peer = tuple(sender[:2])
+            self._peers.pop(peer, None)
+            self._peers[peer] = True
+            while len(self._peers) > MAX_PEERS:
+                del self._peers[next(iter(self._peers))]
         try:
             line = self._apply(address, args)
         except UserError as e:
