@@ -371,7 +371,7 @@ def test_a_chunk_carried_on_mid_band_dreams_what_an_unbroken_chunk_dreams(tiny, 
     sched = with_blend_default(s["schedules"], s["video"])
 
     def job(resume_at, prev=None):
-        return ChunkJob(str(path), None, s["video"], s["dream"], sched, 3, 12.0, 12, "", 0.0, Chunk(0, 0, 0, 12),
+        return ChunkJob(str(path), None, s["video"], s["dream"], sched, 3, 12.0, 12, None, Chunk(0, 0, 0, 12),
                         resume_at, prev)
 
     whole = dict(dream_chunk(dreamer, job(0)))
