@@ -69,6 +69,9 @@ class FeatureModel:
     names: tuple = ()
     keras_model: object = field(default=None, repr=False)  # after select(): the pruned (folded) Keras model
     data_format: str = "channels_last"
+    #: A keras.applications network (not a model file or a frozen graph): the backends' graph
+    #: rewrites are checked on these (dreamvideo.backends.tensorflow, _fast_conv_patch).
+    applications: bool = False
 
     @property
     def channels_first(self) -> bool:
@@ -93,7 +96,8 @@ class FeatureModel:
         for n in names:
             self.layer(n)
         out = FeatureModel(self.name, self.preprocess, self.min_side, self.layers, self.default_layers,
-                           self.precision, self.net, names, data_format=self.data_format)
+                           self.precision, self.net, names, data_format=self.data_format,
+                           applications=self.applications)
         # A functional sub-model is pruned to the ops its outputs need: nothing past the deepest layer.
         sub = keras.Model(self.net.input, [self.net.get_layer(keras_name(n)).output for n in names])
         with _backend.building():
@@ -228,7 +232,7 @@ def _load_model(name, weights, model_file, precision) -> FeatureModel:
         keras.config.set_dtype_policy(policy)
         keras.config.set_image_data_format(fmt)
     return FeatureModel(spec.name, spec.preprocess, spec.min_side, dreamable_layers(net, _backend.DATA_FORMAT),
-                        spec.default_layers, precision, net, data_format=_backend.DATA_FORMAT)
+                        spec.default_layers, precision, net, data_format=_backend.DATA_FORMAT, applications=True)
 
 
 def _build_keras(spec: ModelSpec, weights):

@@ -149,14 +149,16 @@ class _Frozen:
     (bench/RESULTS.md). The weights must not change afterwards (the engine never trains). A graph
     that cannot be frozen runs as traced."""
 
-    def __init__(self, fn):
-        self._fn, self._call = fn, None
+    def __init__(self, fn, fast_grads: bool = True):
+        self._fn, self._call, self._fast = fn, None, fast_grads
 
     def __call__(self, *args):
         if self._call is None:
+            import contextlib
+
             from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-            with _fast_conv_patch():
+            with _fast_conv_patch() if self._fast else contextlib.nullcontext():
                 traced = self._fn.get_concrete_function()
             try:
                 self._call = convert_variables_to_constants_v2(traced)
@@ -189,9 +191,14 @@ class Loop:
             tf.TensorSpec([], tf.float32),  # max loss (inf = never stop early)
             tf.TensorSpec([None, None], tf.float32),  # per-pixel step scale
         ]
-        self._ascend = _Frozen(tf.function(self._ascend_graph, input_signature=spec))
+        # The forward-convolution gradients only on keras.applications networks, where they were
+        # checked: on a small frozen GoogLeNet-like graph (tests/test_models_cli.py) the frozen graph
+        # with them aborted inside TensorFlow ("Check failed: size >= 0"); freezing alone is kept.
+        fast = bool(getattr(model, "applications", False))
+        self._ascend = _Frozen(tf.function(self._ascend_graph, input_signature=spec), fast)
         self._grad = _Frozen(tf.function(self._tiled_gradient,
-                                         input_signature=[spec[0], spec[3], spec[5], tf.TensorSpec([2], tf.int32)]))
+                                         input_signature=[spec[0], spec[3], spec[5], tf.TensorSpec([2], tf.int32)]),
+                             fast)
 
     def _tile_grad(self, tile, weights):
         import tensorflow as tf
