@@ -452,11 +452,11 @@ class RayNodes:
         self.nodes.append(node)
         return node
 
-    def wait_for(self, workers: int, timeout: float = 90.0) -> None:
+    def wait_for(self, workers: int, timeout: float = 180.0) -> None:
         """Until ``workers`` nodes with CPUs are alive (asked through the command's own way in)."""
         from dreamvideo.raycluster import cluster
 
-        deadline = time.monotonic() + timeout
+        deadline, last = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
             try:
                 with cluster(self.address) as ray:
@@ -465,9 +465,10 @@ class RayNodes:
                         if len(alive) >= workers:
                             return
                         time.sleep(0.5)
-            except UserError:  # the head is not up yet
+            except UserError as e:  # the head is not up yet
+                last = e
                 time.sleep(0.5)
-        raise AssertionError(f"{workers} Ray worker nodes did not join in {timeout} s")
+        raise AssertionError(f"{workers} Ray worker nodes did not join in {timeout} s (last: {last})")
 
     def stop(self) -> None:
         for p in [*self.nodes, self.head]:
@@ -703,7 +704,7 @@ def test_when_the_only_worker_node_dies_the_render_stops_in_one_line_and_resume_
         mp.setattr(distributed._Dispatcher, "_submit", record)
         rc, _, err = run_cli(capsys, *argv, "--resume")
     assert rc == 0, err
-    assert 0 not in [c for c, _ in submitted] and dict(submitted)[1] >= 1  # chunk 0 kept; chunk 1 carried on
+    assert 0 not in [c for c, _ in submitted] and dict(submitted).get(1, 0) >= 1, submitted  # chunk 0 kept; 1 carried on
     reference = kit / "far_across.mp4"
     if reference.is_file():
         assert np.array_equal(frames(out), frames(reference))
