@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--precision auto means here (measured once per machine, then cached).")
     add_settings(p, "model", title="model settings (only backend, device and precision matter here)",
                  skip=("model", "weights", "layers", "objective", "guide"))
+    p.add_argument("--ray-address", default="", metavar="ADDRESS",
+                   help="instead, list the nodes of the Ray cluster at ADDRESS (HOST:PORT or auto): their CPUs and "
+                        "GPUs and what each can run")
     return parser
 
 

@@ -116,7 +116,11 @@ def cmd_plan(ns) -> int:
 
 
 def cmd_doctor(ns) -> int:
-    from dreamvideo.doctor import doctor
+    from dreamvideo.doctor import doctor, doctor_cluster
+
+    if ns.ray_address:
+        print(doctor_cluster(ns.ray_address))
+        return 0
 
     print(doctor(settings_from(ns, "model")))
     return 0
