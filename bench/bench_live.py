@@ -123,8 +123,8 @@ def run(name: str, clip: Path, out: Path, seconds: float) -> dict:
     cpu = {"capture": 0.0}
     for k, _ in enumerate(session):
         # Before the loop ends and closes them: the decoder's and the encoder's CPU so far.
-        if hasattr(session.capture, "_proc"):
-            cpu["capture"] = _cpu(session.capture._proc.p.pid)
+        if hasattr(session.source, "_proc"):
+            cpu["capture"] = _cpu(session.source._proc.p.pid)
         writer = session.recorder._writer
         cpu["encode"] = _cpu(writer._proc.p.pid) if writer._proc is not None else cpu.get("encode", 0.0)
     s = session.stats

@@ -106,13 +106,21 @@ class VideoStepper:
     ``canvas_round`` pads each crop canvas up to a multiple of this many pixels a side, so canvases
     take a few shapes again and again (a shape's first dream costs the backend's set-up, 20-40 ms on
     CPU, on top); ``crop_limit`` dreams the frame whole (one step-mapped dream, as a full frame
-    costs) when its canvases would cover more than this share of it, where crops cost as much."""
+    costs) when its canvases would cover more than this share of it, where crops cost as much.
+
+    A third, ``deepen`` (steps per octave, 0: off): live dreams a frame with a few steps, and every
+    few frames. With it, each dream adds its steps to the carried dream where it is carried (the
+    steps add up, as if the first dream had gone on) until a pixel has had ``deepen`` steps; then
+    the carried dream is kept as it is. ``depth`` (H x W float32) counts each pixel's steps and
+    moves with the carried dream; new content starts at 0, dreamed from its source."""
 
     def __init__(self, dreamer, dream: DreamSettings, video: VideoSettings, timeline: Timeline, seed: int,
-                 first_index: int = 0, *, canvas_round: int = 0, crop_limit: float | None = None):
+                 first_index: int = 0, *, canvas_round: int = 0, crop_limit: float | None = None,
+                 deepen: float = 0.0):
         self.dreamer, self.dream_settings, self.video, self.tl, self.seed = dreamer, dream, video, timeline, seed
         self.first_index = first_index
         self.canvas_round, self.crop_limit = canvas_round, crop_limit
+        self.deepen, self.depth = float(deepen), None
         self.state = ReuseState()
         self.held = HeldFrames(video.flow)
         self.timing = Timing("new", "upkeep", "composite")
@@ -131,25 +139,40 @@ class VideoStepper:
         """The dream of ``frame`` (H x W x 3 uint8), as first dreamed (before any back-fill)."""
         self.last = None
         if not self.reuses(frame):
+            if self.deepen:
+                first = frame.index == self.first_index and self.video.first_steps
+                steps = self.video.first_steps if first else self.tl.settings(self.dream_settings, frame.index).steps
+                self.depth = np.full(frame.image.shape[:2], float(steps), np.float32)
             return self._dream_whole(frame)
         i, src = frame.index, frame.image
         settings, weights, seed = self.tl.settings(self.dream_settings, i), self.tl.weights(i), frame_seed(self.seed, i)
         with self.timing("composite"):
             flow, plan = self._plan(frame)
+            depth = self._carried_depth(flow, plan) if self.deepen else None
         self.last = plan
         if self.crop_limit is not None and not (plan.cut or plan.whole) and plan.boxes and \
                 sum(h * w for (h, w), _ in self._canvases(plan, src.shape[1])) > self.crop_limit * src[..., 0].size:
             plan.whole = True
+        if depth is not None and not plan.cut and settings.steps and bool((depth < self.deepen - 0.5).any()):
+            plan.whole = True  # some of the frame is still to deepen: one dream of it all, step-mapped
         if plan.cut:
+            if depth is not None:
+                self.depth = np.full(src.shape[:2], float(settings.steps), np.float32)
             with self.timing("new"):
                 return self.dreamer.dream(src, None, settings, seed=seed, weights=weights)
         with self.timing("composite"):
             grew, blend = growth(flow), self.tl.value("blend", i)
             start = self._carried_start(src, flow, plan, blend * max(0.0, 1.0 - GROWTH_FADE * grew))
         if plan.whole:  # as a full frame: new content gets every octave and step, the carried dream upkeep
+            step_map = self._step_map(plan.new)
+            if depth is not None:  # ... or, while it is shallower than ``deepen``, its steps again
+                step_map = np.where(plan.new, 1.0, np.clip((self.deepen - depth) / max(1, settings.steps), 0.0, 1.0))
+                self.depth = (depth + settings.steps * step_map).astype(np.float32)
             with self.timing("new"):
                 return self.dreamer.dream(src, start, settings, seed=seed, weights=weights,
-                                          step_map=self._step_map(plan.new))
+                                          step_map=step_map.astype(np.float32))
+        if depth is not None:
+            self.depth = np.where(plan.new, float(settings.steps), depth).astype(np.float32)
         with self.timing("upkeep"):
             upkept = self._upkeep(src, start, upkeep_steps(self.video, grew, blend, settings.steps), settings,
                                   seed, weights)
@@ -227,6 +250,15 @@ class VideoStepper:
                                 self.video, self._min_crop(settings, src.shape[:2]))
         self._plan_of = (frame.index, plan)
         return flow, plan
+
+    def _carried_depth(self, flow: np.ndarray, plan: ReusePlan) -> np.ndarray:
+        """The steps each pixel of this frame has had (see ``deepen``): the last frame's moved by
+        ``flow``, 0 on new content; a depth of another size (the frame changed size) counts as deep."""
+        from .flow import warp
+
+        if self.depth is None or self.depth.shape != plan.new.shape:
+            return np.where(plan.new, 0.0, self.deepen).astype(np.float32)
+        return np.where(plan.new, 0.0, warp(self.depth, flow)).astype(np.float32)
 
     def _min_crop(self, settings: DreamSettings, shape: tuple[int, int]) -> int:
         return smallest_crop(self.dreamer.model.min_side, settings, shape)

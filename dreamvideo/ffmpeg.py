@@ -51,10 +51,11 @@ def ff_path(path) -> str:
 class Proc:
     """One ffmpeg process; stderr goes to a temporary file (a pipe could fill up and stall ffmpeg)."""
 
-    def __init__(self, args, stdin=None, stdout=None):
+    def __init__(self, args, stdin=None, stdout=None, pass_fds=()):
         self.err = tempfile.TemporaryFile()
         self.p = subprocess.Popen([exe(), "-hide_banner", "-nostdin", "-y", *args],
-                                  stdin=stdin, stdout=stdout, stderr=self.err, start_new_session=True)
+                                  stdin=stdin, stdout=stdout, stderr=self.err, start_new_session=True,
+                                  pass_fds=tuple(pass_fds))
         _RUNNING.add(self)
 
     def stderr_text(self) -> str:

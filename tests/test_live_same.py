@@ -45,7 +45,7 @@ def _record(d: Path) -> tuple[list, list]:
 
     S.LiveSession.__iter__ = spy
     try:
-        for _ in dreamvideo.live(str(d / "slow.mp4"), record=str(rec), duration=FRAMES / 2, seed=7,
+        for _ in dreamvideo.live(str(d / "slow.mp4"), record=str(rec), duration=FRAMES / 2, seed=7, deepen=0,
                                  model=str(d / "tiny.keras"), layers="conv2", steps="2", octaves=1,
                                  step_size="0.05"):
             pass

@@ -59,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan_parser(sub)
     batch_parser(sub)
     live_parser(sub)
-    sub.add_parser("presets", help="list the built-in presets",
-                   description="List the built-in presets (--preset NAME).")
+    pp = sub.add_parser("presets", help="list the built-in presets (and describe preset files)",
+                        description="List the built-in presets (--preset NAME), and describe the preset files given; "
+                                    "a recorded live performance (live --record's out.performance.toml) is marked "
+                                    "(performance).")
+    pp.add_argument("files", nargs="*", metavar="FILE.toml", help="preset files to describe")
 
     p = sub.add_parser("layers", help="list a model's dreamable layers",
                        description=f"List dreamable layers and their channels. Models: {', '.join(S.MODEL_NAMES)}.")
@@ -131,13 +134,14 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # dreamv
 
 def main(argv=None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage mistake, 130 interrupted,
-    143 stopped by SIGTERM)."""
-    from dreamvideo.signals import Terminated, sigterm_as_interrupt
+    143 stopped by SIGTERM, 129 by SIGHUP (live))."""
+    from dreamvideo.signals import sighup_as_interrupt, sigterm_as_interrupt
 
     argv = sys.argv[1:] if argv is None else list(argv)
     renders = argv[:1] in (["video"], ["zoom"], ["batch"])
     try:
-        with sigterm_as_interrupt(), _warnings_as_lines():  # a stop takes Ctrl-C's careful way out
+        hup = sighup_as_interrupt() if argv[:1] == ["live"] else contextlib.nullcontext()
+        with sigterm_as_interrupt(), hup, _warnings_as_lines():  # a stop takes Ctrl-C's careful way out
             ns = _parse_args(argv)
             with _max_pixels(getattr(ns, "max_pixels", None)):
                 return COMMANDS[ns.command](ns)
@@ -156,10 +160,14 @@ def main(argv=None) -> int:
             print(f"dreamvideo: error: {_flags(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:  # outside the frame loop (start-up, the final encode): the work folder is kept
-        what = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
-        print(f"dreamvideo: {what}" + (f"; resume with: {_resume_command(argv)}" if renders else ""),
+        from dreamvideo.signals import exit_code, stopped_by
+
+        print(f"dreamvideo: {stopped_by(e)}" + (f"; resume with: {_resume_command(argv)}" if renders else ""),
               file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        if argv[:1] == ["live"]:  # live's closing line, whenever it stops
+            print("live: shown 0.0 fps, dreamed 0.0 fps, latency 0 ms median / 0 ms p95, 0 source frames dropped",
+                  flush=True)
+        return exit_code(e)
     except MemoryError:
         print("dreamvideo: error: out of memory; lower --tile-size or --max-side", file=sys.stderr)
         return 1

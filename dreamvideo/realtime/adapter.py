@@ -33,6 +33,7 @@ class VideoEngine:
 
     step: Callable
     uses_flow: bool = True
+    stepper: object = None  # its stepper: a live change of the objective swaps its dreamer
 
 
 def carry(src, earlier_src, earlier_out, flow, mask) -> np.ndarray:
@@ -72,18 +73,20 @@ class FlowCarry:
         return out
 
 
-def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int) -> VideoEngine:
+def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int, deepen: float = 0.0) -> VideoEngine:
     """A video stepper (:class:`~dreamvideo.coherence.VideoStepper`) driven frame by
     frame, its first frame ``first_index`` (which gets ``video.first_steps``), and the carry.
 
     Live never holds frames back for a band (``settle``/``drain`` are not called): the caller
     passes ``enter_every=1``, so what enters the frame is dreamed by the next dream, which comes
-    every few source frames anyway: the natural band."""
+    every few source frames anyway: the natural band. ``deepen``: where the picture stands still,
+    each dream adds its steps to the carried dream up to this many steps per octave (see
+    :class:`~dreamvideo.coherence.VideoStepper`)."""
     from ..coherence import VideoStepper
     from ..render import SourceFrame
 
     stepper = VideoStepper(dreamer, dream, video, timeline, seed, first_index,
-                           canvas_round=LIVE_CANVAS_ROUND, crop_limit=LIVE_CROP_LIMIT)
+                           canvas_round=LIVE_CANVAS_ROUND, crop_limit=LIVE_CROP_LIMIT, deepen=deepen)
 
     def step(index: int, image: np.ndarray, flow, mask) -> np.ndarray:
         frame = SourceFrame(index, image, flow, mask)
@@ -91,7 +94,7 @@ def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int) -
         stepper.keep(frame, out)
         return out
 
-    return VideoEngine(step)
+    return VideoEngine(step, stepper=stepper)
 
 
 def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict) -> VideoEngine:
@@ -113,7 +116,7 @@ def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict) -> Video
             state["colours"] = color_stats(out)
         return out
 
-    return VideoEngine(step, uses_flow=False)
+    return VideoEngine(step, uses_flow=False, stepper=stepper)
 
 
 def zoom_start(target: str, max_side, seed: int) -> np.ndarray:

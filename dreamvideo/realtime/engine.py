@@ -162,14 +162,15 @@ class Controller:
 class DreamWorker:
     """The dream thread: ``offer(seq, src)`` the newest shown frame; ``landed`` (a :class:`Latest`)
     gets ``(seq, src, dream)`` as each dream is done. ``make(level)`` builds a video engine (see
-    :mod:`.adapter`) for a controller level, or for None (no controller); ``before()`` runs at the
-    start of each dream (the timeline's :meth:`LiveTimeline.refresh`). A failure of the thread is
-    kept in ``error`` for the show loop to raise."""
+    :mod:`.adapter`) for a controller level, or for None (no controller); ``before(seq, engine)`` runs at
+    the start of each dream (live changes apply there, then the timeline's :meth:`LiveTimeline.refresh`;
+    ``engine`` is None when a new one is about to be made). A failure of the thread is kept in
+    ``error`` for the show loop to raise."""
 
     def __init__(self, make, fps: float, controller: Controller | None = None, before=None):
         self._make, self.fps, self.controller, self._before = make, fps, controller, before
         self.slot, self.landed = Latest(), Latest()
-        self.dreams, self.error, self.ready_at = 0, None, None
+        self.dreams, self.error = 0, None
         self.timing = {"flow": 0.0, "dream": 0.0}
         self._stop, self._restart = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-dream", daemon=True)
@@ -195,7 +196,6 @@ class DreamWorker:
             engine = None
             flows = FlowEstimator("dis")
             prev = None
-            self.ready_at = time.monotonic()
             started = None
             while not self._stop.is_set():
                 item = self.slot.take(0.1)
@@ -210,7 +210,7 @@ class DreamWorker:
                     self._restart.clear()
                     engine, prev = None, None
                 if self._before is not None:  # the controls' values for this whole dream
-                    self._before()
+                    self._before(seq, engine)
                 if engine is None:
                     engine = self._make(level, seq)
                 small = src

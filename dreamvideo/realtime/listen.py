@@ -227,11 +227,13 @@ class AudioIn:
     device went away, the sound server stopped), for the show loop to raise; a file played along
     that ends is no failure (silence follows)."""
 
-    def __init__(self, source: str, features: OnlineFeatures | None, wav=None):
-        args = ["-loglevel", "error", *audio_input_args(source), "-map", "0:a:0", "-ac", "1", "-ar", str(SR),
-                "-f", "f32le", "-"]
+    def __init__(self, source: str, features: OnlineFeatures | None, wav=None, feed=None):
         self.source, self.features, self.error = source, features, None
-        self._proc = ffmpeg.Proc(args, stdout=subprocess.PIPE)
+        self._feed, self._proc, self._lock = feed, None, threading.Lock()
+        if feed is None:
+            args = ["-loglevel", "error", *audio_input_args(source), "-map", "0:a:0", "-ac", "1", "-ar", str(SR),
+                    "-f", "f32le", "-"]
+            self._proc = ffmpeg.Proc(args, stdout=subprocess.PIPE)
         self._wav = None
         if wav is not None:
             self._file = open(wav, "wb")
@@ -243,7 +245,19 @@ class AudioIn:
             self._file.flush()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-audio", daemon=True)
-        self._thread.start()
+        if feed is not None:  # a capture's own sound, from its ffmpeg (see sources.Capture)
+            feed.on_sound = self._take
+        else:
+            self._thread.start()
+
+    def _take(self, y: np.ndarray) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if self.features is not None:
+                self.features.push(y)
+            if self._wav is not None:
+                self._wav.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
 
     def _run(self):
         from ..errors import DreamFailure
@@ -254,11 +268,7 @@ class AudioIn:
                 buf = out.read(4096)
                 if not buf:
                     break
-                y = np.frombuffer(buf[: len(buf) // 4 * 4], "<f4")
-                if self.features is not None:
-                    self.features.push(y)
-                if self._wav is not None:
-                    self._wav.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
+                self._take(np.frombuffer(buf[: len(buf) // 4 * 4], "<f4"))
             if not self._stop.is_set():
                 rc = self._proc.p.wait()
                 if rc and not self._stop.is_set():
@@ -269,9 +279,14 @@ class AudioIn:
                 self.error = DreamFailure(f"the sound input {self.source} failed: {e}")
 
     def close(self) -> None:
-        self._stop.set()
-        self._proc.close()
-        self._thread.join(timeout=5)
+        with self._lock:
+            self._stop.set()
+        if self._feed is not None:
+            self._feed.on_sound = None
+        if self._proc is not None:
+            self._proc.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         if self._wav is not None:
             self._wav.close()  # the header's sizes patched
             self._file.close()

@@ -73,7 +73,9 @@ class LiveSession:
     ending it finalizes every sink. ``dreamer``: an engine to use instead of building one
     (tests, the page). ``status``: a callable given the status line every half second.
     ``controls`` (a :class:`~.controls.LiveControls`, made when not given): the settings a
-    controller changes while it plays (:data:`dreamvideo.settings.LIVE_PARAMS`).
+    controller changes while it plays (:data:`dreamvideo.settings.LIVE_PARAMS`). ``rig``: a
+    :class:`~dreamvideo.realtime.rig.Rig` (OSC, MIDI, the page's controls, scenes, NDI, the
+    performance) or None.
 
     Every mistake is found when it is made (no process started, no model loaded); the source, its
     sound and the page open before the model loads, so an unreadable source or a busy port is
@@ -81,7 +83,7 @@ class LiveSession:
     raised from the loop, once everything is closed."""
 
     def __init__(self, source, live: LiveSettings, sections: dict, *, seed: int = 0, max_side: int | None = None,
-                 dreamer=None, status=None, controls=None):
+                 dreamer=None, status=None, controls=None, rig=None):
         from .controls import LiveControls
         from .sources import parse_source, read_path
 
@@ -94,23 +96,51 @@ class LiveSession:
         self.timing = {"capture": 0.0, "flow": 0.0, "encode": 0.0}  # seconds: converting, the carry, the sinks
         self.worker_timing = {"flow": 0.0, "dream": 0.0}
         self.spec = parse_source(source, live.loop)
-        if live.record:  # user mistakes before any model loads
+        # user mistakes, all before any process starts or model loads
+        zooming = self.spec.kind == "zoom"
+        check_live_schedules(self.sections["schedules"], zooming,
+                             self.sections["zoom"].fps if zooming else LIVE_CHECK_FPS, live.duration)
+        self._needed = needed_audio(self.sections["schedules"], zooming)
+        self.rig, self.performance = rig, None
+        if rig is not None:
+            rig.needs(self)  # a scene on the beat needs the sound's beat
+        if live.audio_in:
+            check_audio_in(live.audio_in)
+        elif self._needed:
+            if self.spec.kind in ("zoom", "camera", "screen"):
+                raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but a {self.spec.kind} source "
+                                "has no sound; pass --audio-in default|DEVICE|URL|FILE")
+            if self.spec.kind == "file":
+                from .. import ffmpeg
+
+                if not ffmpeg.has_audio(ffmpeg.header(self.spec.target)):
+                    raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but {self.spec.target} has "
+                                    "no sound; pass --audio-in FILE|default, or a source with sound")
+        self._lock = None
+        if live.record:
             from .. import guard
+            from .sinks import RecordLock
 
             guard.check(live.record, guard.reads(read_path(source), {**self.sections, "live": live}),
                         role="the `record` file", fix="choose another recording name")
-            if not Path(live.record).absolute().parent.is_dir():
-                raise UserError(f"folder {Path(live.record).absolute().parent} does not exist; create it or "
-                                "record elsewhere")
-        self._needed = needed_audio(self.sections["schedules"], self.spec.kind == "zoom")
-        if self._needed and not live.audio_in and self.spec.kind in ("zoom", "camera", "screen"):
-            raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but a {self.spec.kind} source has "
-                            "no sound; pass --audio-in default|DEVICE|URL|FILE")
+            rec = Path(live.record).absolute()
+            if rec.is_dir():
+                raise UserError(f"cannot record to {live.record}: it is a folder; pass a .mp4 or .mkv file name")
+            if not rec.parent.is_dir():
+                raise UserError(f"folder {rec.parent} does not exist; create it or record elsewhere")
+            self._lock = RecordLock(rec)  # a second run recording to it: one line now
         self.source = self.worker = self.audio_in = self.recorder = self.page = self.controller = None
         self.features = self.timeline = None
         self.fps = self.sections["zoom"].fps if self.spec.kind == "zoom" else 25.0
         self.sinks, self._others, self._tmp, self._record_audio, self._file_seconds = [], [], None, None, 0.0
         self.page_url = ""
+        if rig is not None:  # last: it opens the control ports (closed again if it fails)
+            try:
+                rig.check(self)
+            except BaseException:
+                if self._lock is not None:
+                    self._lock.release()
+                raise
 
     # ------------------------------------------------------------------ opening and closing
 
@@ -124,11 +154,18 @@ class LiveSession:
         # The source first (an unreadable one is one line before the model loads); a zoom's is made
         # once its moves' timeline is (below).
         if self.spec.kind != "zoom":
-            self.source = Capture(self.spec, self.max_side)
+            # A stream's sound comes from the same ffmpeg (its address opened once), when it is used.
+            sound = self.spec.kind == "url" and not live.audio_in and bool(self._needed or live.record)
+            self.source = Capture(self.spec, self.max_side, timeout=live.source_timeout, sound=sound)
             self.fps = self.source.fps
+            if sound and self._needed and not self.source.sound:
+                raise UserError(f"a schedule uses {', '.join(sorted(self._needed))} but {self.spec.target} has no "
+                                "sound; pass --audio-in default|DEVICE|URL|FILE")
         if not live.no_page:  # a busy port: one line now
             self.page = sinks.PageServer(live.page_port)
             self.page_url = self.page.url
+        if self.status is not None:
+            self.status("live: loading the model")
         self.dreamer = self._load()  # before the source plays: loading the model would drop its first seconds
         from .listen import prepare
 
@@ -154,6 +191,8 @@ class LiveSession:
             self._add(sinks.Streamer(live.stream, fps, size))
         if self.page is not None:
             self._add(self.page)
+        if self.rig is not None:
+            self.rig.open(self)
         self.worker = self._start_dreaming()
         self.source.start()
 
@@ -175,7 +214,8 @@ class LiveSession:
             if self.live.record:
                 self._tmp = tempfile.TemporaryDirectory(prefix="dreamvideo-live-")
                 wav = self._record_audio = str(Path(self._tmp.name) / "sound.wav")
-            self.audio_in = AudioIn(self.live.audio_in or sound, features, wav)
+            feed = None if self.live.audio_in else self.source  # a stream's own sound: from its capture
+            self.audio_in = AudioIn(self.live.audio_in or sound, features, wav, feed=feed)
             return features
         if whole:
             from .. import ffmpeg
@@ -209,13 +249,21 @@ class LiveSession:
             timeline.steps_cap = None if level is None else level.steps
             if self.spec.kind == "zoom":
                 return zoom_engine(self.dreamer, dream, s["zoom"], timeline, self.seed, zoom_state)
-            return video_engine(self.dreamer, dream, s["video"], timeline, self.seed, first_index)
+            return video_engine(self.dreamer, dream, s["video"], timeline, self.seed, first_index,
+                                deepen=self.live.deepen)
 
         if self.live.target_fps:
             steps = int(round(float(s["schedules"].steps))) if _is_number(s["schedules"].steps) else 20
             # No more dreams than frames: a target above the source's rate is the source's rate.
             self.controller = Controller(min(self.live.target_fps, self.fps), steps, s["dream"].octaves)
-        return DreamWorker(make, self.fps, self.controller, before=timeline.refresh)
+        rig = self.rig
+
+        def before(seq, engine):
+            if rig is not None:  # the changes a controller made apply to this dream
+                rig.before_dream(seq, engine)
+            timeline.refresh()
+
+        return DreamWorker(make, self.fps, self.controller, before=before)
 
     def close(self) -> None:
         """Stop dreaming, release the source, finalize the recording (with its sound), end every
@@ -232,17 +280,22 @@ class LiveSession:
             except Exception as e:  # noqa: BLE001 - everything gets closed
                 errors.append(e)
 
-        for part in (self.worker, self.source, self.audio_in):
+        for part in (self.worker, self.source, self.audio_in, self.rig):
             if part is not None:
                 attempt(part.close)
         if self.recorder is not None:
             self.recorded = attempt(self.recorder.close)
+            if self.rig is not None:
+                self.performance = attempt(lambda: self.rig.finish(self, self.recorded))
         for sink in self._others:
             attempt(sink.close)
         if self.page is not None and self.page not in self._others:
             attempt(self.page.close)
         if self._tmp is not None:
             attempt(self._tmp.cleanup)
+        if self._lock is not None:
+            attempt(self._lock.release)
+            self._lock = None
         self.worker = self.source = self.audio_in = self.recorder = self._tmp = self.page = None
         self._others = []
         if errors:
@@ -297,6 +350,8 @@ class LiveSession:
                 self._fill(seq - last_seq - 1, last_out if last_out is not None else out)
                 for sink in self.sinks:
                     sink.write(out)
+                if self.rig is not None:
+                    self.rig.shown(seq, src)
                 t3 = time.monotonic()
                 last_seq, last_out = seq, out
                 stats.shown += 1
@@ -340,6 +395,8 @@ class LiveSession:
         line = s.line()
         if self.controller is not None:
             line += f" (target {self.controller.target:g} fps: {self.controller.level.describe()})"
+        if self.rig is not None:
+            line = self.rig.status(line, s)
         if self.page is not None:
             self.page.status = line
         if self.status is not None:
@@ -356,6 +413,56 @@ def live_sections(sections: dict) -> dict:
     sections["schedules"] = with_blend_default(sections["schedules"], sections["video"])
     sections["zoom"] = replace(sections.get("zoom") or ZoomSettings(), full_frames=sections["video"].full_frames)
     return sections
+
+
+#: Live schedules are checked over their first :data:`LIVE_CHECK_SECONDS` at this rate when the
+#: source's own is not known yet (a device or a URL opens later); a ``zoom:`` source's is its ``fps``.
+LIVE_CHECK_FPS = 30.0
+LIVE_CHECK_SECONDS = 600.0
+
+
+def check_live_schedules(sched, zooming: bool, fps: float, seconds: float = 0.0) -> None:
+    """The live schedules' values in their ranges, as offline checks them (:func:`~dreamvideo.timeline.check_curve`,
+    one line naming the first frame out of range): over ``seconds`` (0: the first
+    :data:`LIVE_CHECK_SECONDS`), a schedule that reads the sound with every feature at 0 and at 1.
+    Before any model loads."""
+    from ..schedule import Schedule
+    from ..settings import AUDIO_FEATURES, check_ranges
+    from ..timeline import check_curve
+    from .engine import MOVES
+
+    check_ranges(sched)
+    n = max(1, int((seconds or LIVE_CHECK_SECONDS) * fps))
+    for name in LIVE_SCHEDULED:
+        if name in MOVES and not zooming:
+            continue
+        text = getattr(sched, name)
+        parsed = Schedule.parse(text, name, sched.interp)
+        levels = (0.0, 1.0) if parsed.needs_audio else (None,)
+        for level in levels:
+            feats = None if level is None else {k: np.full(n, level) for k in AUDIO_FEATURES}
+            check_curve(name, text, parsed.values(n, fps, feats), fps)
+
+
+def check_audio_in(text: str) -> None:
+    """An ``--audio-in`` that names a file must be one with sound (a device or a URL is opened later)."""
+    from .. import ffmpeg
+
+    if "://" in text or text == "default":
+        if "://" in text:
+            from .sources import check_url
+
+            check_url(text, "`audio_in`")
+        return
+    path = Path(text)
+    looks_like_file = path.suffix != "" or "/" in text or "\\" in text
+    if path.is_dir():
+        raise UserError(f"`audio_in` {text} is a folder; pass a sound file, default or a device name")
+    if path.is_file():
+        if not ffmpeg.has_audio(ffmpeg.header(path, "audio source")):
+            raise UserError(f"`audio_in` {text} has no sound; pass a file with an audio track")
+    elif looks_like_file:
+        raise UserError(f"`audio_in` {text}: no such file; check the path, or pass default or a device name")
 
 
 def needed_audio(sched, zooming: bool) -> set:

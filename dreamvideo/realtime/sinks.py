@@ -40,11 +40,9 @@ class Recorder:
             raise UserError(f"folder {parent} does not exist; create it or record elsewhere")
         self.path = Path(path)
         self._writer = VideoWriter(path, fps, size, quality=quality, audio=audio or None)
-        self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
-        self.frames += 1
 
     def close(self) -> Path | None:
         """Finalize the recording (nothing is left when no frame came); returns its path or None."""
@@ -53,8 +51,38 @@ class Recorder:
         self._writer.abort()
         return None
 
-    def abort(self) -> None:
-        self._writer.abort()
+
+class RecordLock:
+    """One live run per recording: an OS file lock on a hidden ``.NAME.live-lock`` beside it (the
+    lock offline renders take on their work folder, :mod:`dreamvideo.resume`). A second run
+    recording to the same file is a one-line :class:`UserError`; :meth:`release` removes the file.
+    A killed run's lock is released by the OS, so a stale file never blocks."""
+
+    def __init__(self, path):
+        import os
+
+        from ..resume import _try_lock
+
+        p = Path(path).absolute()
+        self.path = p.with_name(f".{p.name}.live-lock")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"cannot record to {path}: {e.strerror or e}; record elsewhere") from None
+        if not _try_lock(self._fd):
+            os.close(self._fd)
+            self._fd = None
+            raise UserError(f"{path} is being recorded by another live run; wait for it to end or record to "
+                            "another file")
+
+    def release(self) -> None:
+        import os
+
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
 
 
 def stream_args(url: str, fps: float, size) -> list[str]:
@@ -137,7 +165,10 @@ class VirtualCamera:
 PAGE_HTML = b"""<!doctype html><html><head><meta charset="utf-8"><title>dreamvideo live</title>
 <style>body{margin:0;background:#111;color:#ddd;font:14px system-ui,sans-serif;text-align:center}
 img{max-width:100vw;max-height:92vh}</style></head><body><img id="live" src="/stream" alt="dreamed frames">
-<div id="status">starting...</div><script>
+<div id="status">starting...</div><div id="controls"></div><script>
+(function load(){fetch('/controls.js').then(r=>{if(!r.ok)throw 0;return r.text()}).then(t=>{
+const s=document.createElement('script');s.textContent=t;document.body.append(s)}).catch(()=>setTimeout(load,1000))})();
+</script><script>
 setInterval(async()=>{try{const r=await fetch('/status');document.getElementById('status').textContent=await r.text()}
 catch(e){document.getElementById('status').textContent='stopped'}},500);</script></body></html>"""
 
@@ -146,13 +177,15 @@ class PageServer:
     """A local page (127.0.0.1 only) showing the newest frame as an MJPEG stream and the status line.
 
     Frames are encoded only while someone watches, once per frame whoever watches; a slow viewer
-    gets the newest frame, never a backlog."""
+    gets the newest frame, never a backlog. :attr:`extra`: an object whose ``get(path)`` and
+    ``post(path, body)`` answer other paths with ``(content type, bytes)`` or None (the controls)."""
 
     def __init__(self, port: int, host: str = "127.0.0.1"):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self._cond = threading.Condition()
         self._frame, self._count, self._jpeg, self._jpeg_of, self.status, self._closed = None, 0, b"", -1, "", False
+        self.extra = None
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -180,7 +213,18 @@ class PageServer:
                             self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                              + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
                 else:
+                    self._answer(owner.extra.get(self.path) if owner.extra is not None else None)
+
+            def do_POST(self):
+                size = min(int(self.headers.get("Content-Length") or 0), 1 << 16)
+                body = self.rfile.read(size) if size > 0 else b""
+                self._answer(owner.extra.post(self.path, body) if owner.extra is not None else None)
+
+            def _answer(self, got):
+                if got is None:
                     self.send_error(404)
+                else:
+                    self._send(got[0].encode(), got[1])
 
             def _send(self, kind: bytes, body: bytes):
                 self.send_response(200)

@@ -29,6 +29,8 @@ from ..errors import DreamFailure, UserError
 
 LOW_DELAY = ["-fflags", "nobuffer", "-flags", "low_delay"]
 SCREEN_FPS = 25
+SOUND_RATE = 22050  # Hz: a capture's own sound, as :mod:`.listen` takes it
+MIN_SIDE = 16  # pixels: a smaller source is refused (a model's smallest input is larger anyway)
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https", "rtp")
 
 
@@ -116,17 +118,52 @@ def parse_source(text: str, loop: bool = False) -> SourceSpec:
         if scheme not in URL_SCHEMES:
             raise UserError(f"cannot read {text}: use a {', '.join(s + '://' for s in URL_SCHEMES)} URL, a device "
                             "(camera, screen) or a file")
+        check_url(text, "source")
         return SourceSpec("url", text, (*LOW_DELAY, "-i", text), media=text)
     if text.startswith("zoom:"):
         return _zoom_source(text[len("zoom:"):])
     path = Path(text)
     if text.startswith(("camera", "screen")) or not path.exists():
         raise UserError(f"source {text} is not a file, a device (camera, camera:N, screen) or a URL; check it")
-    ffmpeg.parse_header(ffmpeg.header(path), path)  # a file ffmpeg cannot read as video: one line, now
+    if path.is_dir():
+        raise UserError(f"source {text} is a folder; pass a video file, a device, a URL or zoom:IMAGE")
+    head = ffmpeg.header(path)
+    info = ffmpeg.parse_header(head, path)  # a file ffmpeg cannot read as video: one line, now
+    if _still(head, path, info):
+        raise UserError(f"{text} is a still image: live plays moving sources; for a live zoom into it pass "
+                        f"zoom:{text}")
+    if min(info.width, info.height) < MIN_SIDE:
+        raise UserError(f"{text} is {info.width}x{info.height} pixels: too small to dream; use a source at least "
+                        f"{MIN_SIDE} px a side")
     # Paced by the reader (see Capture), not by ffmpeg's -re: its decoder hands the first and last
     # frames over in bursts.
     loops = ("-stream_loop", "-1") if loop else ()
     return SourceSpec("file", str(path), (*loops, "-i", ffmpeg.ff_path(path)), media=str(path))
+
+
+def _still(head: str, path: Path, info) -> bool:
+    """Whether ffmpeg's header of ``path`` shows a still image (an image codec, one frame)."""
+    import re
+
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+        return True
+    return bool(re.search(r"Video: (png|mjpeg|bmp|tiff|webp|jpegls)\b.*", head)) and info.nframes <= 1 and \
+        not re.search(r"Duration: (?!00:00:00\.0|N/A)", head)
+
+
+def check_url(url: str, role: str) -> None:
+    """A one-line UserError for a ``role`` URL (source, stream) without a host, or with a port that is not one."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise UserError(f"the {role} URL {url} is malformed ({e}); write it as SCHEME://HOST:PORT") from None
+    if not parts.hostname and not (parts.scheme in ("udp", "rtp") and port):
+        raise UserError(f"the {role} URL {url} has no host; write it as {parts.scheme}://HOST:PORT")
+    if parts.scheme in ("udp", "tcp", "srt", "rtp") and port is None:
+        raise UserError(f"the {role} URL {url} has no port; write it as {parts.scheme}://HOST:PORT")
 
 
 def read_path(text: str) -> str | None:
@@ -234,30 +271,92 @@ class Feed:
             self._thread.join(timeout=5)
 
 
+class _NoSound(Exception):
+    """A stream opened for its sound too has none."""
+
+
 class Capture(Feed):
     """A :class:`LiveSource` read through ffmpeg (a camera, the screen, a URL, a file). The header is
     read when it is made: ``width``, ``height``, ``fps`` from the stream; a source that sends no
-    video within ``timeout`` seconds is a one-line :class:`DreamFailure`. :meth:`start` starts the
+    video within ``timeout`` seconds is a one-line :class:`DreamFailure`. With ``sound``, the same
+    ffmpeg also decodes its sound (given to ``on_sound``; ``sound`` is "" once it has none), so a
+    stream's address is opened once. :meth:`start` starts the
     reader; ``close()`` ends ffmpeg (the camera is released). A file is decoded ahead and each frame
     released at its time (frame k at k / fps after the first), as a camera would deliver it; its
     capture time is that moment."""
 
-    def __init__(self, spec: SourceSpec, max_side: int | None = None, timeout: float = 20.0):
+    def __init__(self, spec: SourceSpec, max_side: int | None = None, timeout: float = 20.0, sound: bool = False):
         self.spec, self.sound = spec, spec.media
-        args = [*spec.args, "-map", "0:v:0", "-an", "-sn", "-vf", _scale(max_side) + ",format=yuv420p",
-                "-f", "yuv4mpegpipe", "-"]
-        self._proc = ffmpeg.Proc(["-loglevel", "error", *args], stdout=subprocess.PIPE)
+        self.on_sound = None  # with ``sound``: given each chunk of its sound (mono float32 at SOUND_RATE Hz)
+        self._sound_pipe = self._sound_thread = None
         self._start_feed("live-capture")
+        video = ["-map", "0:v:0", "-an", "-sn", "-vf", _scale(max_side) + ",format=yuv420p", "-f", "yuv4mpegpipe",
+                 "-"]
         try:
-            self.width, self.height, self.fps = self._header(timeout)
+            if sound:  # its sound from the same process: a stream's address is opened once
+                try:
+                    self._launch(video, timeout, sound=True)
+                except _NoSound:  # ffmpeg refused at once, having read nothing: opened again without
+                    self.sound = ""
+                    self._launch(video, timeout)
+            else:
+                self._launch(video, timeout)
         except BaseException:
-            self._proc.close()
+            self._close_sound()
             raise
         self._publishing = threading.Event()
         if spec.kind != "file":
             # A device or a stream is drained from now on (its frames thrown away until start()): left
             # unread while the model loads, its pipe would fill and the first frames shown be stale.
             self._thread.start()
+
+    def _launch(self, video: list, timeout: float, sound: bool = False) -> None:
+        args, fds = [*self.spec.args, *video], ()
+        if sound:
+            r, w = os.pipe()
+            args += ["-map", "0:a:0?", "-vn", "-ac", "1", "-ar", str(SOUND_RATE), "-f", "f32le", f"pipe:{w}"]
+            fds = (w,)
+        try:
+            self._proc = ffmpeg.Proc(["-loglevel", "error", *args], stdout=subprocess.PIPE, pass_fds=fds)
+        finally:
+            if sound:
+                os.close(w)
+        if sound:
+            self._sound_pipe = os.fdopen(r, "rb", buffering=0)
+            self._sound_thread = threading.Thread(target=self._read_sound, name="live-capture-sound", daemon=True)
+            self._sound_thread.start()  # drained from now on, or ffmpeg would stall on a full pipe
+        try:
+            self.width, self.height, self.fps = self._header(timeout)
+        except BaseException as e:
+            nothing = sound and isinstance(e, UserError) and "does not contain any stream" in self._proc.stderr_text()
+            self._proc.close()
+            self._close_sound()
+            if nothing:
+                raise _NoSound() from None
+            raise
+
+    def _read_sound(self) -> None:
+        pipe, rest = self._sound_pipe, b""
+        with contextlib.suppress(OSError, ValueError):
+            while True:
+                buf = pipe.read(16384)
+                if not buf:
+                    return
+                buf, rest = rest + buf, b""
+                cut = len(buf) // 4 * 4
+                buf, rest = buf[:cut], buf[cut:]
+                push = self.on_sound
+                if push is not None and buf:
+                    push(np.frombuffer(buf, "<f4"))
+
+    def _close_sound(self) -> None:
+        """After ffmpeg ended (its end of the pipe closed, so the reader sees the end)."""
+        if self._sound_thread is not None:
+            self._sound_thread.join(5)
+        if self._sound_pipe is not None:
+            with contextlib.suppress(OSError):
+                self._sound_pipe.close()
+        self._sound_pipe = self._sound_thread = None
 
     def start(self) -> "Capture":
         self._publishing.set()
@@ -297,8 +396,15 @@ class Capture(Feed):
             raise UserError(f"cannot read {self.spec.target}: {self._proc.error_tail()}; check the source")
         fields = dict((t[:1], t[1:]) for t in line.decode("ascii", "replace").split()[1:])
         num, _, den = fields.get("F", "25:1").partition(":")
-        fps = float(num) / float(den or 1) if float(num) > 0 else 25.0
-        return int(fields["W"]), int(fields["H"]), fps
+        fps = float(num) / float(den or 1) if float(num) > 0 and float(den or 1) > 0 else 0.0
+        if not 0 < fps <= 1000:
+            raise UserError(f"{self.spec.target} says its frame rate is {fps:g} fps; re-encode it with a frame rate "
+                            "(ffmpeg -i IN -r 25 OUT.mp4)")
+        w, h = int(fields["W"]), int(fields["H"])
+        if min(w, h) < MIN_SIDE:
+            raise UserError(f"{self.spec.target} is {w}x{h} pixels: too small to dream; use a source at least "
+                            f"{MIN_SIDE} px a side")
+        return w, h, fps
 
     def _run(self):
         import cv2
@@ -331,7 +437,8 @@ class Capture(Feed):
             self._publish(t, rgb)
 
     def close(self) -> None:
-        """End ffmpeg and the reader; safe to call more than once."""
+        """End ffmpeg and the readers; safe to call more than once."""
         self._stop.set()
         self._proc.close()  # first: the reader may be waiting on its pipe
         self._end_feed()
+        self._close_sound()
