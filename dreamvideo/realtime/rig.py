@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..settings import AUDIO_FEATURES, PlaySettings, VideoSettings
 from .control import KNOBS, Controls, number, scene_values
+from .engine import MID_DREAM
 
 
 def scenes_from(items, preset: str = "") -> dict[str, dict]:
@@ -222,6 +223,12 @@ class Rig:
                 s.timeline.update(**sched)
         except UserError as e:  # checked when set; what slips through is said and the run goes on
             self.controls.message = f"refused: {e}"
+
+    def between_steps(self, seq: int) -> None:
+        """On the dream thread, between two steps of the dream of source frame ``seq``: a new step
+        size or steps number (see :data:`MID_DREAM`) is held by the run's controls at once."""
+        for k, v in self.controls.take_numbers(seq, MID_DREAM).items():
+            self.session.controls.set(k, v)
 
     def shown(self, seq: int, src) -> None:
         """Each shown source frame: the undreamed recording (a dropped frame repeats the one before)."""
