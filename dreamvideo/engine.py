@@ -15,6 +15,9 @@ channels-first model) in :mod:`dreamvideo.backends.common`.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import cv2
 import numpy as np
 
@@ -27,9 +30,6 @@ from .settings import DreamSettings
 if TYPE_CHECKING:  # the engine imports Keras only through the model it is given
     from .models import FeatureModel
 
-import contextlib
-import threading
-
 _between = threading.local()
 
 
@@ -37,8 +37,8 @@ _between = threading.local()
 def between_steps(hook):
     """While in it, every dream of this thread calls ``hook()`` before each octave and each step,
     and takes what it returns: ``(factor, steps_was, steps_now)``, the step size scaled by ``factor``
-    from there on, and an octave about to run ``steps_was`` steps from its settings runs
-    ``steps_now`` instead. Live mode's: a controller's change reaches the dream already running
+    from there on, and an octave about to run ``steps_was`` steps runs ``steps_now`` instead (steps
+    change between octaves only). Live mode's: a controller's change reaches the dream already running
     (its steps then run one call each, so the change lands between two of them)."""
     old = getattr(_between, "hook", None)
     _between.hook = hook

@@ -4,7 +4,8 @@ undreamed source's recording, and the performance written beside the recording.
 The session calls it at five points: :meth:`Rig.check` (before any model loads: user mistakes),
 :meth:`Rig.open` (the run's parts are there), :meth:`Rig.before_dream` (on the dream thread, before
 each dream: the changes taken and applied), :meth:`Rig.shown` (each shown frame) and
-:meth:`Rig.finish` (after the recording is finalized). A change applies at the next dream; layers or
+:meth:`Rig.finish` (after the recording is finalized); :meth:`Rig.between_steps` (mid-dream: a new step
+size or steps number reaches the dream running). A change applies at the next dream; layers or
 layer weights of the same network use the model already built (the loaded model is cached,
 :func:`dreamvideo.build.load_feature_model`), swapped into the running stepper so the carried dream
 is kept.
