@@ -15,6 +15,9 @@ channels-first model) in :mod:`dreamvideo.backends.common`.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import cv2
 import numpy as np
 
@@ -26,6 +29,23 @@ from .settings import DreamSettings
 
 if TYPE_CHECKING:  # the engine imports Keras only through the model it is given
     from .models import FeatureModel
+
+_between = threading.local()
+
+
+@contextlib.contextmanager
+def between_steps(hook):
+    """While in it, every dream of this thread calls ``hook()`` before each octave and each step,
+    and takes what it returns: ``(factor, steps_was, steps_now)``, the step size scaled by ``factor``
+    from there on, and an octave about to run ``steps_was`` steps runs ``steps_now`` instead (steps
+    change between octaves only). Live mode's: a controller's change reaches the dream already running
+    (its steps then run one call each, so the change lands between two of them)."""
+    old = getattr(_between, "hook", None)
+    _between.hook = hook
+    try:
+        yield
+    finally:
+        _between.hook = old
 
 
 def to_unit(rgb) -> np.ndarray:
@@ -178,12 +198,39 @@ class Dreamer:
         full_map = None if step_map is None else resize(np.asarray(step_map, np.float32), full.shape[:2])
         shapes = octave_shapes(full.shape[:2], settings.octaves, settings.octave_scale, self.model.min_side)
         img = resize(full, shapes[0])
+        hook = getattr(_between, "hook", None)
         for i, shape in enumerate(shapes):
             if i:
                 img = resize(img, shape)
                 if settings.reinject:
                     img += resize(full, shape) - resize(resize(full, shapes[i - 1]), shape)
-            img, _ = self.ascend(img, steps, settings.step_size, settings.tile_size, settings.jitter,
-                                 (seed, i), weights, settings.max_loss,
-                                 None if full_map is None else resize(full_map, shape))
+            smap = None if full_map is None else resize(full_map, shape)
+            if hook is None:
+                img, _ = self.ascend(img, steps, settings.step_size, settings.tile_size, settings.jitter,
+                                     (seed, i), weights, settings.max_loss, smap)
+            else:
+                img = self._ascend_live(hook, img, steps, settings, (seed, i), weights, smap)
         return from_unit(resize(img, (h0, w0)))
+
+    def _ascend_live(self, hook, img, steps, settings, seed, weights, step_map):
+        """One octave's :meth:`ascend`, one step a call, asking ``hook`` (see :func:`between_steps`)
+        before each: the same steps and rolls as one call, the step size and steps as they are now."""
+        factor, was, now = hook()
+        if steps == was:
+            steps = now
+        h, w = img.shape[:2]
+        x = _pad_to(np.asarray(img, np.float32), self.loop.pad_multiple)
+        m = _pad_to(np.ones((h, w), np.float32) if step_map is None else np.asarray(step_map, np.float32),
+                    self.loop.pad_multiple)
+        shifts = roll_schedule(seed, int(steps), int(settings.jitter), (h, w), int(settings.tile_size))
+        weights = self.weights_vector(weights)
+        max_loss = float(settings.max_loss) if settings.max_loss and settings.max_loss > 0 else np.inf
+        for k in range(int(steps)):
+            if k:
+                factor = hook()[0]
+            x, loss = self.loop.ascend(x, 1, float(settings.step_size * factor), int(settings.tile_size),
+                                       np.asarray(shifts).reshape(-1, 2)[k:k + 1], weights, max_loss, m, (h, w))
+            x = np.asarray(x)
+            if loss > max_loss:
+                break
+        return x[:h, :w]

@@ -177,3 +177,31 @@ def test_activation_lift_with_imagenet_weights_is_the_base_commits(precision):
 
     lift = score(out) / score(img)
     assert np.allclose(lift, BASE_LIFT[precision], rtol=0.03), (lift, BASE_LIFT[precision])
+
+
+def test_between_steps_dreams_the_same_bytes_and_takes_a_change_mid_dream(tiny, img):
+    from dreamvideo.engine import between_steps
+
+    d = Dreamer(tiny, layer("conv3"))
+    plain = d.dream(img, settings=FAST, seed=3)
+    calls = []
+
+    def same():
+        calls.append(1)
+        return 1.0, FAST.steps, FAST.steps
+
+    with between_steps(same):
+        hooked = d.dream(img, settings=FAST, seed=3)
+    assert np.array_equal(hooked, plain)  # one step a call: the same ascent
+    assert len(calls) == 2 * FAST.steps  # before each octave and each step
+
+    def stops_after_the_first_octave():  # a step size of 0 (and 1 step) sent once the first octave ran
+        calls.append(1)
+        late = len(calls) > FAST.steps
+        return (0.0 if late else 1.0), FAST.steps, (1 if late else FAST.steps)
+
+    calls.clear()
+    with between_steps(stops_after_the_first_octave):
+        changed = d.dream(img, settings=FAST, seed=3)
+    assert len(calls) == FAST.steps + 1  # the second octave ran 1 step, of size 0
+    assert np.abs(changed.astype(float) - plain).mean() > 0.5  # the finest octave's steps are not in it

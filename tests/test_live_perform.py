@@ -420,3 +420,45 @@ def test_a_scene_on_the_beat_switches_on_a_beat_of_the_sound(kit, tmp_path):
     assert len(switched) == 1
     beat = session.timeline.features.at(switched[0])["beat"]
     assert beat > 0.5  # it waited for a beat of the song
+
+
+def test_a_change_sent_mid_dream_is_dreamed_by_that_dream_and_logged_at_its_frame(kit):
+    """The step size sent while a dream runs reaches its next step: the frame that dream makes shows it
+    (not the next dream's), and the performance says it applied at that dream's source frame."""
+    from dreamvideo.build import build_dreamer
+    from dreamvideo.realtime.rig import Rig
+    from dreamvideo.realtime.session import LiveSession
+    from dreamvideo.settings import LiveSettings, PlaySettings, split_options
+
+    sections = split_options("video", dict(model=str(kit / "tiny.keras"), layers="conv2:1.0", steps="2", octaves=2,
+                                           step_size="0.05", jitter=0, coherence="none"))
+    dreamer = build_dreamer(sections["model"])
+    session = LiveSession(str(kit / "still.mp4"), LiveSettings(no_page=True, duration=4), sections, dreamer=dreamer,
+                          rig=Rig(PlaySettings()))
+    calls, ascend = [], dreamer.loop.ascend
+
+    def ascend_sending(img, steps, step_size, *rest):
+        dream = session.worker.dreams if session.worker is not None else -1  # -1: warming up
+        if dream == 2 and not any(d == 2 for d, _ in calls):  # a message comes in as dream 2 starts its steps
+            session.rig.controls.set("step_size", "0.01", via="test")
+        calls.append((dream, round(float(step_size), 6)))
+        return ascend(img, steps, step_size, *rest)
+
+    dreamer.loop.ascend = ascend_sending
+    starts, before_dream = [], session.rig.before_dream  # each dream's source frame, in order
+
+    def before(seq, engine):
+        starts.append(seq)
+        before_dream(seq, engine)
+
+    session.rig.before_dream = before
+    shown = {int(round(t * session.fps)): f.astype(np.float32) for t, f in session}
+    assert session.stats.dreamed >= 4
+    sizes = {d: [s for k, s in calls if k == d] for d in (1, 2, 3)}
+    assert set(sizes[1]) == {0.05} and set(sizes[3]) == {0.01}
+    assert sizes[2][0] == 0.05 and set(sizes[2][1:]) == {0.01}  # the dream running took it at its next step
+    (at,) = [seq for seq, name, text in session.rig.controls.log if name == "step_size"]
+    landed = dict((dreamed, seq) for seq, dreamed in reversed(session.landed_at))  # dream's frame -> first shown
+    assert at == starts[2] and starts[1] in landed and at in landed  # logged at dream 2's frame, shown ...
+    before, after = shown[landed[starts[1]]], shown[landed[at]]
+    assert np.abs(after - before).mean() > 0.2  # ... dreamed with the new step size

@@ -5,8 +5,9 @@ numbers, with their ranges; the schedules among them also take a schedule's text
 and ``layers`` (text). :class:`Controls` holds their values for the dream thread: OSC (:mod:`.osc`),
 MIDI (:mod:`.midi`) and the page (:mod:`.page`) call :meth:`Controls.set`, :meth:`Controls.set_norm`
 and :meth:`Controls.scene` from their own threads; the dream thread calls :meth:`Controls.take` before each dream and gets what changed,
-stamped with that dream's source frame. So a change applies at the next dream, and the log of
-changes (:attr:`Controls.log`) says at which source frame each one did: a performance
+stamped with that dream's source frame. So a change applies at the next dream (a step size or
+steps number already in the dream running, before its next step: :meth:`Controls.take_numbers`), and
+the log of changes (:attr:`Controls.log`) says at which dream's source frame each one did: a performance
 (:mod:`.performance`). A wrong value is a one-line :class:`~dreamvideo.errors.UserError` for the
 caller to report; nothing is changed by it.
 
@@ -307,6 +308,20 @@ class Controls:
                     del self._fades[k]
             if out:
                 self.changes += 1
+            return out
+
+    def take_numbers(self, seq: int, names) -> dict[str, str]:
+        """Mid-dream (see :func:`dreamvideo.engine.between_steps`): the changes of ``names`` that are
+        numbers, taken and logged as :meth:`take` does (a schedule's text, a fade or a scene waiting
+        for the beat waits for the next dream)."""
+        with self._lock:
+            out = {k: t for k, t in self._pending.items() if k in names and number(t) is not None}
+            if not out:
+                return out
+            for k in out:
+                del self._pending[k]
+            self.log += [(seq, k, text) for k, text in out.items()]
+            self.changes += 1
             return out
 
     @property

@@ -5,7 +5,8 @@ sliders, OSC, MIDI) changes while the run goes on.
 ``controls.set("step_size", 0.02)`` or ``controls.set("steps", "4")`` from any thread. The names and
 ranges are :data:`dreamvideo.settings.LIVE_PARAMS`; a wrong name or value raises a one-line
 :class:`~dreamvideo.errors.UserError` and changes nothing. A value set replaces that setting's
-schedule (or the engine setting) with a constant from the next dream on; a zoom's moves (``zoom``,
+schedule (or the engine setting) with a constant from the next dream on (a live run's step size and steps
+from the next step of the dream running); a zoom's moves (``zoom``,
 ``angle``, ``dx``, ``dy``) from the next frame. ``clear(name)`` hands the setting back to its
 schedule. ``values()`` is a consistent copy, ``version`` counts the changes.
 """

@@ -28,6 +28,8 @@ from .sources import Latest
 
 MOVES = ("zoom", "angle", "dx", "dy")  # a live zoom's, per frame
 LIVE_SCHEDULED = ("step_size", "steps", "blend", *MOVES)
+#: What a dream already running takes between two of its steps (the rest waits for the next dream).
+MID_DREAM = ("step_size", "steps")
 
 
 class LiveTimeline:
@@ -36,7 +38,8 @@ class LiveTimeline:
     features are the online ones of that frame. :meth:`update` swaps schedules while it runs.
     ``controls`` (a :class:`~.controls.LiveControls`): a value a controller holds replaces its
     schedule or engine setting; the dream thread calls :meth:`refresh` at the start of each dream,
-    so one dream sees one set of values (a zoom's moves read them per frame)."""
+    so one dream sees one set of values, but for the step size and steps, which it takes between
+    two steps too (a zoom's moves read them per frame)."""
 
     def __init__(self, schedules: Schedules, fps: float, terms, features=None, controls=None):
         from .controls import LiveControls
@@ -47,9 +50,14 @@ class LiveTimeline:
         self._held = self.controls.values()
         self._parse(schedules)
 
-    def refresh(self) -> None:
-        """Take the controls' values now (the start of a dream)."""
-        self._held = self.controls.values()
+    def refresh(self, only=None) -> None:
+        """Take the controls' values now (the start of a dream), or only those of the names in ``only``
+        (mid-dream: the step size and steps, see :func:`dreamvideo.engine.between_steps`)."""
+        now = self.controls.values()
+        if only is not None:
+            now = {**{k: v for k, v in self._held.items() if k not in only},
+                   **{k: v for k, v in now.items() if k in only}}
+        self._held = now
 
     def _parse(self, schedules: Schedules) -> None:
         from ..schedule import Schedule
@@ -164,11 +172,13 @@ class DreamWorker:
     gets ``(seq, src, dream)`` as each dream is done. ``make(level)`` builds a video engine (see
     :mod:`.adapter`) for a controller level, or for None (no controller); ``before(seq, engine)`` runs at
     the start of each dream (live changes apply there, then the timeline's :meth:`LiveTimeline.refresh`;
-    ``engine`` is None when a new one is about to be made). A failure of the thread is kept in
+    ``engine`` is None when a new one is about to be made); ``between(seq)`` before each octave and step
+    of it (:func:`dreamvideo.engine.between_steps`'s hook). A failure of the thread is kept in
     ``error`` for the show loop to raise."""
 
-    def __init__(self, make, fps: float, controller: Controller | None = None, before=None):
+    def __init__(self, make, fps: float, controller: Controller | None = None, before=None, between=None):
         self._make, self.fps, self.controller, self._before = make, fps, controller, before
+        self._between = between
         self.slot, self.landed = Latest(), Latest()
         self.dreams, self.error = 0, None
         self.timing = {"flow": 0.0, "dream": 0.0}
@@ -224,7 +234,13 @@ class DreamWorker:
                 if prev is not None and engine.uses_flow:
                     flow, mask = flows.pair(prev, small)
                 t1 = time.monotonic()
-                out = engine.step(seq, small, flow, mask)
+                if self._between is None:
+                    out = engine.step(seq, small, flow, mask)
+                else:  # a change reaches this dream between two of its steps
+                    from ..engine import between_steps
+
+                    with between_steps(lambda: self._between(seq)):
+                        out = engine.step(seq, small, flow, mask)
                 t2 = time.monotonic()
                 prev = small
                 if small is not src:  # the dream's residual, back at the frame's size

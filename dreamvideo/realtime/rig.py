@@ -4,7 +4,8 @@ undreamed source's recording, and the performance written beside the recording.
 The session calls it at five points: :meth:`Rig.check` (before any model loads: user mistakes),
 :meth:`Rig.open` (the run's parts are there), :meth:`Rig.before_dream` (on the dream thread, before
 each dream: the changes taken and applied), :meth:`Rig.shown` (each shown frame) and
-:meth:`Rig.finish` (after the recording is finalized). A change applies at the next dream; layers or
+:meth:`Rig.finish` (after the recording is finalized); :meth:`Rig.between_steps` (mid-dream: a new step
+size or steps number reaches the dream running). A change applies at the next dream; layers or
 layer weights of the same network use the model already built (the loaded model is cached,
 :func:`dreamvideo.build.load_feature_model`), swapped into the running stepper so the carried dream
 is kept.
@@ -21,6 +22,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..settings import AUDIO_FEATURES, PlaySettings, VideoSettings
 from .control import KNOBS, Controls, number, scene_values
+from .engine import MID_DREAM
 
 
 def scenes_from(items, preset: str = "") -> dict[str, dict]:
@@ -222,6 +224,12 @@ class Rig:
                 s.timeline.update(**sched)
         except UserError as e:  # checked when set; what slips through is said and the run goes on
             self.controls.message = f"refused: {e}"
+
+    def between_steps(self, seq: int) -> None:
+        """On the dream thread, between two steps of the dream of source frame ``seq``: a new step
+        size or steps number (see :data:`MID_DREAM`) is held by the run's controls at once."""
+        for k, v in self.controls.take_numbers(seq, MID_DREAM).items():
+            self.session.controls.set(k, v)
 
     def shown(self, seq: int, src) -> None:
         """Each shown source frame: the undreamed recording (a dropped frame repeats the one before)."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import DreamError, DreamFailure, UserError
 from ..settings import LiveSettings, ZoomSettings, with_blend_default
-from .engine import LIVE_SCHEDULED, Controller, DreamWorker, LiveTimeline
+from .engine import LIVE_SCHEDULED, MID_DREAM, Controller, DreamWorker, LiveTimeline
 
 STATUS_EVERY = 0.5  # seconds between two status lines
 
@@ -257,13 +257,26 @@ class LiveSession:
             # No more dreams than frames: a target above the source's rate is the source's rate.
             self.controller = Controller(min(self.live.target_fps, self.fps), steps, s["dream"].octaves)
         rig = self.rig
+        at_start = [0.0, 0]  # the dream's step size and steps when it started
 
         def before(seq, engine):
             if rig is not None:  # the changes a controller made apply to this dream
                 rig.before_dream(seq, engine)
             timeline.refresh()
+            now = timeline.settings(s["dream"], seq)
+            at_start[:] = [now.step_size, now.steps]
 
-        return DreamWorker(make, self.fps, self.controller, before=before)
+        def between(seq):
+            # A new step size or steps reaches the dream running: its next step (its next octave's
+            # steps) is dreamed with it, so the frame it makes shows the change.
+            if rig is not None:
+                rig.between_steps(seq)
+            timeline.refresh(only=MID_DREAM)
+            now = timeline.settings(s["dream"], seq)
+            size, steps = at_start
+            return (now.step_size / size if size > 0 else 1.0), steps, now.steps
+
+        return DreamWorker(make, self.fps, self.controller, before=before, between=between)
 
     def close(self) -> None:
         """Stop dreaming, release the source, finalize the recording (with its sound), end every
