@@ -284,6 +284,10 @@ class LiveSession:
             e = getattr(part, "error", None) if part is not None else None
             if e is not None:
                 return e if isinstance(e, DreamError) else DreamFailure(f"{what} failed: {one_line(e)}")
+        if self.audio_in is not None and self.audio_in.silent_for() > self.live.source_timeout:
+            return DreamFailure(f"the sound input {self.audio_in.source} sent nothing for "
+                                f"{self.live.source_timeout:g} s; check the device or sound server (or raise "
+                                "--source-timeout)")
         return None
 
     # ------------------------------------------------------------------ the show loop
