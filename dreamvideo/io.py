@@ -56,7 +56,8 @@ def is_video_path(path) -> bool:
     return Path(str(path)).suffix.lower() in VIDEO_EXTS
 
 
-def _is_folder_path(path) -> bool:
+def is_folder_path(path) -> bool:
+    """True for an output that names a folder of PNG frames: it ends in a slash or has no extension."""
     s = str(path)
     return s.endswith(("/", os.sep)) or Path(s).suffix == ""
 
@@ -75,7 +76,7 @@ class _Staged:
 
     def __init__(self, path):
         self.final = Path(str(path))
-        self.is_dir = _is_folder_path(path)
+        self.is_dir = is_folder_path(path)
         parent = self.final.absolute().parent
         if not parent.is_dir():
             raise UserError(f"output folder {parent} does not exist; create it or choose another output path")
@@ -125,7 +126,7 @@ def remove_stale_temporaries(path) -> list[Path]:
     folder holding only frame PNGs). Only names that :class:`_Staged` makes are touched."""
     final = Path(str(path))
     parent = final.absolute().parent
-    if _is_folder_path(path):
+    if is_folder_path(path):
         pattern = re.compile(re.escape(final.name) + r"\.tmp-[a-z0-9_]{8}")
     else:
         pattern = re.compile(re.escape(final.stem) + r"\.tmp-[0-9a-f]{8}(\.video)?" + re.escape(final.suffix))
@@ -347,7 +348,7 @@ class VideoWriter:
 
     def __init__(self, path, fps, size=None, quality=None, audio=None, audio_start=0.0, audio_duration=None):
         self.path = Path(str(path))
-        self.kind = "frames" if _is_folder_path(path) else self.path.suffix.lower()
+        self.kind = "frames" if is_folder_path(path) else self.path.suffix.lower()
         if self.kind not in WRITE_VIDEO_EXTS + ("frames",):
             raise UserError(f"cannot write video {path}: unknown extension '{self.kind}'; "
                             f"use one of {' '.join(WRITE_VIDEO_EXTS)} or a folder for PNG frames")

@@ -55,7 +55,7 @@ def check_video_output(input, output) -> None:
     parent = Path(p).absolute().parent  # checked before the work folder is made there (which would create it)
     if not parent.is_dir():
         raise UserError(f"output folder {parent} does not exist; create it or choose another output path")
-    if dio._is_folder_path(output):
+    if dio.is_folder_path(output):
         dio.check_frames_folder(output)
 
 

@@ -15,9 +15,9 @@ args = parser(__doc__, "dream_clip.mp4").parse_args()
 clip = args.input or pan_clip(OUT / "pan.mp4")
 out = dreamvideo.dream_video(
     clip, output_path(args.output), max_side=args.size, frames=24,
-    coherence="flow",             # warp the previous frame's dream along the optical flow
-    blend="0.9",                  # carry 90 % of it into the next frame: little flicker
-    first_steps=12, steps="5",    # the first frame dreams fully, then each frame adds a little
+    coherence="flow",             # carry the previous frame's dream along the optical flow, kept whole:
+                                  # only what is new in a frame is dreamed, so the dream holds to the end
+    first_steps=12, steps="5",    # the first frame dreams fully, new content with 5 steps per octave
     step_size="0.012 + 0.006*sin(2*pi*t/2)",  # a schedule: the dream breathes every 2 seconds
     octaves=3, **model_options(args.weights, args.model))
 print(f"wrote {out}")

@@ -108,7 +108,7 @@ def test_rms_loud_quiet_silent():
 
 
 @pytest.mark.parametrize("freq, lit, dark", [(100, "low", ["mid", "high"]), (5000, "high", ["low", "mid"])])
-def test_bands(freq, lit, dark):
+def test_a_tone_lights_its_own_band_and_leaves_the_others_dark(freq, lit, dark):
     f = audio_features(tone(freq), SR, FPS, 75, needed=["low", "mid", "high"])
     assert np.median(f[lit]) > 0.9
     for d in dark:

@@ -74,9 +74,12 @@ def test_start_image_is_where_the_ascent_begins(tiny, img):
     assert np.array_equal(d.dream(img, start=start, settings=s0), start)
 
 
-def test_tiny_image_works(tiny):
-    out = Dreamer(tiny, layer("conv1")).dream(np.full((1, 1, 3), 100, np.uint8), settings=FAST)
-    assert out.shape == (1, 1, 3)
+def test_images_smaller_than_the_model_are_dreamed_at_their_own_size(tiny):
+    for h, w in ((1, 1), (5, 7)):
+        flat = np.full((h, w, 3), 100, np.uint8)
+        out = Dreamer(tiny, layer("conv1")).dream(flat, settings=FAST)
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8
+        assert np.abs(out.astype(float) - flat).mean() > 1.0  # dreamed, not handed back untouched
 
 
 def test_octave_shapes_smallest_first_and_respect_min_side():
@@ -113,12 +116,21 @@ def test_feature_model_stops_at_deepest_layer(tiny):
     assert "conv3" not in [l.name for l in sub.keras_model.layers]
 
 
-def test_guide_objective_runs(tiny, img):
+def test_a_guided_dream_moves_towards_the_guide_images_features(tiny, img):
     from dreamvideo.objectives import guide
 
-    d = Dreamer(tiny, guide("conv2"), guide_image=photo("coffee")[::4, ::4])
-    out = d.dream(img, settings=FAST)
-    assert np.abs(out.astype(float) - img).mean() > 1.0
+    coffee = photo("coffee")[::4, ::4]
+    out = Dreamer(tiny, guide("conv2"), guide_image=coffee).dream(img, settings=FAST)
+    conv2 = tiny.select(["conv2"])
+
+    def features(x):
+        a = np.asarray(conv2(to_unit(x)[None])["conv2"])[0]
+        return a.reshape(-1, a.shape[-1])
+
+    target = features(coffee).mean(0)
+    assert (features(out) @ target).mean() > 1.3 * (features(img) @ target).mean()
+    unguided = Dreamer(tiny, layer("conv2")).dream(img, settings=FAST)
+    assert np.abs(unguided.astype(float) - out).mean() > 2.0  # the guide, not the layer alone, shaped it
 
 
 def test_settings_checked():

@@ -1,4 +1,4 @@
-"""What dreamvideo guarantees (README, "What dreamvideo guarantees"), as a user sees it:
+"""What dreamvideo guarantees (docs/guarantees.md), as a user sees it:
 
 1. No file a render reads is ever written, moved or deleted by it: the input (a file, a folder or glob of
    frames), the ``--audio`` soundtrack, the ``--guide`` image, a ``--model``/``--weights``/``--preset`` file,

@@ -6,7 +6,7 @@ range, exit 2, no traceback, found before TensorFlow or Keras is imported (so in
 model's load time); a huge ``--octaves`` is answered at once by every command; preset files that are
 not UTF-8 TOML or hold values of the wrong type are one line naming the file and the key; nothing is
 left behind and the inputs are unchanged. Also: the ranges are the settings' own (one source, shown
-in ``--help`` and the README), a long song's audio features are computed in bounded memory with the
+in ``--help`` and the docs' command reference), a long song's audio features are computed in bounded memory with the
 values of the whole-signal computation, and dreamvideo's own warnings are one line.
 """
 
@@ -194,8 +194,8 @@ def test_the_python_jobs_check_ranges_before_the_model(kit, tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_ranges_are_the_settings_own_and_shown_in_help_and_readme(capsys):
-    """Every numeric field has a range; --help shows each one; the README's table lists the same."""
+def test_the_ranges_are_the_settings_own_and_shown_in_help_and_the_docs(capsys):
+    """Every numeric field has a range; --help shows each one; the docs' command reference lists the same."""
     from dreamvideo import cli
 
     ranged = {}
@@ -224,15 +224,19 @@ def test_the_ranges_are_the_settings_own_and_shown_in_help_and_readme(capsys):
     helps = re.sub(r"\s+", " ", capsys.readouterr().out)
     assert "--zoom SCHEDULE zoom: scale per frame (>1 zooms in) (per frame from 0.1 to 10; default: 1.05)" in helps
     assert "(from 1 to 12; default: 3)" in helps
-    readme = (ROOT / "README.md").read_text().split("### Ranges", 1)[1].split("\n### ", 1)[0]
+    # The docs' command reference is generated from the same parser: each range is there with its flag.
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    from cli_reference import reference
+
     table = {}
-    for flags, text in re.findall(r"^\| ((?:`--[a-z-]+`(?:, )?)+) \| ([^|]+?) \|", readme, re.M):
-        for flag in re.findall(r"`--([a-z-]+)`", flags):
-            table[flag] = text
+    for cmd in ("image", "video", "zoom"):
+        for flags, text in re.findall(r"^\| ((?:`--[a-z-]+`(?:, )?)+)[^|]* \| ([^|]+?) \|", reference(cmd), re.M):
+            for flag in re.findall(r"`--([a-z-]+)`", flags):
+                table.setdefault(flag, []).append(text)
     for (section, name), text in ranged.items():
         flag = name.replace("_", "-")
-        assert flag in table, f"README's ranges miss --{flag}"
-        assert text in table[flag], (flag, table[flag], text)
+        assert flag in table, f"the docs' command reference misses --{flag}"
+        assert any(text in row for row in table[flag]), (flag, table[flag], text)
 
 
 def test_a_huge_octaves_is_refused_at_once_by_the_page(kit, tmp_path):

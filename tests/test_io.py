@@ -348,6 +348,6 @@ def test_unreadable_images_are_one_line_user_errors(tmp_path):
         io.read_image(tmp_path)
 
 
-def test_path_kinds():
+def test_videos_and_images_are_told_apart_by_extension_in_any_case():
     assert io.is_video_path("a.MP4") and io.is_video_path("a.gif") and not io.is_video_path("a.png")
     assert io.is_image_path("a.JPEG") and not io.is_image_path("a.gif")

@@ -206,13 +206,21 @@ def test_virtual_camera_without_a_driver_is_one_line(kit, capsys):
     assert "v4l2loopback" in err or 'pip install "dreamvideo[live]"' in err
 
 
-def test_audio_schedules_and_the_controller_run_live_from_a_file(kit, capsys):
+def test_a_step_size_driven_by_the_files_sound_dreams_live_at_the_sources_rate_under_the_controller(
+        kit, tmp_path, capsys):
     from dreamvideo.cli import main
 
-    rc = main(["live", str(kit / "clip.mp4"), "--duration", "2", "--model", str(kit / "tiny.keras"), *TINY,
-               "--step-size", "0.01*(1 + 2*rms)", "--target-fps", "4"])
+    rec = tmp_path / "rms.mp4"
+    rc = main(["live", str(kit / "clip.mp4"), "--duration", "2", "--record", str(rec), "--model",
+               str(kit / "tiny.keras"), *TINY, "--step-size", "0.1*rms", "--target-fps", "4"])
     assert rc == 0
-    assert _closing(capsys.readouterr().out)["dreamed_fps"] > 0
+    closing = _closing(capsys.readouterr().out)
+    assert closing["dreamed_fps"] > 0 and abs(closing["shown_fps"] - 10) < 1.5  # shown at the clip's 10 fps
+    info = _probe(rec)
+    assert info.has_audio and abs(info.duration - 2.0) < 0.1
+    # The step size is 0 without sound: a dream on the recording means the tone's rms reached it.
+    shown, source = _frames(rec), _frames(kit / "clip.mp4")
+    assert np.mean([np.abs(shown[i].astype(float) - source[i]).mean() for i in range(15, 20)]) > 4.0
 
 
 def test_audio_in_drives_the_schedules_and_is_recorded(kit, tmp_path, capsys):

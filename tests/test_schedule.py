@@ -186,7 +186,7 @@ def test_non_finite_at_a_frame_names_the_frame():
     assert info.value.pos == 4
 
 
-def test_limits():
+def test_a_schedule_too_long_or_too_deeply_nested_is_a_clear_error_not_a_crash():
     with pytest.raises(ScheduleError, match="characters long"):
         Schedule.parse("1+" * 1200 + "1")
     with pytest.raises(ScheduleError, match="nests"):

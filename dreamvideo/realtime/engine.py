@@ -169,7 +169,7 @@ class DreamWorker:
     def __init__(self, make, fps: float, controller: Controller | None = None, before=None):
         self._make, self.fps, self.controller, self._before = make, fps, controller, before
         self.slot, self.landed = Latest(), Latest()
-        self.dreams, self.error, self.ready_at = 0, None, None
+        self.dreams, self.error = 0, None
         self.timing = {"flow": 0.0, "dream": 0.0}
         self._stop, self._restart = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-dream", daemon=True)
@@ -195,7 +195,6 @@ class DreamWorker:
             engine = None
             flows = FlowEstimator("dis")
             prev = None
-            self.ready_at = time.monotonic()
             started = None
             while not self._stop.is_set():
                 item = self.slot.take(0.1)

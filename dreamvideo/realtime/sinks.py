@@ -40,11 +40,9 @@ class Recorder:
             raise UserError(f"folder {parent} does not exist; create it or record elsewhere")
         self.path = Path(path)
         self._writer = VideoWriter(path, fps, size, quality=quality, audio=audio or None)
-        self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
-        self.frames += 1
 
     def close(self) -> Path | None:
         """Finalize the recording (nothing is left when no frame came); returns its path or None."""
@@ -52,9 +50,6 @@ class Recorder:
             return self._writer.finish()
         self._writer.abort()
         return None
-
-    def abort(self) -> None:
-        self._writer.abort()
 
 
 class RecordLock:

@@ -157,253 +157,296 @@ def _wait(job, progress, poll: float = 0.5):
     yield _status(job)
 
 
+SHARED = ["model", "weights", "layers", "octaves", "octave_scale", "steps", "step_size", "seed", "max_side"]
+"""The model panel's controls: every tab's action takes them."""
+
+
 def build(page: Page) -> gr.Blocks:
-    """The page's Blocks (not launched)."""
-    s = page.start
+    """The page's Blocks (not launched): the model panel, the tabs, the render queue, and the wiring
+    between them (presets fill every tab's controls)."""
     c = {}  # control name -> component, in CONTROLS order for the preset outputs
     # Gradio's own copies of uploads can go after a day: the page keeps its own in the outputs folder.
     with gr.Blocks(title="dreamvideo", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown(f"# dreamvideo\nDeepDream for pictures, clips and music videos. Outputs go to "
                     f"`{page.outputs}`.")
-        with gr.Accordion("Model and dream (every tab)", open=True):
-            with gr.Row():
-                c["model"] = gr.Dropdown(_labelled(page.models), value=s["model"], label="Model", scale=2)
-                c["weights"] = gr.Dropdown(_labelled(page.weights), value=s["weights"], label="Weights", scale=2)
-                c["layers"] = gr.Textbox(s["layers"], label="Layers (blank: the model's classic set)", scale=3,
-                                         info="LAYER:WEIGHT,... or LAYER:CHANNEL for one channel", elem_id="layers")
-                pick = gr.Dropdown([], multiselect=True, label="Pick layers (channels in brackets)", scale=3,
-                                   elem_id="layer-pick")
-            with gr.Row():
-                c["octaves"] = gr.Number(s["octaves"], label="Octaves", precision=0, minimum=1)
-                c["octave_scale"] = gr.Number(s["octave_scale"], label="Octave scale", minimum=1.0)
-                c["steps"] = gr.Textbox(str(s["steps"]), label="Steps per octave",
-                                        info="a whole number; a schedule in video and zoom")
-                c["step_size"] = gr.Textbox(str(s["step_size"]), label="Step size",
-                                            info="a number; a schedule in video and zoom")
-                c["seed"] = gr.Number(s["seed"], label="Seed", precision=0, minimum=0)
-                c["max_side"] = gr.Number(s["max_side"], label="Max side (px, 0 = full size)", precision=0,
-                                          minimum=0)
-        shared = ["model", "weights", "layers", "octaves", "octave_scale", "steps", "step_size", "seed", "max_side"]
-
+        pick = _model_panel(page, c)
         with gr.Tabs():
-            with gr.Tab("Image", id="image"):
-                with gr.Row():
-                    img_in = _image_upload(page, "Photo", height=420, elem_id="image-in")
-                    img_out = gr.Image(type="filepath", format="png", label="Dream", interactive=False, height=420,
-                                       elem_id="image-out")
-                with gr.Row():
-                    img_btn = gr.Button("Dream", variant="primary", elem_id="image-go")
-                img_status = gr.Markdown(elem_id="image-status")
-
-            with gr.Tab("Video", id="video"):
-                with gr.Row():
-                    vid_in = gr.Video(sources=["upload"], label="Clip", height=360, elem_id="video-in")
-                    vid_out = gr.Video(label="Dream", interactive=False, height=360, elem_id="video-out")
-                with gr.Row():
-                    c["coherence"] = gr.Radio(["flow", "blend", "none"], value=s["coherence"], label="Coherence",
-                                              info="flow: the dream follows the motion")
-                    c["blend"] = gr.Textbox(s["blend"], label="Blend (blank: the coherence's default)",
-                                            info="how much of the previous dream carries on, 0..1, or a schedule")
-                    c["audio_mode"] = gr.Radio(list(AUDIO_MODES), value=s["audio_mode"], label="Audio",
-                                               info="keep the clip's, replace with a song, or none")
-                with gr.Row():
-                    vid_song = gr.Audio(type="filepath", sources=["upload"], label="Song (for replace)")
-                    c["start"] = gr.Number(s["start"], label="Start (s)", minimum=0)
-                    c["end"] = gr.Number(s["end"], label="End (s, 0 = the end)", minimum=0)
-                    c["video_frames"] = gr.Number(s["video_frames"], label="Frames (0 = all)", precision=0,
-                                                  minimum=0)
-                with gr.Row():
-                    vid_preset = gr.Dropdown(page.preset_choices(), value=None, label="Preset", scale=2)
-                    vid_apply = gr.Button("Apply preset", scale=1)
-                    vid_btn = gr.Button("Render", variant="primary", scale=1)
-                    vid_cancel = gr.Button("Cancel", variant="stop", scale=1)
-                vid_status = gr.Markdown()
-                vid_job = gr.State(None)
-
-            with gr.Tab("Zoom and music video", id="zoom"):
-                with gr.Row():
-                    zoom_in = _image_upload(page, "Start image", height=300, elem_id="zoom-image")
-                    zoom_song = gr.Audio(type="filepath", sources=["upload"], label="Song (drives the schedules)",
-                                         elem_id="zoom-song")
-                with gr.Row():
-                    c["from_noise"] = gr.Textbox(s["from_noise"], label="Or start from noise (WxH)",
-                                                 placeholder="e.g. 640x360 (leave blank to use the image)")
-                    c["zoom_frames"] = gr.Number(s["zoom_frames"], label="Frames (0 with a song: as long as the song)",
-                                                 precision=0, minimum=0, elem_id="zoom-frames")
-                    c["fps"] = gr.Number(s["fps"], label="Frames per second", minimum=1)
-                    c["color_match"] = gr.Checkbox(s["color_match"], label="Keep the first frame's colours")
-                with gr.Row():
-                    c["zoom"] = gr.Textbox(s["zoom"], label="Zoom per frame")
-                    c["angle"] = gr.Textbox(s["angle"], label="Rotation (degrees per frame)")
-                    c["dx"] = gr.Textbox(s["dx"], label="Shift right (px per frame)")
-                    c["dy"] = gr.Textbox(s["dy"], label="Shift down (px per frame)")
-                    c["layer_weights"] = gr.Textbox(s["layer_weights"], label="Layer weights",
-                                                    placeholder="LAYER=SCHEDULE;LAYER=SCHEDULE")
-                gr.Markdown(SCHEDULE_HELP)
-                example_note = gr.Textbox(visible=False)
-                gr.Examples([list(e) for e in SCHEDULE_EXAMPLES],
-                            [c["zoom"], c["angle"], c["dx"], c["dy"], c["step_size"], example_note],
-                            label="Worked examples (click one to fill the schedules)")
-                with gr.Row():
-                    plan_btn = gr.Button("Plan: plot every curve", elem_id="zoom-plan")
-                    preview_btn = gr.Button("Preview a few frames", elem_id="zoom-preview")
-                    zoom_btn = gr.Button("Render", variant="primary", elem_id="zoom-go")
-                    zoom_cancel = gr.Button("Cancel", variant="stop")
-                zoom_status = gr.Markdown(elem_id="zoom-status")
-                zoom_job = gr.State(None)
-                with gr.Row():
-                    # No label over the plot: it would hide the first panel's title; the plot has its own.
-                    plan_img = gr.Image(type="filepath", label="Plan: every curve over the timeline", show_label=False,
-                                        interactive=False, elem_id="zoom-plot", height=720, scale=3)
-                    plan_md = gr.Markdown(elem_id="zoom-summary")
-                preview_img = gr.Image(type="filepath", label="Preview (contact sheet)", interactive=False,
-                                       elem_id="zoom-sheet", height=420, visible=False)
-                zoom_out = gr.Video(label="Zoom", interactive=False, height=360, elem_id="zoom-out")
-
+            _image_tab(page, c)
+            video = _video_tab(page, c)
+            _zoom_tab(page, c)
             from .live_tab import build_live_tab  # the Live tab (camera dreamed as it films): its own module
 
             build_live_tab(page, c)
+            presets = _presets_tab(page)
+        _queue(page)
+        _wire_presets(page, [c[k] for k in CONTROLS], video, presets)
+        _wire_layers(page, c, pick, demo)
+    return demo
 
-            with gr.Tab("Presets", id="presets"):
-                with gr.Row():
-                    pre_pick = gr.Dropdown(page.preset_choices(), value=None, label="Preset", scale=2,
-                                           elem_id="preset-pick")
-                    pre_apply = gr.Button("Apply to the page", scale=1, elem_id="preset-apply")
-                pre_desc = gr.Markdown(elem_id="preset-description")
-                gr.Markdown("### Save the current settings as a preset")
-                with gr.Row():
-                    pre_name = gr.Textbox(label="Name", placeholder="my-look")
-                    pre_kind = gr.Radio(["image", "video", "zoom"], value="zoom", label="From the settings of")
-                    pre_note = gr.Textbox(label="Description")
-                    pre_save = gr.Button("Save preset")
-                pre_file = gr.File(label="Saved preset", interactive=False, visible=False)
 
-        gr.Markdown("### Render queue")
-        queue_html = gr.HTML(page.queue_html(), elem_id="queue")
+def _model_panel(page: Page, c: dict) -> gr.Dropdown:
+    """The model and dream controls every tab shares; returns the layer picker."""
+    s = page.start
+    with gr.Accordion("Model and dream (every tab)", open=True):
         with gr.Row():
-            job_pick = gr.Dropdown([], label="Job", scale=2)
-            cancel_btn = gr.Button("Cancel job", variant="stop", scale=1)
-            resume_btn = gr.Button("Resume interrupted job", scale=1)
-        files = gr.File(label="Finished renders (download)", file_count="multiple", interactive=False,
-                        visible=False, elem_id="finished")
-        files_seen = gr.State([])
-        timer = gr.Timer(1.0)
+            c["model"] = gr.Dropdown(_labelled(page.models), value=s["model"], label="Model", scale=2)
+            c["weights"] = gr.Dropdown(_labelled(page.weights), value=s["weights"], label="Weights", scale=2)
+            c["layers"] = gr.Textbox(s["layers"], label="Layers (blank: the model's classic set)", scale=3,
+                                     info="LAYER:WEIGHT,... or LAYER:CHANNEL for one channel", elem_id="layers")
+            pick = gr.Dropdown([], multiselect=True, label="Pick layers (channels in brackets)", scale=3,
+                               elem_id="layer-pick")
+        with gr.Row():
+            c["octaves"] = gr.Number(s["octaves"], label="Octaves", precision=0, minimum=1)
+            c["octave_scale"] = gr.Number(s["octave_scale"], label="Octave scale", minimum=1.0)
+            c["steps"] = gr.Textbox(str(s["steps"]), label="Steps per octave",
+                                    info="a whole number; a schedule in video and zoom")
+            c["step_size"] = gr.Textbox(str(s["step_size"]), label="Step size",
+                                        info="a number; a schedule in video and zoom")
+            c["seed"] = gr.Number(s["seed"], label="Seed", precision=0, minimum=0)
+            c["max_side"] = gr.Number(s["max_side"], label="Max side (px, 0 = full size)", precision=0,
+                                      minimum=0)
+    return pick
 
-        controls = [c[k] for k in CONTROLS]
 
-        # ---------------------------------------------------------------- image
-        def dream_image(image, values, progress):
-            job = page.submit_image(image, values)
-            for status in _wait(job, progress):
-                yield None, status
-            if job.state != "done":
-                raise DreamError(job.message or f"the dream was {job.state}")
-            yield str(job.result), _status(job)
+def _cancel(page: Page):
+    """A Cancel button's action: the queued render of the tab's job id is cancelled, keeping its frames."""
+    def cancel(job_id):
+        if job_id is None or not page.worker.cancel(int(job_id)):
+            return "Nothing to cancel."
+        return f"Cancelling job #{job_id}: the frames done so far become a playable partial video."
 
-        img_btn.click(_named(dream_image, [("image", False)], shared, s, progress=True),
-                      [img_in, *(c[k] for k in shared)], [img_out, img_status], api_name="dream_image",
-                      concurrency_limit=None)
+    return cancel
 
-        # ---------------------------------------------------------------- video
-        vkeys = shared + ["coherence", "blend", "audio_mode", "start", "end", "video_frames"]
 
-        def dream_video(video, song, values, progress):
-            yield from _follow(page.submit_video(video, values, song), progress)
+def _image_tab(page: Page, c: dict) -> None:
+    """Image: upload a photo, dream it (API ``/dream_image``)."""
+    s = page.start
+    with gr.Tab("Image", id="image"):
+        with gr.Row():
+            img_in = _image_upload(page, "Photo", height=420, elem_id="image-in")
+            img_out = gr.Image(type="filepath", format="png", label="Dream", interactive=False, height=420,
+                               elem_id="image-out")
+        with gr.Row():
+            img_btn = gr.Button("Dream", variant="primary", elem_id="image-go")
+        img_status = gr.Markdown(elem_id="image-status")
 
-        vid_btn.click(_named(dream_video, [("video", False), ("song", True)], vkeys, s, progress=True),
-                      [vid_in, vid_song, *(c[k] for k in vkeys)], [vid_out, vid_status, vid_job],
-                      api_name="dream_video", concurrency_limit=None)
+    def dream_image(image, values, progress):
+        job = page.submit_image(image, values)
+        for status in _wait(job, progress):
+            yield None, status
+        if job.state != "done":
+            raise DreamError(job.message or f"the dream was {job.state}")
+        yield str(job.result), _status(job)
 
-        def cancel(job_id):
-            if job_id is None or not page.worker.cancel(int(job_id)):
-                return "Nothing to cancel."
-            return f"Cancelling job #{job_id}: the frames done so far become a playable partial video."
+    img_btn.click(_named(dream_image, [("image", False)], SHARED, s, progress=True),
+                  [img_in, *(c[k] for k in SHARED)], [img_out, img_status], api_name="dream_image",
+                  concurrency_limit=None)
 
-        vid_cancel.click(cancel, vid_job, vid_status, api_visibility="private")
 
-        def apply_preset(name):
-            if not name:
-                raise DreamError("pick a preset first")
-            v = page.apply_preset(name)
-            return [v[k] for k in CONTROLS] + [f"Applied **{name}**: {page.preset_description(name)}"]
+def _video_tab(page: Page, c: dict) -> dict:
+    """Video: upload a clip, render it in the queue (API ``/dream_video``), cancel it; returns the preset
+    controls (``preset``, ``apply``, ``status``) that :func:`_wire_presets` connects."""
+    s = page.start
+    with gr.Tab("Video", id="video"):
+        with gr.Row():
+            vid_in = gr.Video(sources=["upload"], label="Clip", height=360, elem_id="video-in")
+            vid_out = gr.Video(label="Dream", interactive=False, height=360, elem_id="video-out")
+        with gr.Row():
+            c["coherence"] = gr.Radio(["flow", "blend", "none"], value=s["coherence"], label="Coherence",
+                                      info="flow: the dream follows the motion")
+            c["blend"] = gr.Textbox(s["blend"], label="Blend (blank: the coherence's default)",
+                                    info="how much of the previous dream carries on, 0..1, or a schedule")
+            c["audio_mode"] = gr.Radio(list(AUDIO_MODES), value=s["audio_mode"], label="Audio",
+                                       info="keep the clip's, replace with a song, or none")
+        with gr.Row():
+            vid_song = gr.Audio(type="filepath", sources=["upload"], label="Song (for replace)")
+            c["start"] = gr.Number(s["start"], label="Start (s)", minimum=0)
+            c["end"] = gr.Number(s["end"], label="End (s, 0 = the end)", minimum=0)
+            c["video_frames"] = gr.Number(s["video_frames"], label="Frames (0 = all)", precision=0,
+                                          minimum=0)
+        with gr.Row():
+            vid_preset = gr.Dropdown(page.preset_choices(), value=None, label="Preset", scale=2)
+            vid_apply = gr.Button("Apply preset", scale=1)
+            vid_btn = gr.Button("Render", variant="primary", scale=1)
+            vid_cancel = gr.Button("Cancel", variant="stop", scale=1)
+        vid_status = gr.Markdown()
+        vid_job = gr.State(None)
 
-        vid_apply.click(_friendly(apply_preset), vid_preset, [*controls, vid_status], api_visibility="private")
+    vkeys = SHARED + ["coherence", "blend", "audio_mode", "start", "end", "video_frames"]
 
-        # ---------------------------------------------------------------- zoom
-        zkeys = shared + ["from_noise", "zoom_frames", "fps", "color_match", "zoom", "angle", "dx", "dy",
-                          "layer_weights"]
+    def dream_video(video, song, values, progress):
+        yield from _follow(page.submit_video(video, values, song), progress)
 
-        zfiles = [("image", True), ("song", True)]  # no image: from noise (`from_noise` WxH)
+    vid_btn.click(_named(dream_video, [("video", False), ("song", True)], vkeys, s, progress=True),
+                  [vid_in, vid_song, *(c[k] for k in vkeys)], [vid_out, vid_status, vid_job],
+                  api_name="dream_video", concurrency_limit=None)
+    vid_cancel.click(_cancel(page), vid_job, vid_status, api_visibility="private")
+    return {"preset": vid_preset, "apply": vid_apply, "status": vid_status}
 
-        def plan(image, song, values, progress):
-            res = page.plan_zoom(image, song, values)
-            return str(res["plot"]), res["summary"]
 
-        plan_btn.click(_named(plan, zfiles, zkeys, s), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
-                       [plan_img, plan_md], api_name="plan_zoom", concurrency_limit=None)
+def _zoom_tab(page: Page, c: dict) -> None:
+    """Zoom and music video: an image or noise and a song; plan, preview, render in the queue (APIs
+    ``/plan_zoom``, ``/preview_zoom``, ``/zoom``), cancel."""
+    s = page.start
+    with gr.Tab("Zoom and music video", id="zoom"):
+        with gr.Row():
+            zoom_in = _image_upload(page, "Start image", height=300, elem_id="zoom-image")
+            zoom_song = gr.Audio(type="filepath", sources=["upload"], label="Song (drives the schedules)",
+                                 elem_id="zoom-song")
+        with gr.Row():
+            c["from_noise"] = gr.Textbox(s["from_noise"], label="Or start from noise (WxH)",
+                                         placeholder="e.g. 640x360 (leave blank to use the image)")
+            c["zoom_frames"] = gr.Number(s["zoom_frames"], label="Frames (0 with a song: as long as the song)",
+                                         precision=0, minimum=0, elem_id="zoom-frames")
+            c["fps"] = gr.Number(s["fps"], label="Frames per second", minimum=1)
+            c["color_match"] = gr.Checkbox(s["color_match"], label="Keep the first frame's colours")
+        with gr.Row():
+            c["zoom"] = gr.Textbox(s["zoom"], label="Zoom per frame")
+            c["angle"] = gr.Textbox(s["angle"], label="Rotation (degrees per frame)")
+            c["dx"] = gr.Textbox(s["dx"], label="Shift right (px per frame)")
+            c["dy"] = gr.Textbox(s["dy"], label="Shift down (px per frame)")
+            c["layer_weights"] = gr.Textbox(s["layer_weights"], label="Layer weights",
+                                            placeholder="LAYER=SCHEDULE;LAYER=SCHEDULE")
+        gr.Markdown(SCHEDULE_HELP)
+        example_note = gr.Textbox(visible=False)
+        gr.Examples([list(e) for e in SCHEDULE_EXAMPLES],
+                    [c["zoom"], c["angle"], c["dx"], c["dy"], c["step_size"], example_note],
+                    label="Worked examples (click one to fill the schedules)")
+        with gr.Row():
+            plan_btn = gr.Button("Plan: plot every curve", elem_id="zoom-plan")
+            preview_btn = gr.Button("Preview a few frames", elem_id="zoom-preview")
+            zoom_btn = gr.Button("Render", variant="primary", elem_id="zoom-go")
+            zoom_cancel = gr.Button("Cancel", variant="stop")
+        zoom_status = gr.Markdown(elem_id="zoom-status")
+        zoom_job = gr.State(None)
+        with gr.Row():
+            # No label over the plot: it would hide the first panel's title; the plot has its own.
+            plan_img = gr.Image(type="filepath", label="Plan: every curve over the timeline", show_label=False,
+                                interactive=False, elem_id="zoom-plot", height=720, scale=3)
+            plan_md = gr.Markdown(elem_id="zoom-summary")
+        preview_img = gr.Image(type="filepath", label="Preview (contact sheet)", interactive=False,
+                               elem_id="zoom-sheet", height=420, visible=False)
+        zoom_out = gr.Video(label="Zoom", interactive=False, height=360, elem_id="zoom-out")
 
-        def preview(image, song, values, progress):
-            res = page.plan_zoom(image, song, values, preview=True)
-            return str(res["plot"]), gr.update(value=str(res["preview"]), visible=True), res["summary"]
+    zkeys = SHARED + ["from_noise", "zoom_frames", "fps", "color_match", "zoom", "angle", "dx", "dy",
+                      "layer_weights"]
+    zfiles = [("image", True), ("song", True)]  # no image: from noise (`from_noise` WxH)
+    inputs = [zoom_in, zoom_song, *(c[k] for k in zkeys)]
 
-        preview_btn.click(_named(preview, zfiles, zkeys, s), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
-                          [plan_img, preview_img, plan_md], api_name="preview_zoom", concurrency_limit=None)
+    def plan(image, song, values, progress):
+        res = page.plan_zoom(image, song, values)
+        return str(res["plot"]), res["summary"]
 
-        def zoom(image, song, values, progress):
-            yield from _follow(page.submit_zoom(image, song, values), progress)
+    plan_btn.click(_named(plan, zfiles, zkeys, s), inputs, [plan_img, plan_md], api_name="plan_zoom",
+                   concurrency_limit=None)
 
-        zoom_btn.click(_named(zoom, zfiles, zkeys, s, progress=True), [zoom_in, zoom_song, *(c[k] for k in zkeys)],
-                       [zoom_out, zoom_status, zoom_job], api_name="zoom", concurrency_limit=None)
-        zoom_cancel.click(cancel, zoom_job, zoom_status, api_visibility="private")
+    def preview(image, song, values, progress):
+        res = page.plan_zoom(image, song, values, preview=True)
+        return str(res["plot"]), gr.update(value=str(res["preview"]), visible=True), res["summary"]
 
-        # ---------------------------------------------------------------- presets
-        pre_pick.change(lambda n: page.preset_description(n) if n else "", pre_pick, pre_desc,
-                        api_visibility="private")
-        pre_apply.click(_friendly(apply_preset), pre_pick, [*controls, pre_desc], api_visibility="private")
+    preview_btn.click(_named(preview, zfiles, zkeys, s), inputs, [plan_img, preview_img, plan_md],
+                      api_name="preview_zoom", concurrency_limit=None)
 
-        def save_preset(name, kind, note, *args):
-            path = page.save_preset(name.strip(), kind, dict(zip(CONTROLS, args)), note.strip())
-            choices = page.preset_choices()
-            return gr.update(value=str(path), visible=True), gr.update(choices=choices), gr.update(choices=choices)
+    def zoom(image, song, values, progress):
+        yield from _follow(page.submit_zoom(image, song, values), progress)
 
-        pre_save.click(_friendly(save_preset), [pre_name, pre_kind, pre_note, *controls],
-                       [pre_file, pre_pick, vid_preset], api_visibility="private")
+    zoom_btn.click(_named(zoom, zfiles, zkeys, s, progress=True), inputs, [zoom_out, zoom_status, zoom_job],
+                   api_name="zoom", concurrency_limit=None)
+    zoom_cancel.click(_cancel(page), zoom_job, zoom_status, api_visibility="private")
 
-        # ---------------------------------------------------------------- layers
-        def list_layers(model, weights):
-            default, rows = page.layers(model, weights)
-            return gr.update(choices=rows, value=[]), gr.update(placeholder=f"the model's set: {default}")
 
-        c["model"].change(_friendly(list_layers), [c["model"], c["weights"]], [pick, c["layers"]],
-                          api_visibility="private")
-        demo.load(_friendly(list_layers), [c["model"], c["weights"]], [pick, c["layers"]], api_visibility="private")
-        pick.input(lambda chosen: ",".join(f"{x.split()[0]}:1.0" for x in chosen), pick, c["layers"],
+def _presets_tab(page: Page) -> dict:
+    """Presets: pick one and apply it, or save the current settings as one; returns its controls."""
+    with gr.Tab("Presets", id="presets"):
+        with gr.Row():
+            pre_pick = gr.Dropdown(page.preset_choices(), value=None, label="Preset", scale=2,
+                                   elem_id="preset-pick")
+            pre_apply = gr.Button("Apply to the page", scale=1, elem_id="preset-apply")
+        pre_desc = gr.Markdown(elem_id="preset-description")
+        gr.Markdown("### Save the current settings as a preset")
+        with gr.Row():
+            pre_name = gr.Textbox(label="Name", placeholder="my-look")
+            pre_kind = gr.Radio(["image", "video", "zoom"], value="zoom", label="From the settings of")
+            pre_note = gr.Textbox(label="Description")
+            pre_save = gr.Button("Save preset")
+        pre_file = gr.File(label="Saved preset", interactive=False, visible=False)
+    pre_pick.change(lambda n: page.preset_description(n) if n else "", pre_pick, pre_desc,
+                    api_visibility="private")
+    return {"pick": pre_pick, "apply": pre_apply, "description": pre_desc, "name": pre_name, "kind": pre_kind,
+            "note": pre_note, "save": pre_save, "file": pre_file}
+
+
+def _wire_presets(page: Page, controls: list, video: dict, presets: dict) -> None:
+    """Applying a preset (from the Video or the Presets tab) fills every tab's controls; saving one
+    adds it to both preset lists."""
+    def apply_preset(name):
+        if not name:
+            raise DreamError("pick a preset first")
+        v = page.apply_preset(name)
+        return [v[k] for k in CONTROLS] + [f"Applied **{name}**: {page.preset_description(name)}"]
+
+    video["apply"].click(_friendly(apply_preset), video["preset"], [*controls, video["status"]],
+                         api_visibility="private")
+    presets["apply"].click(_friendly(apply_preset), presets["pick"], [*controls, presets["description"]],
+                           api_visibility="private")
+
+    def save_preset(name, kind, note, *args):
+        path = page.save_preset(name.strip(), kind, dict(zip(CONTROLS, args)), note.strip())
+        choices = page.preset_choices()
+        return gr.update(value=str(path), visible=True), gr.update(choices=choices), gr.update(choices=choices)
+
+    presets["save"].click(_friendly(save_preset), [presets["name"], presets["kind"], presets["note"], *controls],
+                          [presets["file"], presets["pick"], video["preset"]], api_visibility="private")
+
+
+def _wire_layers(page: Page, c: dict, pick: gr.Dropdown, demo: gr.Blocks) -> None:
+    """The layer picker lists the model's layers (on load and when the model changes); picking fills Layers."""
+    def list_layers(model, weights):
+        default, rows = page.layers(model, weights)
+        return gr.update(choices=rows, value=[]), gr.update(placeholder=f"the model's set: {default}")
+
+    c["model"].change(_friendly(list_layers), [c["model"], c["weights"]], [pick, c["layers"]],
+                      api_visibility="private")
+    demo.load(_friendly(list_layers), [c["model"], c["weights"]], [pick, c["layers"]], api_visibility="private")
+    pick.input(lambda chosen: ",".join(f"{x.split()[0]}:1.0" for x in chosen), pick, c["layers"],
+               api_visibility="private")
+
+
+def _queue(page: Page) -> None:
+    """The render queue under the tabs: every job's progress, finished files to download, cancel and resume."""
+    gr.Markdown("### Render queue")
+    queue_html = gr.HTML(page.queue_html(), elem_id="queue")
+    with gr.Row():
+        job_pick = gr.Dropdown([], label="Job", scale=2)
+        cancel_btn = gr.Button("Cancel job", variant="stop", scale=1)
+        resume_btn = gr.Button("Resume interrupted job", scale=1)
+    files = gr.File(label="Finished renders (download)", file_count="multiple", interactive=False,
+                    visible=False, elem_id="finished")
+    files_seen = gr.State([])
+    timer = gr.Timer(1.0)
+
+    def tick(seen):
+        done = page.finished_outputs()
+        return page.queue_html(), (gr.update(value=done, visible=bool(done)) if done != seen else gr.update()), done
+
+    timer.tick(tick, files_seen, [queue_html, files, files_seen], api_visibility="private",
+               show_progress="hidden")
+    job_pick.focus(lambda: gr.update(choices=page.active_jobs() + page.resumable_jobs()), None, job_pick,
                    api_visibility="private")
 
-        # ---------------------------------------------------------------- the queue
-        def tick(seen):
-            done = page.finished_outputs()
-            return page.queue_html(), (gr.update(value=done, visible=bool(done)) if done != seen else gr.update()), done
+    def cancel_pick(job_id):
+        if job_id is None:
+            raise DreamError("pick a job to cancel")
+        if not page.worker.cancel(int(job_id)):
+            raise DreamError(f"job #{job_id} has already finished")
+        return page.queue_html()
 
-        timer.tick(tick, files_seen, [queue_html, files, files_seen], api_visibility="private",
-                   show_progress="hidden")
-        job_pick.focus(lambda: gr.update(choices=page.active_jobs() + page.resumable_jobs()), None, job_pick,
-                       api_visibility="private")
+    def resume_pick(job_id):
+        if job_id is None:
+            raise DreamError("pick an interrupted job to resume")
+        if page.worker.resume(int(job_id)) is None:
+            raise DreamError(f"job #{job_id} is not an interrupted render")
+        return page.queue_html()
 
-        def cancel_pick(job_id):
-            if job_id is None:
-                raise DreamError("pick a job to cancel")
-            if not page.worker.cancel(int(job_id)):
-                raise DreamError(f"job #{job_id} has already finished")
-            return page.queue_html()
-
-        def resume_pick(job_id):
-            if job_id is None:
-                raise DreamError("pick an interrupted job to resume")
-            if page.worker.resume(int(job_id)) is None:
-                raise DreamError(f"job #{job_id} is not an interrupted render")
-            return page.queue_html()
-
-        cancel_btn.click(_friendly(cancel_pick), job_pick, queue_html, api_visibility="private")
-        resume_btn.click(_friendly(resume_pick), job_pick, queue_html, api_visibility="private")
-    return demo
+    cancel_btn.click(_friendly(cancel_pick), job_pick, queue_html, api_visibility="private")
+    resume_btn.click(_friendly(resume_pick), job_pick, queue_html, api_visibility="private")
