@@ -132,6 +132,9 @@ def parse_source(text: str, loop: bool = False) -> SourceSpec:
     if _still(head, path, info):
         raise UserError(f"{text} is a still image: live plays moving sources; for a live zoom into it pass "
                         f"zoom:{text}")
+    if not 0 < info.fps <= 1000:
+        raise UserError(f"{text} says its frame rate is {info.fps:g} fps; re-encode it with a frame rate "
+                        "(ffmpeg -i IN -r 25 OUT.mp4)")
     if min(info.width, info.height) < MIN_SIDE:
         raise UserError(f"{text} is {info.width}x{info.height} pixels: too small to dream; use a source at least "
                         f"{MIN_SIDE} px a side")
