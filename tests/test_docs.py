@@ -61,8 +61,11 @@ SMALL = ["--max-side", "64", "--octaves", "1", "--steps", "1", "-q"]
 
 
 def small(argv: list[str]) -> list[str]:
-    """The example at a small size: a few frames of 64 px, one octave, one step; random weights if it names none."""
+    """The example at a small size: a few frames (live: two seconds) of 64 px, one octave, one step; random
+    weights if it names none."""
     kind = argv[1] if argv[0] == "plan" else argv[0]
+    if argv[0] == "live":  # two seconds, no page (a server the runner would not stop)
+        return argv + ["--max-side", "64", "--octaves", "1", "--steps", "1", "--duration", "2", "--no-page", "-q"]
     if argv[0] not in ("image", "video", "zoom", "plan"):
         return argv
     extra = list(SMALL)
@@ -209,7 +212,7 @@ def test_every_shell_example_runs_dreamvideo_or_says_why_it_is_not_run():
     assert not others, ("shell examples run only `dreamvideo` commands; mark a block "
                         "`<!-- example: not run (why) -->` if it must not run:\n" + "\n".join(others))
     assert len(ALL_EXAMPLES) >= 10
-    assert {"image", "video", "zoom", "plan", "layers", "presets", "doctor"} <= {a[0] for _, _, a in ALL_EXAMPLES}
+    assert {"image", "video", "zoom", "plan", "live", "layers", "presets", "doctor"} <= {a[0] for _, _, a in ALL_EXAMPLES}
 
 
 @pytest.mark.slow
@@ -243,3 +246,21 @@ def test_every_shell_example_in_the_docs_runs(tmp_path):
         elif out is not None and not (box / out).exists():
             failed.append(f"{name}:{line}: dreamvideo {shlex.join(argv)} wrote no {out}")
     assert not failed, "\n".join(failed)
+
+
+@pytest.mark.slow
+def test_the_gallery_script_makes_a_dream_beside_its_source(tmp_path):
+    if not WEIGHTS.is_file():
+        pytest.skip(f"needs the offline weights {WEIGHTS}")
+    import numpy as np
+    from PIL import Image
+
+    r = subprocess.run([sys.executable, str(DOCS / "gallery" / "make.py"), "--only", "dream-pair",
+                        "--weights", str(WEIGHTS), "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    pair = np.asarray(Image.open(tmp_path / "dream-pair.jpg").convert("RGB"), float)
+    half = (pair.shape[1] - 6) // 2
+    source, dream = pair[:, :half], pair[:, -half:]
+    assert np.abs(dream - source).mean() > 8  # the dream, not the photo again
+    assert abs(dream.mean() - source.mean()) < 25  # no colour cast: the dream keeps the photo's brightness

@@ -5,7 +5,7 @@
 Model: MobileNetV2 with its ImageNet weights (by default the offline file
 ``../shared/models/mobilenet_v2_imagenet.weights.h5``), layers ``block_10_expand_relu`` and
 ``block_13_expand_relu`` (its classic look: dog faces and eyes). InceptionV3, the default model, gives the
-same kind of look. Writes into docs/gallery/ (kept under 3 MB together):
+same kind of look. Writes into docs/gallery/ (or --out; kept under 3 MB together):
 
 - ``dream-pair.jpg``   samples/cat.jpg beside its dream;
 - ``zoom.webp``        an infinite zoom from it, animated (4 s at 12 fps);
@@ -41,6 +41,7 @@ CAT, CLIP = ROOT / "samples" / "cat.jpg", ROOT / "samples" / "clip.mp4"
 WEIGHTS = Path(os.environ.get("DREAMVIDEO_SHARED", ROOT.parent / "shared")) / "models" / "mobilenet_v2_imagenet.weights.h5"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+OUT = HERE  # where the pictures go (--out)
 NAMES = ("dream-pair", "zoom", "clip-sheet", "plan", "web-page", "live-page")
 
 
@@ -64,7 +65,7 @@ def dream_pair(tmp: Path, weights) -> None:
     out = dreamvideo.dream_image(CAT, tmp / "dream.png", max_side=448, seed=1, **model(weights))
     dream = Image.open(out).convert("RGB")
     source = Image.open(CAT).convert("RGB").resize(dream.size, Image.LANCZOS)
-    side_by_side([source, dream]).save(HERE / "dream-pair.jpg", quality=85, optimize=True)
+    side_by_side([source, dream]).save(OUT / "dream-pair.jpg", quality=85, optimize=True)
 
 
 def zoom(tmp: Path, weights) -> None:
@@ -74,7 +75,7 @@ def zoom(tmp: Path, weights) -> None:
     image = read_image(CAT, max_side=256)
     frames = [Image.fromarray(f) for f in dreamvideo.zoom_frames(image, 48, fps=12, zoom="1.04", angle="0.3",
                                                                     seed=1, **model(weights))]
-    frames[0].save(HERE / "zoom.webp", save_all=True, append_images=frames[1:], duration=1000 // 12, loop=0,
+    frames[0].save(OUT / "zoom.webp", save_all=True, append_images=frames[1:], duration=1000 // 12, loop=0,
                    quality=70, method=6)
 
 
@@ -97,7 +98,7 @@ def clip_sheet(tmp: Path, weights, n: int = 4) -> None:
     w = rows[0].width // n
     for k, i in enumerate(picks):
         draw.text((k * w + 6, rows[0].height + 8), f"frame {i}", fill=(255, 255, 255))
-    sheet.save(HERE / "clip-sheet.jpg", quality=85, optimize=True)
+    sheet.save(OUT / "clip-sheet.jpg", quality=85, optimize=True)
 
 
 def plan(tmp: Path, weights) -> None:
@@ -112,7 +113,7 @@ def plan(tmp: Path, weights) -> None:
     img = Image.open(out).convert("RGB")
     if img.width > 1000:
         img = img.resize((1000, round(img.height * 1000 / img.width)), Image.LANCZOS)
-    img.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(HERE / "plan.png", optimize=True)
+    img.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(OUT / "plan.png", optimize=True)
 
 
 def _free_port() -> int:
@@ -143,7 +144,7 @@ def _save_screenshot(png: bytes, name: str, width: int = 1000) -> None:
 
     img = Image.open(BytesIO(png)).convert("RGB")
     img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
-    img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(HERE / f"{name}.png", optimize=True)
+    img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(OUT / f"{name}.png", optimize=True)
 
 
 def web_page(tmp: Path, weights) -> None:
@@ -212,7 +213,11 @@ def main() -> None:
     p.add_argument("--weights", default=str(WEIGHTS), help="MobileNetV2 ImageNet .weights.h5 (default: %(default)s)")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(NAMES)}")
     p.add_argument("--no-screens", action="store_true", help="skip the Chromium screenshots")
+    p.add_argument("--out", default=str(HERE), help="folder for the pictures (default: %(default)s)")
     a = p.parse_args()
+    global OUT
+    OUT = Path(a.out)
+    OUT.mkdir(parents=True, exist_ok=True)
     if not Path(a.weights).is_file():
         raise SystemExit(f"make.py: weights file {a.weights} not found; pass --weights FILE")
     names = [n for n in (a.only.split(",") if a.only else NAMES) if n]
@@ -226,8 +231,8 @@ def main() -> None:
             t = time.monotonic()
             STEPS[name](Path(tmp), a.weights)
             print(f"{name}: {time.monotonic() - t:.0f} s", flush=True)
-    total = sum(f.stat().st_size for f in HERE.iterdir() if f.suffix in (".jpg", ".png", ".webp", ".gif"))
-    print(f"gallery: {total / 1e6:.2f} MB in {HERE}")
+    total = sum(f.stat().st_size for f in OUT.iterdir() if f.suffix in (".jpg", ".png", ".webp", ".gif"))
+    print(f"gallery: {total / 1e6:.2f} MB in {OUT}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The Gradio page: tabs Image / Video / Zoom & music video / Presets over a shared model panel,
-and the render queue below them. Every action is a method of :class:`~dreamvideo.ui.page.Page`;
-this module only lays out the controls and wires them.
+"""The Gradio page: tabs Image / Video / Zoom & music video / Live / Presets over a shared model panel,
+and the render queue below them, one function each. Every action is a method of
+:class:`~dreamvideo.ui.page.Page`; this module only lays out the controls and wires them.
 
 API (``gradio_client``): ``/dream_image``, ``/dream_video`` and ``/zoom`` take their input file
 first; every other input defaults to the page's starting value.
