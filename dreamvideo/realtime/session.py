@@ -96,9 +96,9 @@ class LiveSession:
         self.spec = parse_source(source, live.loop)
         # user mistakes, all before any process starts or model loads
         zooming = self.spec.kind == "zoom"
-        check_live_schedules(self.sections["schedules"], zooming,
-                             self.sections["zoom"].fps if zooming else LIVE_CHECK_FPS, live.duration)
-        self._needed = needed_audio(self.sections["schedules"], zooming)
+        self._needed = check_live_schedules(self.sections["schedules"], zooming,
+                                            self.sections["zoom"].fps if zooming else LIVE_CHECK_FPS,
+                                            live.duration)
         if live.audio_in:
             check_audio_in(live.audio_in)
         elif self._needed:
@@ -399,11 +399,12 @@ LIVE_CHECK_FPS = 30.0
 LIVE_CHECK_SECONDS = 600.0
 
 
-def check_live_schedules(sched, zooming: bool, fps: float, seconds: float = 0.0) -> None:
-    """The live schedules' values in their ranges, as offline checks them (:func:`~dreamvideo.timeline.check_curve`,
-    one line naming the first frame out of range): over ``seconds`` (0: the first
-    :data:`LIVE_CHECK_SECONDS`), a schedule that reads the sound with every feature at 0 and at 1.
-    Before any model loads."""
+def check_live_schedules(sched, zooming: bool, fps: float, seconds: float = 0.0) -> set:
+    """The audio features the live schedules of ``sched`` read (a zoom's moves too when ``zooming``,
+    the layer weights' too), once their values are checked in their ranges as offline checks them
+    (:func:`~dreamvideo.timeline.check_curve`, one line naming the first frame out of range): over
+    ``seconds`` (0: the first :data:`LIVE_CHECK_SECONDS`), a schedule that reads the sound with every
+    feature at 0 and at 1. Before any model loads."""
     from ..schedule import Schedule
     from ..settings import AUDIO_FEATURES, check_ranges
     from ..timeline import check_curve
@@ -411,15 +412,19 @@ def check_live_schedules(sched, zooming: bool, fps: float, seconds: float = 0.0)
 
     check_ranges(sched)
     n = max(1, int((seconds or LIVE_CHECK_SECONDS) * fps))
+    used = set()
     for name in LIVE_SCHEDULED:
         if name in MOVES and not zooming:
             continue
         text = getattr(sched, name)
         parsed = Schedule.parse(text, name, sched.interp)
-        levels = (0.0, 1.0) if parsed.needs_audio else (None,)
-        for level in levels:
+        used |= parsed.names
+        for level in ((0.0, 1.0) if parsed.needs_audio else (None,)):
             feats = None if level is None else {k: np.full(n, level) for k in AUDIO_FEATURES}
             check_curve(name, text, parsed.values(n, fps, feats), fps)
+    for name, _, text in (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item):
+        used |= Schedule.parse(text, f"weight of {name.strip()}", sched.interp).names
+    return used & set(AUDIO_FEATURES)
 
 
 def check_audio_in(text: str) -> None:
@@ -441,19 +446,6 @@ def check_audio_in(text: str) -> None:
             raise UserError(f"`audio_in` {text} has no sound; pass a file with an audio track")
     elif looks_like_file:
         raise UserError(f"`audio_in` {text}: no such file; check the path, or pass default or a device name")
-
-
-def needed_audio(sched, zooming: bool) -> set:
-    """The audio features the live schedules of ``sched`` read (a zoom's moves too when ``zooming``);
-    parsing them finds a mistake in one now, before any model loads."""
-    from ..schedule import Schedule
-    from ..settings import AUDIO_FEATURES
-    from .engine import MOVES
-
-    texts = [(getattr(sched, k), k) for k in LIVE_SCHEDULED if zooming or k not in MOVES]
-    texts += [(text, f"weight of {name.strip()}") for name, _, text in
-              (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item)]
-    return set().union(*(Schedule.parse(t, name, sched.interp).names for t, name in texts)) & set(AUDIO_FEATURES)
 
 
 def warm_dreamer(dreamer, sections: dict):
