@@ -301,6 +301,7 @@ class LiveSession:
             raise
         stats, live, source = self.stats, self.live, self.source
         motion = source.motion()
+        dreams_shown = getattr(motion, "dreams_shown", False)  # a zoom dreams the frame it shows
         limit = int(round(live.duration * self.fps)) if live.duration else 0
         last_seq, last_out = -1, None
         t0 = time.monotonic()
@@ -326,9 +327,9 @@ class LiveSession:
                 landed = self.worker.landed.take(0) if self.worker.dreams else None
                 if landed is not None:
                     self.landed_at.append((seq, landed[0]))
-                out = motion(src, landed)
+                out = motion(src, landed, seq=seq)
                 t2 = time.monotonic()
-                self.worker.offer(seq, src)
+                self.worker.offer(seq, out if dreams_shown else src)
                 self._fill(seq - last_seq - 1, last_out if last_out is not None else out)
                 for sink in self.sinks:
                     sink.write(out)

@@ -219,9 +219,10 @@ class LiveSource(Protocol):
       ``received`` frames so far; ``ended`` once it sends no more; ``error``: its thread's failure,
       for the show loop to raise; ``convert_seconds``: its thread's time making frames;
     - ``sound``: the file or URL whose sound goes with its frames ("" for none);
-    - ``motion()``: how its frames move, a callable ``(src, landed) -> shown`` that puts the last
-      dream on each frame (``landed``: ``(seq, dreamed src, dream)`` when one has just landed, else
-      None): the flow carry for a capture, the composed moves for a zoom;
+    - ``motion()``: how its frames move, a callable ``(src, landed, seq=) -> shown`` that puts the
+      last dream on frame ``seq`` (``landed``: ``(seq, dreamed src, dream)`` when one has just landed,
+      else None): the flow carry for a capture, the composed moves for a zoom; its ``dreams_shown``
+      says whether the next dream starts from the frame shown (a zoom) or from the source frame;
     - ``start()`` (returns itself) and ``close()`` (safe more than once; ends its ffmpeg)."""
 
     width: int
