@@ -140,7 +140,7 @@ def fine_detail(img: np.ndarray) -> float:
     return float(np.abs(f - cv2.GaussianBlur(f, (0, 0), 2.0)).mean())
 
 
-def zoom_look(out: Path, seconds: float, skip: float, deepens: list) -> None:
+def zoom_look(out: Path, seconds: float, skip: float, deepens: list, fps: float = 10.0) -> None:
     """A live zoom (``zoom:coffee.png --max-side 256 --fps 10 --zoom 1.02``, MobileNetV2 2 octaves x 3
     steps, the detail its finest octave) against the offline zoom of the same settings: fine detail
     over the frames after ``skip`` s."""
@@ -159,7 +159,7 @@ def zoom_look(out: Path, seconds: float, skip: float, deepens: list) -> None:
         from dataclasses import replace
 
         sections["schedules"] = replace(sections["schedules"], zoom="1.02")
-        sections["zoom"] = ZoomSettings(fps=10)
+        sections["zoom"] = ZoomSettings(fps=fps)
         rec = out / f"zoom-live-deepen{d}.mp4"
         session = LiveSession(f"zoom:{photo}", LiveSettings(record=str(rec), no_page=True, duration=seconds,
                                                             deepen=d), sections, max_side=256)
@@ -167,19 +167,19 @@ def zoom_look(out: Path, seconds: float, skip: float, deepens: list) -> None:
             pass
         s = session.stats
         runs[f"live deepen {d}"] = (frames(rec), s.dreamed / max(s.seconds, 1e-9))
-    dreamvideo.zoom(str(photo), str(out / "zoom-offline.mp4"), max_side=256, quiet=True, fps=10,
-                    frames=int(seconds * 10), **opts)
+    dreamvideo.zoom(str(photo), str(out / "zoom-offline.mp4"), max_side=256, quiet=True, fps=fps,
+                    frames=int(seconds * fps), **opts)
     runs["offline"] = (frames(out / "zoom-offline.mp4"), float("nan"))
-    k0 = int(skip * 10)
+    k0 = int(skip * fps)
     ref = np.mean([fine_detail(f) for f in runs["offline"][0][k0:]])
-    print(f"\nzoom: {seconds:g} s of zoom:coffee.png at 256 px, zoom 1.02 a frame, frames from {k0}; "
+    print(f"\nzoom: {seconds:g} s of zoom:coffee.png at 256 px, {fps:g} fps, zoom 1.02 a frame, frames from {k0}; "
           f"load average {os.getloadavg()[0]:.2f}")
     print("| run | fine detail | x offline | dreamed fps |")
     print("| --- | --- | --- | --- |")
     for name, (fs, rate) in runs.items():
         det = np.mean([fine_detail(f) for f in fs[k0:]])
         print(f"| {name} | {det:.2f} | {det / ref:.2f} | {rate:.1f} |")
-    print(f"zoom sheet: {sheet(runs['offline'][0], {k: v[0] for k, v in runs.items() if k != 'offline'}, 10.0, out / 'zoom-sheet.png')}")
+    print(f"zoom sheet: {sheet(runs['offline'][0], {k: v[0] for k, v in runs.items() if k != 'offline'}, fps, out / 'zoom-sheet.png')}")
 
 
 def main(argv=None) -> int:
@@ -194,11 +194,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="/tmp/live_look")
     p.add_argument("--no-offline", action="store_true", help="reuse OUT/offline.mp4 from an earlier run")
     p.add_argument("--zoom", action="store_true", help="the live zoom's detail against an offline zoom instead")
+    p.add_argument("--zoom-fps", type=float, default=10.0, help="the zoom's frame rate")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.zoom:
-        zoom_look(out, a.seconds, a.skip, a.deepen)
+        zoom_look(out, a.seconds, a.skip, a.deepen, a.zoom_fps)
         return 0
     clip = prepare(find_clip(a.clip), out, a.seconds, a.width)
     src = frames(clip)

@@ -96,15 +96,13 @@ class ZoomStepper:
     def dream(self, frame: SourceFrame) -> np.ndarray:
         return self.dream_over(frame.index, self.base(frame.index))
 
-    def dream_over(self, i: int, img: np.ndarray, first: bool | None = None, steps: int | None = None) -> np.ndarray:
+    def dream_over(self, i: int, img: np.ndarray, first: bool | None = None) -> np.ndarray:
         """``img`` dreamed as frame ``i`` (the first dream, with every octave, when ``first``; by
-        default frame 0). A live zoom dreams its own frames: the last dream, moved. ``steps``
-        overrides the steps per octave of a later dream (live: the detail of every frame it stands for)."""
+        default frame 0). A live zoom dreams its own frames: the last dream, moved."""
         first = i == 0 if first is None else first
         return self.dreamer.dream(img, None, self.settings(i, first), seed=frame_seed(self.seed, i),
                                   weights=self.tl.weights(i),
-                                  steps=self.zs.first_steps if first and self.zs.first_steps else
-                                  None if first else steps)
+                                  steps=self.zs.first_steps if first and self.zs.first_steps else None)
 
     def keep(self, frame: SourceFrame, out: np.ndarray) -> None:
         self.prev = out

@@ -98,15 +98,12 @@ def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int, d
     return VideoEngine(step)
 
 
-def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict, deepen: float = 0.0) -> VideoEngine:
+def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict) -> VideoEngine:
     """The infinite zoom's dream (:class:`~dreamvideo.infinite.ZoomStepper`) of frames it did not
     make: live, each frame is the last dream moved (see :mod:`.zooming`). The first dream has every
     octave, the later ones only the finest ``zoom.detail_octaves`` (unless ``full_frames``), each
     colour-matched to the first dream first. ``state`` carries the first dream's colours across
-    engines (the ``--target-fps`` controller makes a new one per level). ``deepen``: offline every
-    frame adds its detail steps; live a dream comes every few frames, so with ``deepen`` a dream
-    adds the detail steps of every frame since the last one (up to ``deepen`` steps per octave),
-    and the zoom's detail is as deep as an offline zoom's."""
+    engines (the ``--target-fps`` controller makes a new one per level)."""
     from ..infinite import ZoomStepper, color_stats, match_color
 
     stepper = ZoomStepper(dreamer, dream, zoom, timeline, seed, None)
@@ -115,13 +112,7 @@ def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict, deepen: 
         ref = state.get("colours")
         if ref is not None and zoom.color_match:
             image = match_color(image, ref)
-        steps = None
-        last = state.get("last")
-        if deepen and ref is not None and last is not None and index > last:
-            each = stepper.settings(index, first=False).steps
-            steps = int(min(each * (index - last), max(each, round(deepen))))
-        out = stepper.dream_over(index, image, first=ref is None, steps=steps)
-        state["last"] = index
+        out = stepper.dream_over(index, image, first=ref is None)
         if ref is None:
             state["colours"] = color_stats(out)
         return out

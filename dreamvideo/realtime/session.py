@@ -234,8 +234,7 @@ class LiveSession:
             dream = s["dream"] if level is None else replace(s["dream"], octaves=level.octaves)
             timeline.steps_cap = None if level is None else level.steps
             if self.spec.kind == "zoom":
-                return zoom_engine(self.dreamer, dream, s["zoom"], timeline, self.seed, zoom_state,
-                                   deepen=self.live.deepen)
+                return zoom_engine(self.dreamer, dream, s["zoom"], timeline, self.seed, zoom_state)
             return video_engine(self.dreamer, dream, s["video"], timeline, self.seed, first_index,
                                 deepen=self.live.deepen)
 
