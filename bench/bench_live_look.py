@@ -23,7 +23,7 @@ run, offline; columns: 1, 3, 6, 10, 15 s... of the clip).
 With ``--zoom``: a live zoom (``zoom:coffee.png``, zoom 1.02 a frame, 256 px, 10 fps, MobileNetV2 2
 octaves x 3 steps, the later dreams its finest octave) against the offline zoom of the same settings:
 fine detail (mean |image - its 2 px blur|) over the frames after ``--skip`` s, ``OUT/zoom-sheet.png``
-(first row: the offline zoom).
+(first row: the offline zoom); ``--deepen`` does not change a zoom (pass one value), ``--zoom-fps`` its rate.
 """
 
 from __future__ import annotations
