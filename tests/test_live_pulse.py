@@ -18,8 +18,9 @@ import pytest
 from conftest import audio_samples
 from helpers import ROOT, tiny_model_file
 
-pytestmark = pytest.mark.skipif(not shutil.which("pulseaudio") or not shutil.which("paplay"),
-                                reason="needs PulseAudio (apt-get install -y pulseaudio pulseaudio-utils)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not shutil.which("pulseaudio") or not shutil.which("paplay"),
+                                 reason="needs PulseAudio (apt-get install -y pulseaudio pulseaudio-utils)")]
 
 TINY = ["--layers", "conv2", "--steps", "1", "--octaves", "1", "--no-page", "--max-side", "96", "--fps", "10"]
 
