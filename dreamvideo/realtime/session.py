@@ -125,7 +125,7 @@ class LiveSession:
                 raise UserError(f"folder {rec.parent} does not exist; create it or record elsewhere")
             self._lock = RecordLock(rec)  # a second run recording to it: one line now
         self.source = self.worker = self.audio_in = self.recorder = self.page = self.controller = None
-        self.features = self.timeline = None
+        self.features = self.timeline = self.dreamer = None
         self.fps = self.sections["zoom"].fps if self.spec.kind == "zoom" else 25.0
         self.sinks, self._others, self._tmp, self._record_audio, self._file_seconds = [], [], None, None, 0.0
         self.page_url = ""
