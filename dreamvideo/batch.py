@@ -14,6 +14,7 @@ from . import guard
 from .errors import DreamFailure, UserError
 from .raycluster import cluster, drain_cancelled, import_ray, limit_threads, worker_resources
 from .settings import DistributedSettings
+from .urls import is_url
 
 
 BATCH_KINDS = ("image", "video", "zoom")
@@ -92,7 +93,7 @@ def read_batch(path) -> list[BatchJob]:
     here = path.parent
 
     def where(p):
-        return str(p if Path(p).is_absolute() else here / p)
+        return str(p if is_url(p) or Path(p).is_absolute() else here / p)
 
     jobs, outputs, job_reads = [], {}, {}
     for n, table in enumerate(tables, 1):
@@ -119,7 +120,7 @@ def read_batch(path) -> list[BatchJob]:
             v = _batch_value(kind, key, value, label)
             (top if key in top else opts)[key] = v
         for key in ("guide", "audio", "model", "weights"):
-            if isinstance(opts.get(key), str) and opts[key] and (here / opts[key]).exists():
+            if isinstance(opts.get(key), str) and opts[key] and not is_url(opts[key]) and (here / opts[key]).exists():
                 opts[key] = where(opts[key])  # files, not names ("imagenet", "inception_v3")
         out = where(output)
         if Path(out).resolve() in outputs:
@@ -131,7 +132,7 @@ def read_batch(path) -> list[BatchJob]:
         jobs.append(BatchJob(n, kind, where(inp) if inp else None, out, top["seed"], top["max_side"],
                              tuple(sorted(opts.items()))))
         job_reads[n] = guard.reads(jobs[-1].input, opts, preset_file)
-        if jobs[-1].input and not Path(jobs[-1].input).exists():  # e.g. another job's output, not made yet
+        if jobs[-1].input and not is_url(jobs[-1].input) and not Path(jobs[-1].input).exists():  # e.g. another job's output, not made yet
             job_reads[n].append(guard.Read("input", jobs[-1].input))
     # The jobs run at once, in any order: no job writes what any job reads, or what another writes.
     for job in jobs:
@@ -169,14 +170,37 @@ def run_batch_job(job: BatchJob, resume: bool, progress=None) -> str:
                    progress=progress, **opts))
 
 
-def _batch_task(job: BatchJob, resume: bool, threads: int):
+def _batch_task(job: BatchJob, resume: bool, threads: int, driver_node: str = "", shipped: Optional[tuple] = None):
     """Generator task: runs the job in a thread and yields ``("progress", done, total)`` as it goes,
     then ``("done", line)``. When Ray cancels it, the job is stopped the careful way (a playable
-    partial file, the work folder kept for ``--resume``)."""
+    partial file, the work folder kept for ``--resume``).
+
+    On a node other than the driver's (``driver_node``), the job reads its files from ``shipped``
+    (``(input, options)`` as :mod:`dreamvideo.shipped` sent them), renders into a folder of this node,
+    and sends its output back as ``("file", relative name, bytes)`` pieces before ``("done", line)``:
+    that node needs no disk of the driver's."""
     import queue
+    import shutil
+    import tempfile
+
+    import ray
 
     limit_threads(threads)
     q, cancel = queue.Queue(), threading.Event()
+    here = None
+    if shipped is not None and ray.get_runtime_context().get_node_id() != driver_node:
+        from dataclasses import replace
+
+        from .shipped import local, local_options
+
+        here = Path(tempfile.mkdtemp(prefix="dreamvideo-job-"))
+        name = Path(job.output).name or "frames"
+        inp, opts = shipped
+        to = job.output if is_url(job.output) else (  # a URL: uploaded from this node once complete
+            str(here / name) + ("/" if guard.is_folder_output(job.output) else ""))
+        run_as = replace(job, input=local(inp), options=tuple(sorted(local_options(dict(opts)).items())), output=to)
+    else:
+        run_as = job
 
     def progress(done, total):
         if cancel.is_set():
@@ -185,7 +209,7 @@ def _batch_task(job: BatchJob, resume: bool, threads: int):
 
     def work():
         try:
-            q.put(("done", run_batch_job(job, resume, progress)))
+            q.put(("done", run_batch_job(run_as, resume and here is None, progress)))
         except BaseException as e:  # noqa: BLE001 - raised in the task
             q.put(("error", e))
 
@@ -196,12 +220,55 @@ def _batch_task(job: BatchJob, resume: bool, threads: int):
             item = q.get()
             if item[0] == "error":
                 raise item[1]
+            if item[0] == "done" and here is not None and not is_url(job.output):
+                yield from _send_back(Path(run_as.output))
+                item = ("done", str(job.output))
             yield item
             if item[0] == "done":
                 return
     finally:
         cancel.set()
         t.join(timeout=30)
+        if here is not None:
+            shutil.rmtree(here, ignore_errors=True)
+
+
+def _send_back(out: Path, piece: int = 16 << 20):
+    """``("file", name relative to the output ("" for a file output), bytes)`` pieces of an output."""
+    files = sorted(p for p in out.iterdir() if p.is_file()) if out.is_dir() else [out]
+    for f in files:
+        rel = f.name if out.is_dir() else ""
+        with open(f, "rb") as fh:
+            first = True
+            while (data := fh.read(piece)) or first:
+                first = False
+                yield ("file", rel, data)
+
+
+class _Receiver:
+    """The driver's end of :func:`_send_back`: the output under a temporary name, renamed when the job is done."""
+
+    def __init__(self, output: str):
+        from .io import _Staged
+
+        self.staged = _Staged(output)
+        self.open: dict = {}
+
+    def write(self, rel: str, data: bytes) -> None:
+        path = self.staged.temp / rel if rel else self.staged.temp
+        if rel not in self.open:
+            self.open[rel] = open(path, "wb")
+        self.open[rel].write(data)
+
+    def commit(self) -> None:
+        for f in self.open.values():
+            f.close()
+        self.staged.commit()
+
+    def discard(self) -> None:
+        for f in self.open.values():
+            f.close()
+        self.staged.discard()
 
 
 def batch(path, *, distributed: DistributedSettings = DistributedSettings(), resume: bool = False,
@@ -216,7 +283,8 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
 
     if not ds.ray_address:  # on another cluster the files are where its nodes see them
         for job in jobs:
-            if job.input and not Path(job.input).exists() and not any(ch in job.input for ch in "*?["):
+            if job.input and not is_url(job.input) and not Path(job.input).exists() and not any(
+                    ch in job.input for ch in "*?["):
                 raise UserError(f"{job.label}: input {job.input} not found; check the path (relative paths "
                                 f"are from the batch file's folder)")
     bar = None
@@ -226,13 +294,29 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
         n, resources = worker_resources(ray, ds.workers)
         threads = max(1, int(resources.get("num_cpus", 1))) if "num_gpus" not in resources else 2
         task = ray.remote(**resources, max_retries=1)(_batch_task)
+        from .resume import workdir_path
+        from .shipped import ship_file_options, ship_input
+
+        driver_node = ray.get_runtime_context().get_node_id()
+        shipped: dict = {}
+
+        def send(job):  # what a node without the driver's disk reads instead of the job's paths
+            return (ship_input(ray, job.input, shipped) if job.input and not is_url(job.input) else job.input,
+                    tuple(sorted(ship_file_options(ray, dict(job.options), shipped).items())))
+
+        for job in jobs:  # done before (a node without the driver's disk could not tell)
+            if (resume and not is_url(job.output) and not (workdir_path(job.output) / "settings.json").is_file()
+                    and Path(job.output).exists()):
+                results[job.number] = f"{job.output} (kept)"
+        receivers: dict[int, _Receiver] = {}
         if not quiet:
             from tqdm import tqdm
 
             bar = tqdm(total=None, unit="frame", desc=f"{len(jobs)} jobs on {n} workers", dynamic_ncols=True,
                        smoothing=0.1)
         done_frames, totals = {}, {}
-        active = {task.remote(job, resume, threads): job for job in jobs}
+        active = {task.remote(job, resume, threads, driver_node, send(job)): job
+                  for job in jobs if job.number not in results}
         try:
             while active:
                 ready, _ = ray.wait(list(active), num_returns=1, timeout=0.5)
@@ -247,10 +331,19 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
                         cause = getattr(e, "cause", None)
                         errors[job.number] = cause if isinstance(cause, Exception) else e
                         del active[gen]
+                        if job.number in receivers:
+                            receivers.pop(job.number).discard()
                         continue
                     if item[0] == "progress":
                         done_frames[job.number], totals[job.number] = item[1], item[2] or 0
+                    elif item[0] == "file":  # from a node without the driver's disk
+                        if job.number not in receivers:
+                            receivers[job.number] = _Receiver(job.output)
+                        receivers[job.number].write(item[1], item[2])
+                        continue
                     else:
+                        if job.number in receivers:
+                            receivers.pop(job.number).commit()
                         results[job.number] = item[1]
                     if bar is not None:
                         bar.total = sum(totals.values()) or None
@@ -264,6 +357,8 @@ def batch(path, *, distributed: DistributedSettings = DistributedSettings(), res
             drain_cancelled(ray, list(active), 20.0)
             raise
         finally:
+            for r in receivers.values():
+                r.discard()
             if bar is not None:
                 bar.close()
     if errors:

@@ -40,20 +40,24 @@ from typing import Optional
 import numpy as np
 
 from . import io as dio
-from .errors import DreamError, DreamFailure, UserError
+from .errors import DreamError, DreamFailure, SourceEnded, UserError
 from .chunks import Chunk, crossfade, fade_weight, histogram_cuts, plan_chunks
 from .raycluster import cluster, import_ray, limit_threads, worker_resources
 from .settings import DistributedSettings
+from .shipped import ship_input, ship_settings
+from .urls import accepts_urls
 
 
 @dataclass(frozen=True)
 class ChunkJob:
-    """What a worker needs to dream one chunk: the clip, its settings, and where to (re)start.
+    """What a worker needs to dream one chunk: the clip (shipped through the object store, see
+    :mod:`dreamvideo.shipped`), its settings and timeline, and where to (re)start.
 
     ``resume_at``: the first frame to dream (``chunk.lead`` when starting); ``prev``: the dream of
-    frame ``resume_at - 1`` when carrying on, else None."""
+    frame ``resume_at - 1`` when carrying on, else None. The timeline (every schedule's value per
+    frame, audio features included) is the driver's: the soundtrack stays with the driver."""
 
-    input: str
+    input: object  # a shipped.Shipped or ShippedFrames (a path only where the caller ships nothing)
     max_side: Optional[int]
     video: object
     dream: object
@@ -61,8 +65,7 @@ class ChunkJob:
     seed: int
     fps: float
     nframes: int
-    audio: str
-    audio_start: float
+    timeline: object
     chunk: Chunk
     resume_at: int
     prev: Optional[np.ndarray] = None
@@ -77,16 +80,17 @@ def dream_chunk(dreamer, job: ChunkJob):
     from .jobs import open_video
     from .render import run_stepper
     from .reuse import rebuild_from
+    from .shipped import local
 
     c = job.chunk
     # A chunk starts cold, as frame 0 does: its first frame gets `first_steps` too.
     stepper = video_stepper(dreamer, job.dream, job.video, job.sched, fps=job.fps, nframes=job.nframes,
-                            seed=job.seed, audio=job.audio, audio_start=job.audio_start, first_index=c.lead)
+                            seed=job.seed, first_index=c.lead, timeline=job.timeline)
     method = job.video.flow if job.video.coherence == "flow" else None
     # Carried on mid-chunk: the frames from the last band on are planned again (reuse.rebuild_from), each
     # kept with the last kept frame's dream (only the last one's is carried on: job.prev).
     skip = max(c.lead, rebuild_from(job.resume_at, job.video)) - c.lead
-    with open_video(job.input, job.video, job.max_side, frames=c.end) as reader:
+    with open_video(local(job.input), job.video, job.max_side, frames=c.end) as reader:
         # Every frame before the chunk is decoded and dropped: seeking by time could land a frame off.
         frames = frames_with_flow(itertools.islice(reader, c.lead, c.end), method, skip=skip, first_index=c.lead)
         for i, out in run_stepper(stepper, frames, job.resume_at, lambda i: job.prev):
@@ -102,9 +106,10 @@ class ChunkWorker:
         try:
             limit_threads(threads)
             from .build import build_dreamer
+            from .shipped import local_settings
 
             t = time.perf_counter()
-            self.dreamer = build_dreamer(model)
+            self.dreamer = build_dreamer(local_settings(model))  # its files pulled to this node first
             self.load_s = time.perf_counter() - t
         except Exception as e:  # noqa: BLE001 - reported by ready(), once, instead of restarting in a loop
             self.error = e
@@ -120,6 +125,17 @@ class ChunkWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def fetched(self) -> dict:
+        """Bytes and files this worker pulled from the object store (see :mod:`dreamvideo.shipped`)."""
+        from .shipped import fetched
+
+        return fetched()
 
 
 def actor_class(ray, resources: dict):
@@ -185,6 +201,8 @@ class _Dispatcher:
         self.stop = threading.Event()
         self.kept: dict[int, set] = collections.defaultdict(set)  # chunk index -> its frames kept (done ones too)
         self.running: dict = {}  # chunk index -> the actor dreaming it
+        self.nodes: dict = {}  # id(actor) -> the Ray node it runs on
+        self.ended: Optional[SourceEnded] = None  # the clip ended early: frames from .decoded on never come
         self.thread = threading.Thread(target=self._run, name="dreamvideo-chunks", daemon=True)
 
     def start(self):
@@ -219,7 +237,7 @@ class _Dispatcher:
         from concurrent.futures import ThreadPoolExecutor, wait
 
         ray = self.ray
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
 
         idle, active = list(self.actors), {}
         # Frames are kept as PNGs by a few threads (OpenCV encodes without the GIL), so one driver keeps up
@@ -234,7 +252,8 @@ class _Dispatcher:
                     active[self._submit(actor, c)] = (c, actor)
                     self.running[c.index] = actor
                 if not active:
-                    raise DreamFailure("every Ray worker died; see the Ray logs (/tmp/ray/session_latest/logs)")
+                    raise DreamFailure("every Ray worker died (or its node did); the frames done are kept: once a "
+                                       "node is back, run the same command with --resume")
                 ready, _ = ray.wait(list(active), num_returns=1, timeout=0.2)
                 for gen in ready:
                     c, actor = active[gen]
@@ -249,9 +268,22 @@ class _Dispatcher:
                         continue
                     except RayTaskError as e:
                         cause = getattr(e, "cause", None)
+                        if isinstance(cause, SourceEnded):  # the frames before it are kept; so are later chunks'
+                            del active[gen]
+                            wait(saving.pop(c.index, []))
+                            self.running.pop(c.index, None)
+                            idle.append(actor)
+                            with self.cond:
+                                if self.ended is None or cause.decoded < self.ended.decoded:
+                                    self.ended = cause
+                                self.queue = [q for q in self.queue if q.lead < self.ended.decoded]
+                                self.cond.notify_all()
+                            continue
                         raise (cause if isinstance(cause, DreamError) else
                                DreamFailure(f"a worker failed on chunk {c.index}: {str(e).splitlines()[0]}")) from None
-                    except RayActorError as e:
+                    except (RayActorError, ObjectLostError) as e:  # a worker, or its node, died
+                        with contextlib.suppress(Exception):
+                            ray.cancel(gen)
                         del active[gen]
                         wait(saving.pop(c.index, []))  # so the retry starts after the last kept frame
                         self.running.pop(c.index, None)
@@ -260,7 +292,11 @@ class _Dispatcher:
                             raise DreamFailure(f"chunk {c.index} (frames {c.start}-{c.end - 1}) failed "
                                                f"{self.MAX_TRIES} times: {str(e).splitlines()[0]}") from None
                         self.queue.insert(0, c)  # carried on from its last kept frame
-                        if _actor_gone(ray, actor):
+                        if _actor_gone(ray, actor, self.nodes.get(id(actor))):
+                            # Its node is gone (Ray would restart it elsewhere only where a whole worker's
+                            # share is free), or Ray gave up: the chunk goes to the next idle worker instead.
+                            with contextlib.suppress(Exception):
+                                ray.kill(actor, no_restart=True)
                             self.actors.remove(actor)
                         else:
                             idle.append(actor)  # Ray restarts it (max_restarts); calls wait for it
@@ -282,6 +318,26 @@ class _Dispatcher:
                 self.finished = True
                 self.cond.notify_all()
 
+    def source(self, chunks, total: int):
+        """The frame loop's source: ``SourceFrame(i)`` once frame ``i`` is kept (its owner's dream);
+        raises the clip's :class:`SourceEnded` at the first frame past where it ended, so the frame
+        loop finalizes the frames before it, as a single render does."""
+        from .render import SourceFrame
+
+        owner = {i: c for c in chunks for i in range(c.start, c.end)}
+        for i in range(total):
+            c = owner[i]
+            with self.cond:
+                while i not in self.kept[c.index] and not self.store.has(c, i):
+                    if self.ended is not None and i >= self.ended.decoded:
+                        raise self.ended
+                    if self.finished and self.error is None and self.ended is not None:
+                        raise self.ended  # a frame the chunk held back when its source ended
+                    if self.error is not None or self.finished:
+                        break  # said by wait_for, in the frame loop
+                    self.cond.wait(0.2)
+            yield SourceFrame(i)
+
     def wait_for(self, c: Chunk, i: int) -> None:
         """Block until frame ``i`` of chunk ``c`` is kept; re-raises a failure of the dispatcher."""
         with self.cond:
@@ -299,13 +355,32 @@ class _Dispatcher:
         self.thread.join()
 
 
-def _actor_gone(ray, actor) -> bool:
-    """True once Ray has given up restarting ``actor``."""
-    try:
-        ray.get(actor.pid.remote(), timeout=60)
+def _node_dead(ray, node: Optional[str]) -> bool:
+    """True when the Ray node ``node`` (an id) is known to have died."""
+    if not node:
         return False
-    except Exception:  # noqa: BLE001 - dead for good (or unreachable: the same to us)
-        return True
+    try:
+        return any(n.get("NodeID") == node and not n.get("Alive") for n in ray.nodes())
+    except Exception:  # noqa: BLE001 - the cluster cannot say: not known dead
+        return False
+
+
+def _actor_gone(ray, actor, node: Optional[str] = None, wait: float = 60.0) -> bool:
+    """True once Ray has given up restarting ``actor``, or its node (``node``, an id) died; False once
+    it answers again (restarted)."""
+    from ray.exceptions import GetTimeoutError
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.pid.remote(), timeout=2)
+            return False
+        except GetTimeoutError:  # restarting, or waiting for room: unless its node is known dead
+            if _node_dead(ray, node):
+                return True
+        except Exception:  # noqa: BLE001 - dead for good (or unreachable: the same to us)
+            return True
+    return True
 
 
 class _InOrder:
@@ -350,6 +425,7 @@ def _kept_frames(store: _ChunkStore, chunks) -> int:
     return sum(store.kept(c) for c in chunks)
 
 
+@accepts_urls
 def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None, resume: bool = False,
                 quiet: bool = False, distributed: DistributedSettings = DistributedSettings(), **options) -> Path:
     """:func:`dreamvideo.jobs.dream_video` across Ray workers (see the module's docstring).
@@ -391,7 +467,11 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
             if chunks is None:
                 cutter = _Background(lambda: _scene_cuts(input, video, total, ds.chunk_frames))
             threads = max(1, int(resources.get("num_cpus", 1))) if "num_gpus" not in resources else 2
-            actors = [actor_class(ray, resources).remote(model, threads) for _ in range(n)]
+            # No worker opens a path of the driver's: the clip and the model's files go through the object store.
+            shipped: dict = {}
+            actors = [actor_class(ray, resources).remote(ship_settings(ray, model, shipped), threads)
+                      for _ in range(n)]
+            clip = ship_input(ray, input, shipped)
             if chunks is None:
                 chunks = plan_chunks(total, ds.chunk_frames, ds.chunk_overlap, cutter.result(), parts=n)
                 _save_plan(work.path, chunks)
@@ -406,16 +486,18 @@ def dream_video(input, output, *, seed: int = 0, max_side: Optional[int] = None,
                            desc=f"dreaming ({n} workers, {len(chunks)} chunks)", dynamic_ncols=True, smoothing=0.1)
 
             def make_job(c, resume_at, prev):
-                return ChunkJob(str(input), max_side, video, dream, sched, seed, info.fps, total, audio,
-                                audio_start, c, resume_at, prev)
+                return ChunkJob(clip, max_side, video, dream, sched, seed, info.fps, total, s["timeline"], c,
+                                resume_at, prev)
 
             dispatcher = _Dispatcher(ray, actors, todo, store, make_job, bar)
+            with contextlib.suppress(Exception):  # where each runs, to tell a dead node from a restarting worker
+                dispatcher.nodes = dict(zip(map(id, actors), ray.get([a.node.remote() for a in actors], timeout=60)))
             for c in needed:
                 dispatcher.kept[c.index].update(i for i in range(c.lead, c.end) if store.has(c, i))
             dispatcher.start()
             stepper = _InOrder(chunks, store, dispatcher, lambda i: (work.frames / f"{i:06d}.png").is_file())
             try:
-                path = render(lambda: (SourceFrame(i) for i in range(total)), stepper, output, total=total,
+                path = render(lambda: dispatcher.source(chunks, total), stepper, output, total=total,
                               fps=info.fps, size=(info.width, info.height), quality=video.quality or None,
                               audio=audio if carries_audio(video, output) else "", audio_start=audio_start, work=work,
                               progress=lambda done, t: None, quiet=True)

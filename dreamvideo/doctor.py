@@ -46,3 +46,57 @@ def doctor(ms) -> str:
         lines.append(f"precision:  {ms.precision} (asked); auto would be {choice.precision} ({how}): {choice.reason}")
     lines.append(f"probe step: {timing} (a small conv net, {cache_path()})")
     return "\n".join(lines)
+
+
+def node_report() -> dict:
+    """What this machine can dream with (run on each Ray node by :func:`doctor_cluster`)."""
+    from . import __version__, backends
+
+    have = [b for b in backends.BACKENDS if backends.installed(b)]
+    try:
+        name, why = backends.choose_backend()
+    except Exception as e:  # noqa: BLE001 - no backend installed: said in the line
+        return {"version": __version__, "backend": "", "why": str(e), "gpus": [], "installed": have}
+    return {"version": __version__, "backend": name, "why": why, "installed": have,
+            "gpus": list(backends.gpus_seen(name)) if backends.gpu_hardware() else []}
+
+
+def doctor_cluster(address: str, timeout: float = 120.0) -> str:
+    """A report of the Ray cluster at ``address``: each live node, its CPUs and GPUs, and what it can
+    run (dreamvideo installed there, the backend it would choose, the GPUs that backend sees), asked
+    of the node itself. One node a line."""
+    from .raycluster import cluster
+
+    with cluster(address) as ray:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        task = ray.remote(num_cpus=0, max_retries=0)(node_report)
+        asks = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+                for n in nodes]
+        lines = [f"cluster:    {address}: {len(nodes)} node{'s' * (len(nodes) != 1)}"]
+        workers = 0
+        for n, ask in zip(nodes, asks):
+            res = n.get("Resources", {})
+            cpus, gpus = int(res.get("CPU", 0)), int(res.get("GPU", 0))
+            head = " head" if "node:__internal_head__" in res else ""
+            where = f"node {n.get('NodeManagerAddress', '?')} ({n['NodeID'][:8]}){head}: {cpus} CPUs, {gpus} GPUs"
+            try:
+                r = ray.get(ask, timeout=timeout)
+            except Exception as e:  # noqa: BLE001 - what the node could not do is the report
+                text = str(e)
+                why = ("dreamvideo is not installed there: pip install \"dreamvideo[ray]\" on it"
+                       if "ModuleNotFoundError" in text or "No module named" in text
+                       else f"did not answer: {text.splitlines()[0] if text else type(e).__name__}")
+                lines.append(f"  {where}; {why}")
+                continue
+            if not r["backend"]:
+                lines.append(f"  {where}; dreamvideo {r['version']}; {r['why']}")
+                continue
+            gpu = f"dreams on {', '.join(r['gpus'])}" if r["gpus"] else "dreams on the CPU"
+            runs = "runs workers" if cpus or gpus else "runs no worker (offers no CPU or GPU)"
+            workers += bool(cpus or gpus)
+            lines.append(f"  {where}; dreamvideo {r['version']}, {r['backend']} ({r['why']}); {gpu}; {runs}")
+        lines.append(f"workers:    {workers} node{'s' * (workers != 1)} can run workers"
+                     + ("; start one with `ray start --address ...` on a machine with dreamvideo" if not workers else ""))
+    return "\n".join(lines)

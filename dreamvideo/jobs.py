@@ -25,9 +25,11 @@ from .reuse import rebuild_from
 from .settings import (SCHEDULED, TOP_RANGES, VideoSettings, check_moving, check_top, check_value, split_options,
                        with_blend_default)
 from .timeline import Timeline
+from .urls import accepts_urls
 from .infinite import ZoomStepper, song_frames, zoom_start
 
 
+@accepts_urls
 def dream_image(input, output, *, seed: int = 0, max_side: int | None = None, quality: int = 95, **options) -> Path:
     """Dream one still image file into ``output`` (png/jpg/webp...). Returns the output path.
 
@@ -108,6 +110,7 @@ def prepare_video(input, output, options: dict, max_side: int | None):
     return s, reader
 
 
+@accepts_urls
 def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False,
                 quiet: bool = False, progress: Progress | None = None, **options) -> Path:
     """Dream over a video clip (or image sequence) into ``output`` (mp4/webm/gif/mov/mkv or a folder).
@@ -140,6 +143,7 @@ def dream_video(input, output, *, seed: int = 0, max_side: int | None = None, re
                       audio_start=audio_start, work=work, progress=progress, quiet=quiet, desc="dreaming")
 
 
+@accepts_urls
 def zoom(input, output, *, seed: int = 0, max_side: int | None = None, resume: bool = False, quiet: bool = False,
          progress: Progress | None = None, **options) -> Path:
     """Grow an infinite-zoom animation from an image (or ``from_noise="WxH"``; ``input`` may then be None).

@@ -29,6 +29,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 BUILTIN_DIR = Path(__file__).with_name("presets")
 META_KEYS = ("description",)
+#: Tables no render setting reads: a live run's ``[scenes]`` (NAME = PRESET, or a table of values)
+#: and ``[midi]`` map, and a recorded performance's ``[performance]`` (see :func:`table`).
+TABLES = ("scenes", "midi", "performance")
 
 
 def builtin() -> dict[str, Path]:
@@ -74,6 +77,15 @@ def description(name_or_path) -> str:
     return str(read(name_or_path)[1].get("description", ""))
 
 
+def table(name_or_path, name: str) -> dict:
+    """A preset's ``[name]`` table of :data:`TABLES` (empty when it has none); not a table is a UserError."""
+    path, data = read(name_or_path)
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise UserError(f"preset {path}: {name} must be a table ([{name}]), not {value!r}")
+    return value
+
+
 def entries(data: dict, schema: dict[str, set], top: set = frozenset(), label: str = "preset") -> list:
     """Check a parsed preset against ``schema`` (section -> field names; ``top``: extra top-level
     keys) and flatten it to ``[(section or None, key, value), ...]`` in file order.
@@ -88,7 +100,7 @@ def entries(data: dict, schema: dict[str, set], top: set = frozenset(), label: s
             raise UserError(f"{label}: {key} must be a string, a number or true/false, not {value!r}")
 
     for key, value in data.items():
-        if key in META_KEYS:
+        if key in META_KEYS or (key in TABLES and isinstance(value, dict)):
             continue
         if isinstance(value, dict):
             if key not in schema:

@@ -395,6 +395,43 @@ class DistributedSettings:
 
 
 @dataclass(frozen=True)
+class PlaySettings:
+    """Playing a live run while it runs (``dreamvideo live``): OSC, MIDI, scenes, NDI out, and what a
+    recorded performance keeps (see :mod:`dreamvideo.realtime.control`)."""
+
+    osc: str = _opt("", "listen for OSC on [HOST:]PORT (UDP, 127.0.0.1 unless a host is given): /dreamvideo/SETTING "
+                    "VALUE, /dreamvideo/norm/SETTING 0..1, /dreamvideo/scene NAME; the status goes back to the sender",
+                    metavar="[HOST:]PORT")
+    osc_feedback: str = _opt("", "send the OSC status (/dreamvideo/status, /fps, /latency) and the answers to "
+                             "HOST:PORT instead of the sender", metavar="HOST:PORT")
+    midi: str = _opt("", "take MIDI from this input port (a name or part of one; virtual: open a port named "
+                     "dreamvideo; no name: the first there is), mapped by the preset's [midi] table", metavar="PORT")
+    midi_learn: bool = _opt(False, "print each MIDI control as it is moved (to write a [midi] map)")
+    scene: tuple = _opt((), "a scene a controller switches to: NAME=PRESET (repeatable; a preset's [scenes] adds "
+                        "more)", metavar="NAME=PRESET")
+    scene_fade: float = _opt(0.0, "seconds a scene switch crossfades the numeric settings over (layers switch at "
+                             "the next dream)", metavar="S", range=(0.0, 600.0))
+    scene_on: str = _opt("now", "when a scene switch happens: now, or on the next beat of the sound",
+                         choices=("now", "beat"))
+    ndi: str = _opt("", "also send the dreamed frames as an NDI source of this name (needs pip install "
+                    "\"dreamvideo[live]\")", metavar="NAME")
+    record_source: str = _opt("", "also record the undreamed source (a camera's or the screen's capture) to this "
+                              ".mp4/.mkv file, to render the performance from", metavar="FILE")
+
+    def check(self) -> "PlaySettings":
+        """Return self, or raise a one-line :class:`UserError` naming the first bad field."""
+        check_ranges(self)
+        if self.record_source and not self.record_source.lower().endswith((".mp4", ".mkv")):
+            raise UserError(f"cannot record the source to {self.record_source}: use a .mp4 or .mkv file")
+        if self.midi_learn and not self.midi:
+            raise UserError("--midi-learn needs --midi [PORT]")
+        for item in self.scene:
+            if "=" not in item or not item.split("=", 1)[0].strip() or not item.split("=", 1)[1].strip():
+                raise UserError(f"--scene takes NAME=PRESET, not {item!r}")
+        return self
+
+
+@dataclass(frozen=True)
 class LiveSettings:
     """Live: where the dreamed frames go, how long it runs, and what it holds (``dreamvideo live``)."""
 

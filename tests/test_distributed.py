@@ -398,3 +398,312 @@ def test_batch_renders_every_job_across_workers_and_resume_keeps_finished_ones(k
     before = {p: p.stat().st_mtime_ns for p in (kit / "b").iterdir()}
     assert all(run_batch_job(job, resume=True).endswith("(kept)") for job in read_batch(jobs))
     assert {p: p.stat().st_mtime_ns for p in (kit / "b").iterdir()} == before
+
+
+# ---------------------------------------------------------------- a cluster whose worker node sees no driver file
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def can_unshare() -> bool:
+    try:
+        return os.geteuid() == 0 and subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
+                                                    capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+needs_namespaces = pytest.mark.skipif(not can_unshare(), reason="a worker node in its own mount namespace needs "
+                                                                "root and unshare (util-linux)")
+
+
+class RayNodes:
+    """A Ray cluster started by a test, with token authentication: a head that offers no CPU, and
+    worker nodes, each in its own mount namespace with tmpfs over ``hidden`` (the driver's folders:
+    its files are not there for that node). Every process carries ``RAY_TMPDIR`` (``ray_processes``)."""
+
+    def __init__(self, ray_tmp: str, hidden: list, token: str):
+        self.port, self.hidden = free_port(), [str(h) for h in hidden]
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
+                    # a node that dies is known dead in about 3 s (Ray's default: 30 s)
+                    "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.env.pop("RAY_AUTH_TOKEN_PATH", None)
+        self.ray = str(Path(sys.executable).parent / "ray")
+        self.head = self._start([self.ray, "start", "--head", f"--port={self.port}", "--num-cpus=0",
+                                 "--include-dashboard=false", "--block", "--disable-usage-stats"])
+        self.nodes = []
+
+    def _start(self, argv):
+        return subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    def add_node(self, cpus: int = 2) -> subprocess.Popen:
+        mounts = " && ".join(f"mount -t tmpfs none {h}" for h in self.hidden)
+        node = self._start(["unshare", "-m", "--propagation", "private", "bash", "-c",
+                            f"{mounts} && exec {self.ray} start --address={self.address} --num-cpus={cpus} "
+                            f"--block --disable-usage-stats"])
+        self.nodes.append(node)
+        return node
+
+    def wait_for(self, workers: int, timeout: float = 90.0) -> None:
+        """Until ``workers`` nodes with CPUs are alive (asked through the command's own way in)."""
+        from dreamvideo.raycluster import cluster
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with cluster(self.address) as ray:
+                    while time.monotonic() < deadline:
+                        alive = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")]
+                        if len(alive) >= workers:
+                            return
+                        time.sleep(0.5)
+            except UserError:  # the head is not up yet
+                time.sleep(0.5)
+        raise AssertionError(f"{workers} Ray worker nodes did not join in {timeout} s")
+
+    def stop(self) -> None:
+        for p in [*self.nodes, self.head]:
+            with __import__("contextlib").suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        time.sleep(3)  # a worker node stops in under 3 s; the head would drain for 30 s
+        for p in [*self.nodes, self.head]:
+            with __import__("contextlib").suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+@pytest.fixture(scope="module")
+def far(tmp_path_factory, ray_tmp, kit):
+    """The clip and a model in folders a worker node cannot see (the driver's temp folder and the
+    weights' folder under tmpfs there), and a token cluster with one such node; the driver finds the
+    token through RAY_AUTH_TOKEN_PATH, as a user's shell would set it."""
+    import secrets
+
+    weights = Path(tempfile.mkdtemp(prefix="dvweights", dir="/tmp"))
+    tiny_model_file(weights / "tiny.keras")
+    token_file = weights.parent / f"{weights.name}.token"
+    token = secrets.token_hex(32)
+    token_file.write_text(token)
+    hidden = [tmp_path_factory.getbasetemp(), weights]
+    nodes = RayNodes(ray_tmp, hidden, token)
+    old = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
+    os.environ.pop("RAY_AUTH_MODE", None)
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+    try:
+        nodes.add_node()
+        nodes.wait_for(1)
+        from dreamvideo.raycluster import cluster
+
+        with cluster(nodes.address) as ray:  # the node truly sees none of them
+            seen = ray.get(ray.remote(num_cpus=1)(lambda *ps: [os.path.exists(p) for p in ps]).remote(
+                str(kit / "clip.mp4"), str(weights / "tiny.keras")))
+        assert seen == [False, False]
+        yield {"nodes": nodes, "weights": weights / "tiny.keras", "token_file": token_file}
+    finally:
+        nodes.stop()
+        assert no_ray_left(ray_tmp) == []
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        import shutil
+
+        shutil.rmtree(weights, ignore_errors=True)
+        token_file.unlink(missing_ok=True)
+
+
+def far_args(far) -> list[str]:
+    return ["--model", far["weights"], *dream_args_after_model()]
+
+
+def dream_args_after_model() -> list[str]:
+    return ["--layers", "conv2", "--octaves", "1", "--steps", "3", "--first-steps", "6", "--step-size", "0.03", "-q"]
+
+
+@pytest.mark.ray
+@needs_ray
+@needs_namespaces
+def test_a_render_on_a_node_that_sees_no_driver_file_equals_a_local_render_with_the_same_plan(kit, far, capsys):
+    local, across = kit / "far_local.mp4", kit / "far_across.mp4"
+    plan = ["--workers", "2", "--chunk-frames", str(CHUNK), "--chunk-overlap", str(OVERLAP)]
+    rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", local, *far_args(far), *plan)
+    assert rc == 0, err
+    rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", across, *far_args(far), *plan,
+                         "--ray-address", far["nodes"].address)
+    assert rc == 0, err
+    assert err == ""  # no line of Ray's
+    a, b = frames(local), frames(across)
+    assert a.shape == b.shape and len(a) == 36
+    assert np.array_equal(a, b)
+    assert io.probe_video(across).has_audio
+
+
+@pytest.mark.ray
+@needs_ray
+@needs_namespaces
+def test_a_batch_on_a_node_that_sees_no_driver_file_brings_every_output_back(kit, far, capsys):
+    io.write_image(kit / "far_still.png", (np.indices((48, 64)).sum(0)[..., None] * [1, 2, 3] % 256).astype(np.uint8))
+    jobs = write(kit / "far_jobs.toml", f"""
+        [defaults]
+        model = "{far['weights']}"
+        layers = "conv2"
+        octaves = 1
+        steps = 2
+
+        [[job]]
+        kind = "video"
+        input = "clip.mp4"
+        output = "far/one.mp4"
+        frames = 8
+
+        [[job]]
+        kind = "zoom"
+        input = "far_still.png"
+        output = "far/two.mp4"
+        frames = 6
+
+        [[job]]
+        kind = "image"
+        input = "far_still.png"
+        output = "far/three.png"
+        """)
+    (kit / "far").mkdir()
+    rc, out, err = run_cli(capsys, "batch", jobs, "--ray-address", far["nodes"].address, "-q")
+    assert rc == 0, err
+    assert len(frames(kit / "far/one.mp4")) == 8 and len(frames(kit / "far/two.mp4")) == 6
+    assert io.probe_video(kit / "far/one.mp4").has_audio
+    assert io.read_image(kit / "far/three.png").shape == (48, 64, 3)
+    assert sorted(p.name for p in (kit / "far").iterdir()) == ["one.mp4", "three.png", "two.mp4"]
+
+
+
+@pytest.mark.ray
+@needs_ray
+@needs_namespaces
+def test_doctor_lists_each_node_its_cpus_and_what_it_can_run(far, capsys):
+    rc, out, err = run_cli(capsys, "doctor", "--ray-address", far["nodes"].address)
+    assert rc == 0, err
+    nodes = [line for line in out.splitlines() if line.strip().startswith("node ")]
+    head = [line for line in nodes if " head:" in line]
+    assert len(head) == 1 and "0 CPUs" in head[0] and "runs no worker" in head[0]
+    assert any("2 CPUs" in line and "dreams on the CPU; runs workers" in line for line in nodes), out
+    assert "1 node can run workers" in out
+
+def raylet_of(pid: int) -> int:
+    """The raylet a Ray worker process belongs to (its parent)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@needs_ray
+@needs_namespaces
+def test_a_node_killed_mid_render_has_its_chunk_carried_on_by_another_node_to_the_same_frames(kit, far, capsys):
+    """Two worker nodes that see no driver file, one worker on each; the node dreaming chunk 1 dies
+    (its raylet and worker killed) 1 frame into it. (Runs after the tests above: it leaves one node.)"""
+    import ray as ray_module
+
+    from dreamvideo import distributed
+
+    reference = kit / "far_across.mp4"
+    plan = ["--chunk-frames", str(CHUNK), "--chunk-overlap", str(OVERLAP)]
+    if not reference.is_file():
+        rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", reference, *far_args(far), "--workers", "2",
+                             *plan, "--ray-address", far["nodes"].address)
+        assert rc == 0, err
+    far["nodes"].add_node(cpus=2)
+    far["nodes"].wait_for(2)
+    killed, dispatchers = [], []
+    save, init = distributed._ChunkStore.save, distributed._Dispatcher.__init__
+
+    def remember(self, *a, **k):
+        dispatchers.append(self)
+        init(self, *a, **k)
+
+    def save_and_kill_node(self, c, i, frame):
+        save(self, c, i, frame)
+        # At its first kept frame: the worker is ahead by at most the frames the driver buffers (6) and
+        # the generator's backpressure (4), less than the chunk's 16, so it dies mid-chunk.
+        if not killed and c.index == 1 and i == c.lead:
+            pid = ray_module.get(dispatchers[0].running[c.index].pid.remote())
+            killed.append(raylet_of(pid))
+            killed.append(Path(f"/proc/{killed[0]}/comm").read_text().strip())
+            # The node dies: its raylet, and the worker under it (which would otherwise stream on for a while)
+            os.kill(killed[0], signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+
+    out = kit / "far_node_died.mp4"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distributed._Dispatcher, "__init__", remember)
+        mp.setattr(distributed._ChunkStore, "save", save_and_kill_node)
+        rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", out, *far_args(far), "--workers", "2", *plan,
+                             "--ray-address", far["nodes"].address)
+    assert rc == 0, err
+    assert killed and err == ""
+    assert killed[1] == "raylet", killed
+    assert len(dispatchers[0].actors) == 1, dispatchers[0].tries  # the dead node's worker was let go; the other carried its chunk on
+    assert np.array_equal(frames(out), frames(reference))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@needs_ray
+@needs_namespaces
+def test_when_the_only_worker_node_dies_the_render_stops_in_one_line_and_resume_carries_on(kit, far, capsys):
+    """One worker node left (after the test above); it dies 1 frame into chunk 1: one line, the frames
+    done kept; a new node joins and ``--resume`` finishes the same frames as the unfaulted render."""
+    import ray as ray_module
+
+    from dreamvideo import distributed
+
+    far["nodes"].wait_for(1)
+    killed, dispatchers, submitted = [], [], []
+    save, init, submit = distributed._ChunkStore.save, distributed._Dispatcher.__init__, distributed._Dispatcher._submit
+
+    def remember(self, *a, **k):
+        dispatchers.append(self)
+        init(self, *a, **k)
+
+    def save_and_kill_node(self, c, i, frame):
+        save(self, c, i, frame)
+        if not killed and c.index == 1 and i == c.lead:
+            pid = ray_module.get(dispatchers[0].running[c.index].pid.remote())
+            killed.append(raylet_of(pid))
+            os.kill(killed[0], signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+
+    out = kit / "far_only_died.mp4"
+    argv = ["video", kit / "clip.mp4", "-o", out, *far_args(far), "--workers", "1", "--chunk-frames", str(CHUNK),
+            "--chunk-overlap", str(OVERLAP), "--ray-address", far["nodes"].address]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distributed._Dispatcher, "__init__", remember)
+        mp.setattr(distributed._ChunkStore, "save", save_and_kill_node)
+        rc, _, err = run_cli(capsys, *argv)
+    assert killed and rc == 1 and err.count("\n") == 1 and "--resume" in err, err
+    work = kit / ".far_only_died.mp4.dreamwork"
+    assert len(list((work / "chunks").glob("*/*.png"))) + len(list((work / "frames").glob("*.png"))) >= CHUNK
+
+    def record(self, actor, c):
+        submitted.append((c.index, self.store.kept(c)))
+        return submit(self, actor, c)
+
+    far["nodes"].add_node(cpus=2)
+    far["nodes"].wait_for(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distributed._Dispatcher, "_submit", record)
+        rc, _, err = run_cli(capsys, *argv, "--resume")
+    assert rc == 0, err
+    assert 0 not in [c for c, _ in submitted] and dict(submitted)[1] >= 1  # chunk 0 kept; chunk 1 carried on
+    reference = kit / "far_across.mp4"
+    if reference.is_file():
+        assert np.array_equal(frames(out), frames(reference))

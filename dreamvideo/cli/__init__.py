@@ -59,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan_parser(sub)
     batch_parser(sub)
     live_parser(sub)
-    sub.add_parser("presets", help="list the built-in presets",
-                   description="List the built-in presets (--preset NAME).")
+    pp = sub.add_parser("presets", help="list the built-in presets (and describe preset files)",
+                        description="List the built-in presets (--preset NAME), and describe the preset files given; "
+                                    "a recorded live performance (live --record's out.performance.toml) is marked "
+                                    "(performance).")
+    pp.add_argument("files", nargs="*", metavar="FILE.toml", help="preset files to describe")
 
     p = sub.add_parser("layers", help="list a model's dreamable layers",
                        description=f"List dreamable layers and their channels. Models: {', '.join(S.MODEL_NAMES)}.")
@@ -75,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--precision auto means here (measured once per machine, then cached).")
     add_settings(p, "model", title="model settings (only backend, device and precision matter here)",
                  skip=("model", "weights", "layers", "objective", "guide"))
+    p.add_argument("--ray-address", default="", metavar="ADDRESS",
+                   help="instead, list the nodes of the Ray cluster at ADDRESS (HOST:PORT or auto): their CPUs and "
+                        "GPUs and what each can run")
     return parser
 
 

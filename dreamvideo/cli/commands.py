@@ -116,7 +116,11 @@ def cmd_plan(ns) -> int:
 
 
 def cmd_doctor(ns) -> int:
-    from dreamvideo.doctor import doctor
+    from dreamvideo.doctor import doctor, doctor_cluster
+
+    if ns.ray_address:
+        print(doctor_cluster(ns.ray_address))
+        return 0
 
     print(doctor(settings_from(ns, "model")))
     return 0
@@ -125,8 +129,9 @@ def cmd_doctor(ns) -> int:
 def cmd_presets(ns) -> int:
     from dreamvideo import presets
 
-    for name, path in presets.builtin().items():
-        print(f"{name:20s} {presets.description(path)}")
+    for name, path in [*presets.builtin().items(), *((f, f) for f in getattr(ns, "files", []))]:
+        mark = " (performance)" if presets.table(path, "performance") else ""
+        print(f"{name:20s} {presets.description(path)}{mark}")
     return 0
 
 
@@ -226,6 +231,20 @@ def live_parser(sub):
             kw.update(type=type(f.default), metavar=f.metadata.get("metavar"))
             kw["help"] += " (default: %(default)s)"
         g.add_argument(flag_name(f.name), **kw)
+    g = p.add_argument_group("play it while it runs (OSC, MIDI, the page's controls, scenes), NDI out, and the "
+                             "performance --record writes beside the recording (out.performance.toml)")
+    for f in dataclasses.fields(S.PlaySettings):
+        kw = dict(dest=f"play.{f.name}", default=f.default, help=f.metadata["help"])
+        if isinstance(f.default, bool):
+            kw["action"] = "store_true"
+        elif isinstance(f.default, tuple):
+            kw.update(action="append", default=None, metavar=f.metadata.get("metavar"))
+        elif f.name == "midi":
+            kw.update(nargs="?", const="default", metavar=f.metadata.get("metavar"))
+        else:
+            kw.update(type=type(f.default), metavar=f.metadata.get("metavar"), choices=f.metadata.get("choices"))
+            kw["help"] += " (default: %(default)s)"
+        g.add_argument(flag_name(f.name), **kw)
     add_settings(p, "video", skip=LIVE_SKIP, title="video (coherence and reuse; --quality is the recording's)")
     add_settings(p, "model", title="model and objective")
     add_settings(p, "dream", skip=S.MOVING, title="dream engine")
@@ -245,10 +264,21 @@ def cmd_live(ns) -> int:
     opts["zoom"] = S.check_ranges(settings_from(ns, "zoom"))
     live = S.LiveSettings(**{f.name: getattr(ns, f"live.{f.name}") for f in dataclasses.fields(S.LiveSettings)})
     live.check()
+    play = S.PlaySettings(**{f.name: (tuple(getattr(ns, f"play.{f.name}") or ()) if f.name == "scene"
+                                      else getattr(ns, f"play.{f.name}")) for f in dataclasses.fields(S.PlaySettings)})
     from dreamvideo.realtime.session import LiveSession, status_printer
 
     show = status_printer(quiet=ns.quiet)
-    session = LiveSession(ns.source, live, opts, seed=ns.seed, max_side=ns.max_side, status=show)
+    rig = None
+    if play != S.PlaySettings() or live.record or not live.no_page:
+        from dreamvideo.realtime.rig import Rig
+
+        def say(line):  # a learn line above the status line
+            sys.stderr.write("\r\x1b[K" + line + "\n")
+            sys.stderr.flush()
+
+        rig = Rig(play, preset=ns.preset or "", say=say)
+    session = LiveSession(ns.source, live, opts, seed=ns.seed, max_side=ns.max_side, status=show, rig=rig)
     frames = iter(session)
     code, failure = 0, None
     try:
@@ -271,6 +301,9 @@ def cmd_live(ns) -> int:
             sys.stderr.write("\n")
         if session.recorded and not ns.quiet:
             print(f"dreamvideo: wrote {session.recorded}", file=sys.stderr)
+        if session.performance and not ns.quiet:
+            print(f"dreamvideo: wrote {session.performance}; render it at full size with: {rig.render} "
+                  "--max-side 1080", file=sys.stderr)
         print(session.stats.line(), flush=True)
     except OSError:
         pass

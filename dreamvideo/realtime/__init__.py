@@ -33,21 +33,37 @@ def live(source, *, record: str = "", stream: str = "", virtual_camera: bool = F
     :class:`~dreamvideo.realtime.controls.LiveControls` to change settings while it plays.
     ``options``: the model, dream, video and schedule settings of :func:`dreamvideo.dream_video`
     (``steps="3"``, ``layers=...``), and for a zoom ``fps``, ``color_match``, ``detail_octaves``,
-    ``detail_steps``. A value of the wrong type is a one-line error naming the option.
+    ``detail_steps``; to play it while it runs, the options of
+    :class:`~dreamvideo.settings.PlaySettings` (``osc="9000"``, ``midi="virtual"``,
+    ``scene=("calm=gentle-video",)``, ``ndi="dreamvideo"``, ``record_source="raw.mp4"``); with
+    ``record``, ``out.performance.toml`` is written beside the recording (:mod:`.performance`). A
+    value of the wrong type is a one-line error naming the option.
     Closing the generator (``break``, ``close()``, Ctrl-C) finalizes every sink and ends every ffmpeg.
     """
-    from ..settings import LIVE_ZOOM, LiveSettings, ZoomSettings, check_ranges, split_options
+    from dataclasses import fields
+
+    from ..settings import LIVE_ZOOM, LiveSettings, PlaySettings, ZoomSettings, check_ranges, split_options
     from .session import LiveSession
 
     given = dict(record=record, stream=stream, virtual_camera=virtual_camera, no_page=not _flag("page", page),
                  page_port=page_port, duration=duration, target_fps=target_fps, loop=loop, audio_in=audio_in,
                  deepen=deepen, source_timeout=source_timeout)
     settings = LiveSettings(**{k: _typed(k, v, getattr(LiveSettings, k)) for k, v in given.items() if v is not None})
+    play = {f.name: options.pop(f.name) for f in fields(PlaySettings) if f.name in options}
+    if isinstance(play.get("scene"), str):
+        play["scene"] = (play["scene"],)
+    play = PlaySettings(**{k: tuple(v) if k == "scene" else _typed(k, v, getattr(PlaySettings, k))
+                           for k, v in play.items()})
     zoom = check_ranges(ZoomSettings(**{k: options.pop(k) for k in LIVE_ZOOM if k in options}))
     sections = split_options("video", options)
     sections["zoom"] = zoom
+    rig = None
+    if play != PlaySettings() or settings.record or not settings.no_page:
+        from .rig import Rig
+
+        rig = Rig(play)
     session = LiveSession(source, settings, sections, seed=seed, max_side=max_side, dreamer=dreamer,
-                          controls=controls)
+                          controls=controls, rig=rig)
     yield from session
 
 

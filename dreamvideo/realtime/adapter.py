@@ -33,6 +33,7 @@ class VideoEngine:
 
     step: Callable
     uses_flow: bool = True
+    stepper: object = None  # its stepper: a live change of the objective swaps its dreamer
 
 
 def carry(src, earlier_src, earlier_out, flow, mask) -> np.ndarray:
@@ -95,7 +96,7 @@ def video_engine(dreamer, dream, video, timeline, seed: int, first_index: int, d
         stepper.keep(frame, out)
         return out
 
-    return VideoEngine(step)
+    return VideoEngine(step, stepper=stepper)
 
 
 def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict) -> VideoEngine:
@@ -117,7 +118,7 @@ def zoom_engine(dreamer, dream, zoom, timeline, seed: int, state: dict) -> Video
             state["colours"] = color_stats(out)
         return out
 
-    return VideoEngine(step, uses_flow=False)
+    return VideoEngine(step, uses_flow=False, stepper=stepper)
 
 
 def zoom_start(target: str, max_side, seed: int) -> np.ndarray:

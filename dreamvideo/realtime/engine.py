@@ -162,9 +162,10 @@ class Controller:
 class DreamWorker:
     """The dream thread: ``offer(seq, src)`` the newest shown frame; ``landed`` (a :class:`Latest`)
     gets ``(seq, src, dream)`` as each dream is done. ``make(level)`` builds a video engine (see
-    :mod:`.adapter`) for a controller level, or for None (no controller); ``before()`` runs at the
-    start of each dream (the timeline's :meth:`LiveTimeline.refresh`). A failure of the thread is
-    kept in ``error`` for the show loop to raise."""
+    :mod:`.adapter`) for a controller level, or for None (no controller); ``before(seq, engine)`` runs at
+    the start of each dream (live changes apply there, then the timeline's :meth:`LiveTimeline.refresh`;
+    ``engine`` is None when a new one is about to be made). A failure of the thread is kept in
+    ``error`` for the show loop to raise."""
 
     def __init__(self, make, fps: float, controller: Controller | None = None, before=None):
         self._make, self.fps, self.controller, self._before = make, fps, controller, before
@@ -209,7 +210,7 @@ class DreamWorker:
                     self._restart.clear()
                     engine, prev = None, None
                 if self._before is not None:  # the controls' values for this whole dream
-                    self._before()
+                    self._before(seq, engine)
                 if engine is None:
                     engine = self._make(level, seq)
                 small = src

@@ -40,7 +40,7 @@ class PushLive:
                 return video_engine(self._dreamer, self.sections["dream"], self.sections["video"], self.timeline,
                                     seed, first_index)
 
-        self.worker = DreamWorker(make, fps, before=lambda: self.timeline.refresh())
+        self.worker = DreamWorker(make, fps, before=lambda seq, engine: self.timeline.refresh())
         self.stats = Stats()
         self._carry = FlowCarry()
         self._seq, self._t0 = 0, time.monotonic()

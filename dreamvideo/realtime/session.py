@@ -73,7 +73,9 @@ class LiveSession:
     ending it finalizes every sink. ``dreamer``: an engine to use instead of building one
     (tests, the page). ``status``: a callable given the status line every half second.
     ``controls`` (a :class:`~.controls.LiveControls`, made when not given): the settings a
-    controller changes while it plays (:data:`dreamvideo.settings.LIVE_PARAMS`).
+    controller changes while it plays (:data:`dreamvideo.settings.LIVE_PARAMS`). ``rig``: a
+    :class:`~dreamvideo.realtime.rig.Rig` (OSC, MIDI, the page's controls, scenes, NDI, the
+    performance) or None.
 
     Every mistake is found when it is made (no process started, no model loaded); the source, its
     sound and the page open before the model loads, so an unreadable source or a busy port is
@@ -81,7 +83,7 @@ class LiveSession:
     raised from the loop, once everything is closed."""
 
     def __init__(self, source, live: LiveSettings, sections: dict, *, seed: int = 0, max_side: int | None = None,
-                 dreamer=None, status=None, controls=None):
+                 dreamer=None, status=None, controls=None, rig=None):
         from .controls import LiveControls
         from .sources import parse_source, read_path
 
@@ -99,6 +101,9 @@ class LiveSession:
         self._needed = check_live_schedules(self.sections["schedules"], zooming,
                                             self.sections["zoom"].fps if zooming else LIVE_CHECK_FPS,
                                             live.duration)
+        self.rig, self.performance = rig, None
+        if rig is not None:
+            rig.needs(self)  # a scene on the beat needs the sound's beat
         if live.audio_in:
             check_audio_in(live.audio_in)
         elif self._needed:
@@ -129,6 +134,13 @@ class LiveSession:
         self.fps = self.sections["zoom"].fps if self.spec.kind == "zoom" else 25.0
         self.sinks, self._others, self._tmp, self._record_audio, self._file_seconds = [], [], None, None, 0.0
         self.page_url = ""
+        if rig is not None:  # last: it opens the control ports (closed again if it fails)
+            try:
+                rig.check(self)
+            except BaseException:
+                if self._lock is not None:
+                    self._lock.release()
+                raise
 
     # ------------------------------------------------------------------ opening and closing
 
@@ -179,6 +191,8 @@ class LiveSession:
             self._add(sinks.Streamer(live.stream, fps, size))
         if self.page is not None:
             self._add(self.page)
+        if self.rig is not None:
+            self.rig.open(self)
         self.worker = self._start_dreaming()
         self.source.start()
 
@@ -242,7 +256,14 @@ class LiveSession:
             steps = int(round(float(s["schedules"].steps))) if _is_number(s["schedules"].steps) else 20
             # No more dreams than frames: a target above the source's rate is the source's rate.
             self.controller = Controller(min(self.live.target_fps, self.fps), steps, s["dream"].octaves)
-        return DreamWorker(make, self.fps, self.controller, before=timeline.refresh)
+        rig = self.rig
+
+        def before(seq, engine):
+            if rig is not None:  # the changes a controller made apply to this dream
+                rig.before_dream(seq, engine)
+            timeline.refresh()
+
+        return DreamWorker(make, self.fps, self.controller, before=before)
 
     def close(self) -> None:
         """Stop dreaming, release the source, finalize the recording (with its sound), end every
@@ -259,11 +280,13 @@ class LiveSession:
             except Exception as e:  # noqa: BLE001 - everything gets closed
                 errors.append(e)
 
-        for part in (self.worker, self.source, self.audio_in):
+        for part in (self.worker, self.source, self.audio_in, self.rig):
             if part is not None:
                 attempt(part.close)
         if self.recorder is not None:
             self.recorded = attempt(self.recorder.close)
+            if self.rig is not None:
+                self.performance = attempt(lambda: self.rig.finish(self, self.recorded))
         for sink in self._others:
             attempt(sink.close)
         if self.page is not None and self.page not in self._others:
@@ -332,6 +355,8 @@ class LiveSession:
                 self._fill(seq - last_seq - 1, last_out if last_out is not None else out)
                 for sink in self.sinks:
                     sink.write(out)
+                if self.rig is not None:
+                    self.rig.shown(seq, src)
                 t3 = time.monotonic()
                 last_seq, last_out = seq, out
                 stats.shown += 1
@@ -375,6 +400,8 @@ class LiveSession:
         line = s.line()
         if self.controller is not None:
             line += f" (target {self.controller.target:g} fps: {self.controller.level.describe()})"
+        if self.rig is not None:
+            line = self.rig.status(line, s)
         if self.page is not None:
             self.page.status = line
         if self.status is not None:

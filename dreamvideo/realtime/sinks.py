@@ -165,7 +165,10 @@ class VirtualCamera:
 PAGE_HTML = b"""<!doctype html><html><head><meta charset="utf-8"><title>dreamvideo live</title>
 <style>body{margin:0;background:#111;color:#ddd;font:14px system-ui,sans-serif;text-align:center}
 img{max-width:100vw;max-height:92vh}</style></head><body><img id="live" src="/stream" alt="dreamed frames">
-<div id="status">starting...</div><script>
+<div id="status">starting...</div><div id="controls"></div><script>
+(function load(){fetch('/controls.js').then(r=>{if(!r.ok)throw 0;return r.text()}).then(t=>{
+const s=document.createElement('script');s.textContent=t;document.body.append(s)}).catch(()=>setTimeout(load,1000))})();
+</script><script>
 setInterval(async()=>{try{const r=await fetch('/status');document.getElementById('status').textContent=await r.text()}
 catch(e){document.getElementById('status').textContent='stopped'}},500);</script></body></html>"""
 
@@ -174,13 +177,15 @@ class PageServer:
     """A local page (127.0.0.1 only) showing the newest frame as an MJPEG stream and the status line.
 
     Frames are encoded only while someone watches, once per frame whoever watches; a slow viewer
-    gets the newest frame, never a backlog."""
+    gets the newest frame, never a backlog. :attr:`extra`: an object whose ``get(path)`` and
+    ``post(path, body)`` answer other paths with ``(content type, bytes)`` or None (the controls)."""
 
     def __init__(self, port: int, host: str = "127.0.0.1"):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self._cond = threading.Condition()
         self._frame, self._count, self._jpeg, self._jpeg_of, self.status, self._closed = None, 0, b"", -1, "", False
+        self.extra = None
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -208,7 +213,18 @@ class PageServer:
                             self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                              + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
                 else:
+                    self._answer(owner.extra.get(self.path) if owner.extra is not None else None)
+
+            def do_POST(self):
+                size = min(int(self.headers.get("Content-Length") or 0), 1 << 16)
+                body = self.rfile.read(size) if size > 0 else b""
+                self._answer(owner.extra.post(self.path, body) if owner.extra is not None else None)
+
+            def _answer(self, got):
+                if got is None:
                     self.send_error(404)
+                else:
+                    self._send(got[0].encode(), got[1])
 
             def _send(self, kind: bytes, body: bytes):
                 self.send_response(200)
