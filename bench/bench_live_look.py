@@ -179,7 +179,8 @@ def zoom_look(out: Path, seconds: float, skip: float, deepens: list, fps: float 
     for name, (fs, rate) in runs.items():
         det = np.mean([fine_detail(f) for f in fs[k0:]])
         print(f"| {name} | {det:.2f} | {det / ref:.2f} | {rate:.1f} |")
-    print(f"zoom sheet: {sheet(runs['offline'][0], {k: v[0] for k, v in runs.items() if k != 'offline'}, fps, out / 'zoom-sheet.png')}")
+    live = {k: v[0] for k, v in runs.items() if k != "offline"}
+    print(f"zoom sheet: {sheet(runs['offline'][0], live, fps, out / 'zoom-sheet.png')}")
 
 
 def main(argv=None) -> int:
