@@ -253,7 +253,8 @@ def bench_soak(seconds: float) -> None:
     print(f"soak {seconds:.0f} s: {session.stats.line()}")
     print("| minutes | RSS MB (at the end) | show latency median / p95 ms | control latency median ms "
           "| NDI frames / shown | NDI latency median / p95 ms |")
-    for k in range(int(np.ceil((time.monotonic() - t0) / window))):
+    end = lat[-1][0] if lat else t0
+    for k in range(max(1, int(np.ceil((end - t0) / window - 0.01)))):
         a, b = t0 + k * window, t0 + (k + 1) * window
         r = [m for t, m in rss if a <= t < b] or [float("nan")]
         ls = 1000 * np.array([x for t, x in lat if a <= t < b] or [np.nan])

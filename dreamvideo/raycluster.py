@@ -124,6 +124,7 @@ def _session(ray, address: str):
             if cluster_mode is not None:
                 ray_constants.ENABLE_RAY_CLUSTER = False  # every Ray process binds to 127.0.0.1 only
             try:
+                _reset_token_cache()  # the token its processes will read, not one an earlier session left cached
                 # "local": a cluster of its own even where `ray start` made one on this machine (or RAY_ADDRESS is set)
                 ray.init(address="local", num_cpus=_cpu_count(), object_store_memory=_object_store_bytes(), **kwargs)
             except Exception as e:  # noqa: BLE001 - Ray raises a plain Exception when its start-up times out
@@ -205,6 +206,17 @@ def _present_token(address: str) -> None:
 
         _enable_token_auth()  # private: also refreshes Ray's cached config, read at import
     except Exception:  # noqa: BLE001 - without it the variable set above still reaches ray.init
+        pass
+    _reset_token_cache()
+
+
+def _reset_token_cache() -> None:
+    """Ray keeps the first token it read for the life of the process (an earlier cluster's): read it again."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader
+
+        AuthenticationTokenLoader.instance().reset_cache()
+    except Exception:  # noqa: BLE001 - an older or newer Ray without it
         pass
 
 

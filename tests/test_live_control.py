@@ -240,26 +240,28 @@ def test_ndi_sent_and_received_on_this_machine():
     src = find(name)  # by name, at 127.0.0.1: loopback only, mDNS finds nothing (ndi.py's note)
     assert src is not None
     NDIlib.recv_connect(recv, src)
-    got = []
+    got, stale = [], 0
     try:
-        deadline = time.monotonic() + 10
-        i = 0
+        deadline = time.monotonic() + 15
         while len(got) < len(frames) and time.monotonic() < deadline:
-            if not got:  # until connected, the first frame again
-                sender.write(frames[0])
+            want = frames[len(got)]
+            sender.write(want)  # again until it arrives
             kind, v, _, _ = NDIlib.recv_capture_v2(recv, 200)
             if kind == NDIlib.FRAME_TYPE_VIDEO:
-                got.append(np.copy(v.data[..., 2::-1]))
+                frame = np.copy(v.data[..., 2::-1])
                 NDIlib.recv_free_video_v2(recv, v)
-                i += 1
-                if i < len(frames):
-                    sender.write(frames[i])
+                # NDI is lossy (255 -> ~251); a connection may first hand over a frame of a source
+                # this process closed before (the same port), never after ours began to arrive.
+                if frame.shape == want.shape and np.abs(frame.astype(int) - want).mean() < 6:
+                    got.append(frame)
+                elif got and np.abs(frame.astype(int) - frames[len(got) - 1]).mean() >= 6:
+                    stale += 100  # neither this frame nor the one before: wrong
+                elif not got:
+                    stale += 1
     finally:
         NDIlib.recv_destroy(recv)
         sender.close()
-    assert len(got) == len(frames)
-    for a, b in zip(got, frames):
-        assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 6  # NDI is lossy (255 -> ~251)
+    assert len(got) == len(frames) and stale < 100
     assert "ms to send" in sender.describe()
 
 

@@ -244,7 +244,11 @@ def test_ndi_out_sends_every_shown_frame_as_recorded(kit, tmp_path, capsys):
         return cv2.resize(f, (40, 30), interpolation=cv2.INTER_AREA)
 
     got, recorded = [small(f) for f in got], [small(f) for f in recorded]
-    first = int(np.argmin([np.abs(r - got[0]).mean() for r in recorded[:12]]))
+    # A connection may first hand over a frame of a source this process closed before (the same port).
+    while got and min(float(np.abs(r - got[0]).mean()) for r in recorded) > 6.0:
+        got.pop(0)
+    assert len(got) >= 10
+    first = int(np.argmin([np.abs(r - got[0]).mean() for r in recorded]))
     assert first + len(got) == len(recorded)
     for i, g in enumerate(got):
         d = [float(np.abs(g - r).mean()) for r in recorded]

@@ -243,7 +243,8 @@ def live_parser(sub):
             kw.update(nargs="?", const="default", metavar=f.metadata.get("metavar"))
         else:
             kw.update(type=type(f.default), metavar=f.metadata.get("metavar"), choices=f.metadata.get("choices"))
-            kw["help"] += " (default: %(default)s)"
+            if f.default != "":
+                kw["help"] += " (default: %(default)s)"
         g.add_argument(flag_name(f.name), **kw)
     add_settings(p, "video", skip=LIVE_SKIP, title="video (coherence and reuse; --quality is the recording's)")
     add_settings(p, "model", title="model and objective")
