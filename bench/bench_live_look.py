@@ -2,6 +2,7 @@
 real clip from a fixed camera.
 
     python bench/bench_live_look.py [--clip vtest.avi] [--seconds 20] [--out /tmp/live_look] [--deepen N ...]
+    python bench/bench_live_look.py --zoom [--seconds 12] [--deepen N ...]
 
 The clip is OpenCV's ``vtest.avi`` (Debian's ``opencv-doc``: people walking on a square, a fixed
 camera, 10 fps), its first ``--seconds`` scaled to 256 px wide. It is played live from the file at its
@@ -18,6 +19,11 @@ the same model at 3 octaves x 10 steps). Over the frames after the first ``--ski
 
 Writes ``OUT/live-deepen<N>.mp4``, ``OUT/offline.mp4`` and ``OUT/sheet.png`` (rows: source, each live
 run, offline; columns: 1, 3, 6, 10, 15 s... of the clip).
+
+With ``--zoom``: a live zoom (``zoom:coffee.png``, zoom 1.02 a frame, 256 px, 10 fps, MobileNetV2 2
+octaves x 3 steps, the later dreams its finest octave) against the offline zoom of the same settings:
+fine detail (mean |image - its 2 px blur|) over the frames after ``--skip`` s, ``OUT/zoom-sheet.png``
+(first row: the offline zoom); ``--deepen`` does not change a zoom (pass one value), ``--zoom-fps`` its rate.
 """
 
 from __future__ import annotations
@@ -126,6 +132,57 @@ def sheet(src, runs: dict, fps: float, path: Path) -> Path:
     return path
 
 
+def fine_detail(img: np.ndarray) -> float:
+    """Mean |image - its 2 px Gaussian blur| (levels): the zoom's fine detail, which magnifying blurs."""
+    import cv2
+
+    f = img.astype(np.float32)
+    return float(np.abs(f - cv2.GaussianBlur(f, (0, 0), 2.0)).mean())
+
+
+def zoom_look(out: Path, seconds: float, skip: float, deepens: list, fps: float = 10.0) -> None:
+    """A live zoom (``zoom:coffee.png --max-side 256 --fps 10 --zoom 1.02``, MobileNetV2 2 octaves x 3
+    steps, the detail its finest octave) against the offline zoom of the same settings: fine detail
+    over the frames after ``skip`` s."""
+    from skimage import data
+
+    import dreamvideo
+    from dreamvideo.io import write_image
+    from dreamvideo.realtime.session import LiveSession
+    from dreamvideo.settings import LiveSettings, ZoomSettings, split_options
+
+    photo = write_image(out / "coffee.png", data.coffee())
+    opts = dict(MODEL, octaves=2, steps="3", zoom="1.02")
+    runs = {}
+    for d in deepens:
+        sections = split_options("video", {k: v for k, v in opts.items() if k != "zoom"})
+        from dataclasses import replace
+
+        sections["schedules"] = replace(sections["schedules"], zoom="1.02")
+        sections["zoom"] = ZoomSettings(fps=fps)
+        rec = out / f"zoom-live-deepen{d}.mp4"
+        session = LiveSession(f"zoom:{photo}", LiveSettings(record=str(rec), no_page=True, duration=seconds,
+                                                            deepen=d), sections, max_side=256)
+        for _ in session:
+            pass
+        s = session.stats
+        runs[f"live deepen {d}"] = (frames(rec), s.dreamed / max(s.seconds, 1e-9))
+    dreamvideo.zoom(str(photo), str(out / "zoom-offline.mp4"), max_side=256, quiet=True, fps=fps,
+                    frames=int(seconds * fps), **opts)
+    runs["offline"] = (frames(out / "zoom-offline.mp4"), float("nan"))
+    k0 = int(skip * fps)
+    ref = np.mean([fine_detail(f) for f in runs["offline"][0][k0:]])
+    print(f"\nzoom: {seconds:g} s of zoom:coffee.png at 256 px, {fps:g} fps, zoom 1.02 a frame, frames from {k0}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print("| run | fine detail | x offline | dreamed fps |")
+    print("| --- | --- | --- | --- |")
+    for name, (fs, rate) in runs.items():
+        det = np.mean([fine_detail(f) for f in fs[k0:]])
+        print(f"| {name} | {det:.2f} | {det / ref:.2f} | {rate:.1f} |")
+    live = {k: v[0] for k, v in runs.items() if k != "offline"}
+    print(f"zoom sheet: {sheet(runs['offline'][0], live, fps, out / 'zoom-sheet.png')}")
+
+
 def main(argv=None) -> int:
     from bench_video import flicker_and_strength
 
@@ -137,9 +194,14 @@ def main(argv=None) -> int:
     p.add_argument("--deepen", type=int, nargs="*", default=[0, 30], help="live runs: --deepen values")
     p.add_argument("--out", default="/tmp/live_look")
     p.add_argument("--no-offline", action="store_true", help="reuse OUT/offline.mp4 from an earlier run")
+    p.add_argument("--zoom", action="store_true", help="the live zoom's detail against an offline zoom instead")
+    p.add_argument("--zoom-fps", type=float, default=10.0, help="the zoom's frame rate")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.zoom:
+        zoom_look(out, a.seconds, a.skip, a.deepen, a.zoom_fps)
+        return 0
     clip = prepare(find_clip(a.clip), out, a.seconds, a.width)
     src = frames(clip)
     fps = 10.0

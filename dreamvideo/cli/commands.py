@@ -297,14 +297,17 @@ def cmd_live(ns) -> int:
             show = None
     except Exception as e:  # noqa: BLE001 - said after the closing line, by main
         failure = e
-    if show is not None:
-        sys.stderr.write("\n")
-    if session.recorded and not ns.quiet:
-        print(f"dreamvideo: wrote {session.recorded}", file=sys.stderr)
-    if session.performance and not ns.quiet:
-        print(f"dreamvideo: wrote {session.performance}; render it at full size with: {rig.render} --max-side 1080",
-              file=sys.stderr)
-    print(session.stats.line(), flush=True)
+    try:  # after SIGHUP the terminal may be gone: the recording is finalized already, whatever prints
+        if show is not None:
+            sys.stderr.write("\n")
+        if session.recorded and not ns.quiet:
+            print(f"dreamvideo: wrote {session.recorded}", file=sys.stderr)
+        if session.performance and not ns.quiet:
+            print(f"dreamvideo: wrote {session.performance}; render it at full size with: {rig.render} "
+                  "--max-side 1080", file=sys.stderr)
+        print(session.stats.line(), flush=True)
+    except OSError:
+        pass
     if failure is not None:
         raise failure
     return code

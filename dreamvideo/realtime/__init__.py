@@ -83,13 +83,15 @@ def _typed(name: str, value, default):
     if isinstance(default, bool):
         return _flag(name, value)
     if isinstance(default, str):
+        import os
+
         if value is None or value == "":
             return ""
-        if not isinstance(value, (str, __import__("os").PathLike)):
+        if not isinstance(value, (str, os.PathLike)):
             raise UserError(f"`{name}` must be a text or a path, not {value!r}")
         return str(value)
     try:
-        if isinstance(value, (bool, str)) and not isinstance(value, str):
+        if isinstance(value, bool):  # True is no number of seconds
             raise ValueError
         number = float(value)
         if isinstance(default, int) and number != int(number):

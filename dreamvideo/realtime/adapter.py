@@ -56,7 +56,9 @@ class FlowCarry:
     def __init__(self, method: str = "dis"):
         self.method, self._flows, self._base, self._dreamed = method, None, None, False
 
-    def __call__(self, src: np.ndarray, landed=None) -> np.ndarray:
+    dreams_shown = False  # the next dream starts from the source frame, not from the frame shown
+
+    def __call__(self, src: np.ndarray, landed=None, seq=None) -> np.ndarray:
         from ..flow import FlowEstimator
 
         if landed is not None and landed[1].shape == src.shape:

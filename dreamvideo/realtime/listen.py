@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import subprocess
 import sys
 import threading
@@ -230,6 +231,8 @@ class AudioIn:
     def __init__(self, source: str, features: OnlineFeatures | None, wav=None, feed=None):
         self.source, self.features, self.error = source, features, None
         self._feed, self._proc, self._lock = feed, None, threading.Lock()
+        self.heard_at = time.monotonic()  # when sound last came
+        self._played = "://" not in source and os.path.isfile(source)  # a song played along: its end is no failure
         if feed is None:
             args = ["-loglevel", "error", *audio_input_args(source), "-map", "0:a:0", "-ac", "1", "-ar", str(SR),
                     "-f", "f32le", "-"]
@@ -250,7 +253,15 @@ class AudioIn:
         else:
             self._thread.start()
 
+    def silent_for(self) -> float:
+        """Seconds since sound last came from a device or a URL that is still open (0 for a file
+        played along, or a capture's own sound: its pictures say when it stalls)."""
+        if self._played or self._feed is not None or not self._thread.is_alive():
+            return 0.0
+        return time.monotonic() - self.heard_at
+
     def _take(self, y: np.ndarray) -> None:
+        self.heard_at = time.monotonic()
         with self._lock:
             if self._stop.is_set():
                 return
@@ -271,7 +282,8 @@ class AudioIn:
                 self._take(np.frombuffer(buf[: len(buf) // 4 * 4], "<f4"))
             if not self._stop.is_set():
                 rc = self._proc.p.wait()
-                if rc and not self._stop.is_set():
+                # A device or a stream never ends on its own (ffmpeg may exit 0 after a demuxing error).
+                if (rc or not self._played) and not self._stop.is_set():
                     self.error = DreamFailure(f"the sound input {self.source} stopped: {self._proc.error_tail()}; "
                                               "check the device or sound server (--audio-in)")
         except Exception as e:  # noqa: BLE001 - handed to the show loop

@@ -98,9 +98,9 @@ class LiveSession:
         self.spec = parse_source(source, live.loop)
         # user mistakes, all before any process starts or model loads
         zooming = self.spec.kind == "zoom"
-        check_live_schedules(self.sections["schedules"], zooming,
-                             self.sections["zoom"].fps if zooming else LIVE_CHECK_FPS, live.duration)
-        self._needed = needed_audio(self.sections["schedules"], zooming)
+        self._needed = check_live_schedules(self.sections["schedules"], zooming,
+                                            self.sections["zoom"].fps if zooming else LIVE_CHECK_FPS,
+                                            live.duration)
         self.rig, self.performance = rig, None
         if rig is not None:
             rig.needs(self)  # a scene on the beat needs the sound's beat
@@ -130,7 +130,7 @@ class LiveSession:
                 raise UserError(f"folder {rec.parent} does not exist; create it or record elsewhere")
             self._lock = RecordLock(rec)  # a second run recording to it: one line now
         self.source = self.worker = self.audio_in = self.recorder = self.page = self.controller = None
-        self.features = self.timeline = None
+        self.features = self.timeline = self.dreamer = None
         self.fps = self.sections["zoom"].fps if self.spec.kind == "zoom" else 25.0
         self.sinks, self._others, self._tmp, self._record_audio, self._file_seconds = [], [], None, None, 0.0
         self.page_url = ""
@@ -320,6 +320,10 @@ class LiveSession:
             e = getattr(part, "error", None) if part is not None else None
             if e is not None:
                 return e if isinstance(e, DreamError) else DreamFailure(f"{what} failed: {one_line(e)}")
+        if self.audio_in is not None and self.audio_in.silent_for() > self.live.source_timeout:
+            return DreamFailure(f"the sound input {self.audio_in.source} sent nothing for "
+                                f"{self.live.source_timeout:g} s; check the device or sound server (or raise "
+                                "--source-timeout)")
         return None
 
     # ------------------------------------------------------------------ the show loop
@@ -332,6 +336,7 @@ class LiveSession:
             raise
         stats, live, source = self.stats, self.live, self.source
         motion = source.motion()
+        dreams_shown = getattr(motion, "dreams_shown", False)  # a zoom dreams the frame it shows
         limit = int(round(live.duration * self.fps)) if live.duration else 0
         last_seq, last_out = -1, None
         t0 = time.monotonic()
@@ -357,9 +362,9 @@ class LiveSession:
                 landed = self.worker.landed.take(0) if self.worker.dreams else None
                 if landed is not None:
                     self.landed_at.append((seq, landed[0]))
-                out = motion(src, landed)
+                out = motion(src, landed, seq=seq)
                 t2 = time.monotonic()
-                self.worker.offer(seq, src)
+                self.worker.offer(seq, out if dreams_shown else src)
                 self._fill(seq - last_seq - 1, last_out if last_out is not None else out)
                 for sink in self.sinks:
                     sink.write(out)
@@ -434,11 +439,12 @@ LIVE_CHECK_FPS = 30.0
 LIVE_CHECK_SECONDS = 600.0
 
 
-def check_live_schedules(sched, zooming: bool, fps: float, seconds: float = 0.0) -> None:
-    """The live schedules' values in their ranges, as offline checks them (:func:`~dreamvideo.timeline.check_curve`,
-    one line naming the first frame out of range): over ``seconds`` (0: the first
-    :data:`LIVE_CHECK_SECONDS`), a schedule that reads the sound with every feature at 0 and at 1.
-    Before any model loads."""
+def check_live_schedules(sched, zooming: bool, fps: float, seconds: float = 0.0) -> set:
+    """The audio features the live schedules of ``sched`` read (a zoom's moves too when ``zooming``,
+    the layer weights' too), once their values are checked in their ranges as offline checks them
+    (:func:`~dreamvideo.timeline.check_curve`, one line naming the first frame out of range): over
+    ``seconds`` (0: the first :data:`LIVE_CHECK_SECONDS`), a schedule that reads the sound with every
+    feature at 0 and at 1. Before any model loads."""
     from ..schedule import Schedule
     from ..settings import AUDIO_FEATURES, check_ranges
     from ..timeline import check_curve
@@ -446,15 +452,19 @@ def check_live_schedules(sched, zooming: bool, fps: float, seconds: float = 0.0)
 
     check_ranges(sched)
     n = max(1, int((seconds or LIVE_CHECK_SECONDS) * fps))
+    used = set()
     for name in LIVE_SCHEDULED:
         if name in MOVES and not zooming:
             continue
         text = getattr(sched, name)
         parsed = Schedule.parse(text, name, sched.interp)
-        levels = (0.0, 1.0) if parsed.needs_audio else (None,)
-        for level in levels:
+        used |= parsed.names
+        for level in ((0.0, 1.0) if parsed.needs_audio else (None,)):
             feats = None if level is None else {k: np.full(n, level) for k in AUDIO_FEATURES}
             check_curve(name, text, parsed.values(n, fps, feats), fps)
+    for name, _, text in (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item):
+        used |= Schedule.parse(text, f"weight of {name.strip()}", sched.interp).names
+    return used & set(AUDIO_FEATURES)
 
 
 def check_audio_in(text: str) -> None:
@@ -476,19 +486,6 @@ def check_audio_in(text: str) -> None:
             raise UserError(f"`audio_in` {text} has no sound; pass a file with an audio track")
     elif looks_like_file:
         raise UserError(f"`audio_in` {text}: no such file; check the path, or pass default or a device name")
-
-
-def needed_audio(sched, zooming: bool) -> set:
-    """The audio features the live schedules of ``sched`` read (a zoom's moves too when ``zooming``);
-    parsing them finds a mistake in one now, before any model loads."""
-    from ..schedule import Schedule
-    from ..settings import AUDIO_FEATURES
-    from .engine import MOVES
-
-    texts = [(getattr(sched, k), k) for k in LIVE_SCHEDULED if zooming or k not in MOVES]
-    texts += [(text, f"weight of {name.strip()}") for name, _, text in
-              (item.partition("=") for item in sched.layer_weights.split(";") if "=" in item)]
-    return set().union(*(Schedule.parse(t, name, sched.interp).names for t, name in texts)) & set(AUDIO_FEATURES)
 
 
 def warm_dreamer(dreamer, sections: dict):

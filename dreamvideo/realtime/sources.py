@@ -132,6 +132,9 @@ def parse_source(text: str, loop: bool = False) -> SourceSpec:
     if _still(head, path, info):
         raise UserError(f"{text} is a still image: live plays moving sources; for a live zoom into it pass "
                         f"zoom:{text}")
+    if not 0 < info.fps <= 1000:
+        raise UserError(f"{text} says its frame rate is {info.fps:g} fps; re-encode it with a frame rate "
+                        "(ffmpeg -i IN -r 25 OUT.mp4)")
     if min(info.width, info.height) < MIN_SIDE:
         raise UserError(f"{text} is {info.width}x{info.height} pixels: too small to dream; use a source at least "
                         f"{MIN_SIDE} px a side")
@@ -216,9 +219,10 @@ class LiveSource(Protocol):
       ``received`` frames so far; ``ended`` once it sends no more; ``error``: its thread's failure,
       for the show loop to raise; ``convert_seconds``: its thread's time making frames;
     - ``sound``: the file or URL whose sound goes with its frames ("" for none);
-    - ``motion()``: how its frames move, a callable ``(src, landed) -> shown`` that puts the last
-      dream on each frame (``landed``: ``(seq, dreamed src, dream)`` when one has just landed, else
-      None): the flow carry for a capture, the composed moves for a zoom;
+    - ``motion()``: how its frames move, a callable ``(src, landed, seq=) -> shown`` that puts the
+      last dream on frame ``seq`` (``landed``: ``(seq, dreamed src, dream)`` when one has just landed,
+      else None): the flow carry for a capture, the composed moves for a zoom; its ``dreams_shown``
+      says whether the next dream starts from the frame shown (a zoom) or from the source frame;
     - ``start()`` (returns itself) and ``close()`` (safe more than once; ends its ffmpeg)."""
 
     width: int

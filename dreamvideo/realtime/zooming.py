@@ -46,20 +46,35 @@ class ZoomSource(Feed):
         self._ref, self._acc = start, np.eye(3)  # the newest dream, and the moves since its frame
         self._history = collections.deque(maxlen=max(1, int(HISTORY_SECONDS * fps)))  # (frame, move)
         self._moving = False  # no move until the first dream lands
+        self._version, self._ref_seq = 0, -1  # which dream the frames are made from, and its frame
+        self._made = {}  # frame -> the version of the dream it was made from (the last few frames)
 
     def start(self) -> "ZoomSource":
         self._thread.start()
         return self
 
     def motion(self) -> Callable:
-        """The composed moves: a zoom's frames are the newest dream moved already, so a dream that
-        lands is handed to the source (:meth:`landed`) and each frame is shown as it is."""
+        """The composed moves: a zoom's frames are the newest dream moved. A dream that lands is
+        handed to the source (:meth:`landed`); a frame the source made from an older dream (it was
+        made before this one landed) is made again from this one, so the frame shown, which is the
+        frame dreamed next, always carries the newest dream: no dream's detail is lost."""
 
-        def show(src: np.ndarray, landed=None) -> np.ndarray:
+        def show(src: np.ndarray, landed=None, seq=None) -> np.ndarray:
             if landed is not None:
                 self.landed(landed[0], landed[2])
-            return src
+            if seq is None:
+                return src
+            with self._lock:
+                if self._made.get(seq) == self._version or not self._moving:
+                    return src
+                acc = np.eye(3)
+                for f, m in self._history:
+                    if self._ref_seq < f <= seq:
+                        acc = m @ acc
+                ref = self._ref
+            return ref if np.array_equal(acc, np.eye(3)) else zoom_warp(ref, acc)
 
+        show.dreams_shown = True  # the frame shown is what the next dream starts from
         return show
 
     def landed(self, seq: int, dream: np.ndarray) -> None:
@@ -73,6 +88,7 @@ class ZoomSource(Feed):
             if self._history and self._history[0][0] > seq + 1:  # older than the history: not shown
                 return
             self._ref, self._acc, self._moving = dream, acc, True
+            self._version, self._ref_seq = self._version + 1, seq
 
     def _run(self):
         start = time.monotonic()
@@ -89,6 +105,8 @@ class ZoomSource(Feed):
                     self._history.append((k, m))
                     self._acc = m @ self._acc
                 ref, acc = self._ref, self._acc
+                self._made[k] = self._version
+                self._made.pop(k - 64, None)
             frame = ref if np.array_equal(acc, np.eye(3)) else zoom_warp(ref, acc)
             self.convert_seconds += time.perf_counter() - c0
             self._publish(max(due, now), frame)
