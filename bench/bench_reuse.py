@@ -50,6 +50,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_video import MODEL, flicker_and_strength, read_frames  # noqa: E402
 
 
+def parse_opts(text: str) -> dict:
+    """``"a=1,b=0.5"`` -> ``{"a": 1, "b": 0.5}``."""
+    return {k: float(v) if "." in v else int(v) for k, v in (kv.split("=") for kv in text.split(",") if kv)}
+
+
 def cpu_times():
     """(this process's CPU seconds, the whole machine's busy CPU seconds)."""
     with open("/proc/stat") as f:
@@ -147,6 +152,61 @@ def other_clips(d: Path, n: int, w: int, h: int) -> dict:
     return {"zoomin": d / "zoomin.mp4", "objects": objects_clip(d, n, w, h), "testsrc": d / "testsrc.mp4"}
 
 
+REAL_DIR = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian's opencv-doc: real clips
+
+
+def film_fade_clip(d: Path, real_dir: Path, w: int) -> Path:
+    """``film``: Megamind.avi (opencv-doc: an animated film's dialogue scene, 720x528 at 23.976 fps,
+    270 frames: one black frame, then still shots cut at frames 98, 154 and 200), its first black
+    frame dropped and the cut at 154 replaced by ffmpeg's ``xfade`` dissolve of 0.5 s (12 frames),
+    ``w`` px wide: 257 frames of mostly still shots with a fade and two cuts."""
+    import imageio_ffmpeg
+
+    fps = 24000 / 1001
+    a = f"trim=start_frame={{}}:end_frame={{}},setpts=PTS-STARTPTS,scale={w}:-2:flags=area,setsar=1"
+    graph = (f"[0:v]{a.format(1, 154)}[a];[0:v]{a.format(154, 100000)}[b];"
+             f"[a][b]xfade=transition=fade:duration=0.5:offset={153 / fps - 0.5:.4f},format=yuv420p[v]")
+    out = d / "film.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(real_dir / "Megamind.avi"),
+                    "-filter_complex", graph, "-map", "[v]", "-an", "-c:v", "libx264", "-crf", "18",
+                    str(out)], check=True)
+    return out
+
+
+#: street: (first source frame, start (x, y), output px per frame (dx, dy)) of each shot, on vtest
+#: scaled to 512x384.
+STREET_SHOTS = ((0, (0, 120), (3, 1)), (300, (250, 0), (-3, 2)), (560, (230, 230), (-2, -2)))
+
+
+def street_pan_clip(d: Path, real_dir: Path, n: int, w: int, h: int) -> Path:
+    """``street``: a moving camera over real street footage with hard cuts: vtest.avi (opencv-doc:
+    a fixed camera, people walking, 768x576 at 10 fps) scaled to 512x384, a ``w`` x ``h`` window
+    panning over it (right, left and down, left and up; 2-3 px a frame, :data:`STREET_SHOTS`), three
+    shots from three moments of the clip joined by two hard cuts, ``n`` frames at 10 fps."""
+    import cv2
+
+    from dreamvideo.io import VideoWriter
+
+    cap = cv2.VideoCapture(str(real_dir / "vtest.avi"))
+    src = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        src.append(f)
+    cap.release()
+    third = -(-n // 3)
+    with VideoWriter(d / "street.mp4", 10, (w, h)) as vw:
+        for i in range(n):
+            k, j = divmod(i, third)
+            first, (x0, y0), (dx, dy) = STREET_SHOTS[k]
+            big = cv2.resize(src[(first + j) % len(src)], (512, 384), interpolation=cv2.INTER_AREA)
+            x = int(np.clip(x0 + dx * j, 0, 512 - w))
+            y = int(np.clip(y0 + dy * j, 0, 384 - h))
+            vw.write(np.ascontiguousarray(cv2.cvtColor(big[y:y + h, x:x + w], cv2.COLOR_BGR2RGB)))
+    return d / "street.mp4"
+
+
 def encode_decode(frames, path) -> tuple[list, float]:
     """The frames as played: x264 CRF 18 (the default quality), decoded again; and encode s/frame."""
     from dreamvideo.io import VideoWriter
@@ -185,29 +245,38 @@ def video(args, dreamer, out_dir: Path):
     from dreamvideo.settings import split_options
 
     w, h = map(int, args.size.split("x"))
-    n = args.frames
     rows, splits = [], []
+    real = Path(args.real_dir)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        clips = {"pan": pan_clip(d, n, w, h), **other_clips(d, n, w, h)}
-        clips["cuts"] = cuts_clip(d, n, w, h)
-        clips = {k: v for k, v in clips.items() if k in args.clips.split(",")}
-        for name, clip in clips.items():
-            src = read_frames(clip)[:n]
+        n = args.frames
+        makers = {"pan": lambda: pan_clip(d, n, w, h), "zoomin": lambda: other_clips(d, n, w, h)["zoomin"],
+                  "objects": lambda: objects_clip(d, n, w, h), "testsrc": lambda: other_clips(d, n, w, h)["testsrc"],
+                  "cuts": lambda: cuts_clip(d, n, w, h), "film": lambda: film_fade_clip(d, real, w),
+                  "street": lambda: street_pan_clip(d, real, n, w, h)}
+        rates = {"film": 24000 / 1001, "street": 10}
+        common = parse_opts(args.common)
+        for name in args.clips.split(","):
+            if name not in makers:
+                sys.exit(f"bench_reuse: unknown clip {name!r}; use some of {', '.join(makers)}")
+            clip = makers[name]()
+            src = read_frames(clip)[:args.frames]
+            n = len(src)
+            fps = rates.get(name, 12)
             t = time.perf_counter()
             sources = list(frames_with_flow(src, "dis"))
             flow_s = (time.perf_counter() - t) / max(1, len(src) - 1)
             steppers = {}
-            reuse = dict(full_frames=False, **{k: float(v) if "." in v else int(v)
-                                               for k, v in (kv.split("=") for kv in args.reuse.split(",") if kv)})
+            reuse = dict(full_frames=False, **parse_opts(args.reuse))
             for side, opts in (("reuse", reuse), ("full", {"full_frames": True}), ("none", {"coherence": "none"})):
-                s = split_options("video", dict(MODEL, **opts))
-                steppers[side] = video_stepper(dreamer, s["dream"], s["video"], s["schedules"], fps=12, nframes=n,
+                s = split_options("video", dict(MODEL, **common, **opts))
+                steppers[side] = video_stepper(dreamer, s["dream"], s["video"], s["schedules"], fps=fps, nframes=n,
                                                seed=0)
             which = {"reuse": list(range(n)), "full": list(range(min(n, args.full_frames))),
                      "none": list(range(0, n, args.none_every))}
             outs = {k: {} for k in which}
             plans = [None] * n
+            frame_s = [0.0] * n  # reuse: seconds of each frame's dream, keep and settle
             per_round = {k: [] for k in which}
             load0 = cpu_times()
             t_all = time.perf_counter()
@@ -218,23 +287,33 @@ def video(args, dreamer, out_dir: Path):
                     t = time.perf_counter()
                     for i in part:
                         f = sources[i]
+                        t1 = time.perf_counter()
                         out = st.dream(f)
                         st.keep(f, out)
                         outs[side].update(st.settle(f, out))  # as a render shows them (see VideoStepper.settle)
                         if side == "reuse":
                             plans[i] = st.last
+                            frame_s[i] = time.perf_counter() - t1
                     # frame 0 of a coherent side is a full dream: keep it out of the per-frame cost
                     timed = [i for i in part if i > 0 or side == "none"]
                     per_round[side].append((time.perf_counter() - t, len(part), len(timed)))
             for side, st in steppers.items():
+                t1 = time.perf_counter()
                 outs[side].update(st.drain())
+                if side == "reuse":
+                    frame_s[-1] += time.perf_counter() - t1
             wall = time.perf_counter() - t_all
             load1 = cpu_times()
             other = ((load1[1] - load0[1]) - (load1[0] - load0[0])) / wall
             # s/frame per round (the reuse side's first round includes frame 0's full dream: use rounds 2+)
             per = {k: [t / max(1, m) for t, m, _ in v] for k, v in per_round.items()}
             ratio_none = float(np.median([per["none"][r] / per["reuse"][r] for r in range(1, args.rounds)]))
-            ratio_full = float(np.median([per["full"][r] / per["reuse"][r] for r in range(1, args.rounds)]))
+            ratio_full = (float(np.median([per["full"][r] / per["reuse"][r] for r in range(1, args.rounds)]))
+                          if which["full"] else float("nan"))
+            # The whole render's time, as a user sees it: none's mean s/frame over all rounds x n, over
+            # reuse's frames all told (frame 0's full dream and what drain dreams included).
+            none_mean = sum(t for t, _, _ in per_round["none"]) / len(which["none"])
+            ratio_render = none_mean * n / sum(frame_s)
             re = [outs["reuse"][i] for i in range(n)]
             flick, strength = flicker_and_strength(src, re)
             played, enc_s = encode_decode(re, d / f"{name}-reuse.mp4")
@@ -245,7 +324,7 @@ def video(args, dreamer, out_dir: Path):
             none_idx = which["none"]
             s_reuse = [np.abs(re[i].astype(np.float32) - src[i]).mean() for i in range(n)]
             s_none = {i: np.abs(outs["none"][i].astype(np.float32) - src[i]).mean() for i in none_idx}
-            q = 3 * n // 4
+            q = n - args.last if args.last else 3 * n // 4
             str_all = np.mean([s_reuse[i] for i in none_idx]) / np.mean(list(s_none.values()))
             str_last = (np.mean([s_reuse[i] for i in none_idx if i >= q]) /
                         np.mean([s_none[i] for i in none_idx if i >= q]))
@@ -253,11 +332,21 @@ def video(args, dreamer, out_dir: Path):
             nre = n - 1
             dreamed = [p.share for p in plans[1:] if p is not None]
             cuts = [i for i, p in enumerate(plans) if p is not None and p.cut]
-            rows.append(dict(clip=name, ratio_none=ratio_none, ratio_full=ratio_full, flicker=flick,
+            kinds = {}
+            for i, p in enumerate(plans):
+                kind = ("first" if i == 0 else "whole, not reusing" if p is None else "cut" if p.cut else
+                        "whole (step-mapped)" if p.whole else "crops" if p.boxes else "carried only")
+                c, t, sh = kinds.get(kind, (0, 0.0, 0.0))
+                kinds[kind] = (c + 1, t + frame_s[i], sh + (float(p.new.mean()) if p is not None else 1.0))
+            new_share = float(np.mean([p.new.mean() if p is not None else 1.0 for p in plans[1:]]))
+            stp = steppers["reuse"]
+            rows.append(dict(clip=name, frames=n, dream=stp.tl.settings(stp.dream_settings, 1), fps=fps, ratio_render=ratio_render, kinds=kinds,
+                             new_share=new_share, size=f"{src[0].shape[1]}x{src[0].shape[0]}", ratio_none=ratio_none, ratio_full=ratio_full, flicker=flick,
                              flicker_played=flick_played, strength=float(np.mean(s_reuse)),
                              str_all=float(str_all), str_last=float(str_last),
                              reuse_s=float(np.median(per["reuse"][1:])), none_s=float(np.median(per["none"][1:])),
-                             full_s=float(np.median(per["full"][1:])), other=other, cuts=cuts,
+                             full_s=float(np.median(per["full"][1:])) if which["full"] else float("nan"),
+                             none_mean=none_mean, reuse_mean=sum(frame_s) / n, other=other, cuts=cuts,
                              crop_share=float(np.mean(dreamed)) if dreamed else 0.0))
             splits.append(dict(clip=name, flow=flow_s, new=st.timing["new"] / nre, upkeep=st.timing["upkeep"] / nre,
                                composite=st.timing["composite"] / nre, encode=enc_s))
@@ -341,7 +430,12 @@ def main():
     p.add_argument("--zoom-frames", type=int, default=300)
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--only", choices=("video", "zoom"), default=None)
-    p.add_argument("--clips", default="pan,zoomin,objects,cuts")
+    p.add_argument("--clips", default="pan,zoomin,objects,cuts",
+                   help="of pan, zoomin, objects, testsrc, cuts (made here) and film, street (real footage from "
+                        "--real-dir: see film_fade_clip, street_pan_clip)")
+    p.add_argument("--real-dir", default=str(REAL_DIR), help="folder of Megamind.avi and vtest.avi")
+    p.add_argument("--common", default="", help="settings of all three sides, e.g. steps=10,octaves=3")
+    p.add_argument("--last", type=int, default=0, help="strength also over the last N frames (0: the last quarter)")
     p.add_argument("--out", default="/tmp/bench_reuse")
     p.add_argument("--reuse", default="", help="reuse settings other than the defaults, e.g. enter_every=1,context=8")
     args = p.parse_args()
@@ -366,6 +460,30 @@ def main():
                   f"| {r['ratio_full']:.2f}x | {r['crop_share']:.1%} | {r['cuts']} | {r['flicker']:.2f} "
                   f"| {r['flicker_played']:.2f} | {r['strength']:.1f} | {r['str_all']:.0%} | {r['str_last']:.0%} "
                   f"| {r['other']:.2f} |")
+        last = f"last {args.last}" if args.last else "last quarter"
+        print(f"\nwhole render: none's mean s/frame (all rounds) x frames over reuse's frames all told "
+              f"(frame 0 and drain included); strength over none's on none's frames; common options {args.common!r}")
+        print(f"| clip | frames | size | fps | none s/frame | reuse s/frame | none/reuse (render) | new pixels "
+              f"| strength vs none, all | vs none, {last} | flicker (PNG) | other load (cores) |")
+        print("|" + " --- |" * 12)
+        for r in rows:
+            print(f"| {r['clip']} | {r['frames']} | {r['size']} | {r['fps']:.2f} | {r['none_mean']:.3f} "
+                  f"| {r['reuse_mean']:.3f} | **{r['ratio_render']:.2f}x** | {r['new_share']:.1%} | {r['str_all']:.0%} "
+                  f"| {r['str_last']:.0%} | {r['flicker']:.2f} | {r['other']:.2f} |")
+        from dreamvideo.cost import curve
+
+        c = curve(dreamer)
+        s = rows[0]["dream"]
+        print(f"\ncost curve of this machine: floor {c.floor * 1e3:.1f} ms a step + {c.per_pixel * 1e9:.0f} ns a pixel; "
+              f"a dream ({s.octaves} octaves x {s.steps} steps) of 64x64 {c.dream((64, 64), s, dreamer.model.min_side):.3f} s, "
+              f"of 256x144 {c.dream((144, 256), s, dreamer.model.min_side):.3f} s")
+        print("\nwhere reuse's time goes: frames by what they dreamed")
+        print("| clip | kind | frames | s in all | s/frame | share of render | mean new pixels |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            tot = sum(t for _, t, _ in r["kinds"].values())
+            for k, (cnt, t, sh) in r["kinds"].items():
+                print(f"| {r['clip']} | {k} | {cnt} | {t:.1f} | {t / cnt:.3f} | {t / tot:.0%} | {sh / cnt:.1%} |")
         print("\nreuse: time per frame (s), frames after the first")
         print("| clip | flow (both ways + check) | dream of new content | upkeep | compositing | encode (x264) |")
         print("| --- | --- | --- | --- | --- | --- |")
