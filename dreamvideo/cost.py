@@ -14,13 +14,13 @@ Convention: seconds; ``hw`` is ``(height, width)`` in pixels.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from . import cachefile
 
 #: Square sides the curve is measured at (each at least the model's smallest input).
 SIDES = (64, 128, 256)
@@ -52,9 +52,11 @@ class CostCurve:
         return sum(steps * self.step(s) for s in octave_shapes(full, settings.octaves, settings.octave_scale, min_side))
 
 
+CACHE = "cost.json"
+
+
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dreamvideo" / "cost.json"
+    return cachefile.path(CACHE)
 
 
 def key(dreamer) -> str:
@@ -92,11 +94,7 @@ def measure(dreamer, sides=SIDES, steps: int = STEPS, rounds: int = ROUNDS) -> C
 
 
 def _load() -> dict:
-    try:
-        data = json.loads(cache_path().read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return cachefile.load(CACHE)
 
 
 def curve(dreamer) -> CostCurve:
@@ -112,13 +110,6 @@ def curve(dreamer) -> CostCurve:
         found = measure(dreamer)
         data = _load()
         data[k] = {"floor": found.floor, "per_pixel": found.per_pixel, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-        path = cache_path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only home only costs a re-measure next time
+        cachefile.save(CACHE, data)
     dreamer._cost_curve = found
     return found

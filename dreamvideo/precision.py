@@ -15,12 +15,12 @@ Convention: timings are seconds per ascent step of the probe net (smaller is fas
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import cachefile
 
 MARGIN = 1.10  # a lower precision must be at least this many times faster than float32 to be chosen
 PROBE_SIDE = 96  # pixels: big enough that convolutions, not per-call overhead, dominate the step
@@ -40,9 +40,11 @@ class Choice:
     cached: bool = False
 
 
+CACHE = "precision.json"
+
+
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dreamvideo" / "precision.json"
+    return cachefile.path(CACHE)
 
 
 def machine_key() -> str:
@@ -54,22 +56,11 @@ def machine_key() -> str:
 
 
 def _load() -> dict:
-    try:
-        data = json.loads(cache_path().read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return cachefile.load(CACHE)
 
 
 def _save(data: dict) -> None:
-    path = cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home only costs a re-measure next time
+    cachefile.save(CACHE, data)
 
 
 def resolve(precision: str) -> str:

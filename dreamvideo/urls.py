@@ -101,8 +101,14 @@ def _said(e: BaseException) -> str:
 def _failure(url: str, what: str, e: BaseException):
     """A filesystem error as one line naming ``url`` and the fix."""
     sch = _kind(scheme(url))
+    cause = e.__cause__ or e.__context__
+    if isinstance(e, FileNotFoundError) and "connect" in type(cause).__name__.lower():
+        # fsspec's http filesystem says "not found" for a host that cannot be reached at all
+        return DreamFailure(f"{what} {url}: cannot connect ({_said(cause)}); check the URL and the network, "
+                            "then try again")
     if isinstance(e, FileNotFoundError):
-        return UserError(f"{what} {url} not found; check the bucket and object name")
+        fix = "check the URL" if sch in ("http", "https") else "check the bucket and object name"
+        return UserError(f"{what} {url} not found; {fix}")
     if isinstance(e, PermissionError) or "credential" in str(e).lower() or "AccessDenied" in str(e):
         # (S3 also answers 403 for a missing object to a key that may not list the bucket)
         return UserError(f"{what} {url}: the credentials were refused ({_said(e)}); "

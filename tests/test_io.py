@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -351,3 +352,16 @@ def test_unreadable_images_are_one_line_user_errors(tmp_path):
 def test_videos_and_images_are_told_apart_by_extension_in_any_case():
     assert io.is_video_path("a.MP4") and io.is_video_path("a.gif") and not io.is_video_path("a.png")
     assert io.is_image_path("a.JPEG") and not io.is_image_path("a.gif")
+
+
+def test_an_https_input_whose_host_refuses_is_one_line_about_the_connection(capsys):
+    pytest.importorskip("aiohttp")
+    from dreamvideo.cli import main
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = main(["video", f"https://127.0.0.1:{port}/clip.mp4", "-o", "/tmp/never-written.mp4"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    assert "cannot connect" in err[0] and f"127.0.0.1:{port}" in err[0] and "not found" not in err[0]

@@ -509,7 +509,7 @@ def test_the_cost_curve_fits_the_floor_and_the_per_pixel_cost_and_is_measured_on
     st = stepper(fast(tiny), 2, cost=True)
     measured = []
     real = cost.measure
-    monkeypatch.setattr(cost, "measure", lambda d, **k: measured.append(1) or real(d, sides=(32, 64), rounds=1))
+    monkeypatch.setattr(cost, "measure", lambda d, **k: measured.append(1) or real(d, sides=(32, 256), rounds=2))
     first = st.cost
     assert measured == [1] and first.floor >= 0 and first.per_pixel > 0
     st2 = stepper(fast(tiny), 2, cost=True)  # a new dreamer: read from the cache, not measured again
