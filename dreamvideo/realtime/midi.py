@@ -16,10 +16,10 @@ system is rtmidi's default (ALSA on Linux), else JACK; ``MIDO_BACKEND`` picks an
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 
+from ..backends import quiet_native_stderr
 from ..errors import UserError
 from .control import KNOBS, SCENE, as_text, knob, validate
 
@@ -139,24 +139,6 @@ def _backend():
     return [mido.Backend("mido.backends.rtmidi"), mido.Backend("mido.backends.rtmidi/UNIX_JACK")]
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """The C libraries' own complaints (ALSA's, JACK's) while ports are probed go nowhere: what
-    failed is said in one line instead."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def open_input(port: str, callback):
     """A mido input port calling ``callback(msg)`` from rtmidi's thread: the named one (a name or
     part of one), ``virtual`` (opens one named ``dreamvideo``), or ``""`` (the first there is). No
@@ -164,7 +146,7 @@ def open_input(port: str, callback):
     tried, names = [], []
     for be in _backend():
         try:
-            with _quiet_stderr():
+            with quiet_native_stderr():  # ALSA's and JACK's own complaints: one line says what failed
                 if port == VIRTUAL:
                     return be.open_input("dreamvideo", virtual=True, callback=callback)
                 names = be.get_input_names()
