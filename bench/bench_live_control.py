@@ -81,6 +81,28 @@ def osc_send(port, addr, value):
     SimpleUDPClient("127.0.0.1", port).send_message(addr, value)
 
 
+def ndi_receive(name: str, stop: threading.Event, on_frame) -> None:
+    """Receive the NDI source ``name`` on this machine until ``stop``; ``on_frame(seconds late)`` for each video frame."""
+    import NDIlib
+
+    from dreamvideo.realtime.ndi import find
+
+    rc = NDIlib.RecvCreateV3()
+    rc.color_format = NDIlib.RECV_COLOR_FORMAT_BGRX_BGRA
+    recv = NDIlib.recv_create_v3(rc)
+    src = None
+    while src is None and not stop.is_set():
+        src = find(name, timeout=0.5)
+    if src is not None:
+        NDIlib.recv_connect(recv, src)
+    while src is not None and not stop.is_set():
+        kind, v, _, _ = NDIlib.recv_capture_v2(recv, 100)
+        if kind == NDIlib.FRAME_TYPE_VIDEO:
+            on_frame(time.time() - v.timecode / 1e7)
+            NDIlib.recv_free_video_v2(recv, v)
+    NDIlib.recv_destroy(recv)
+
+
 def bench_latency(seconds: float) -> None:
     port = free_port()
     sent = []
@@ -140,28 +162,11 @@ def bench_load(seconds: float) -> None:
 
 
 def bench_ndi(seconds: float) -> None:
-    import NDIlib
-
-    from dreamvideo.realtime.ndi import find
-
     name = f"bench-{os.getpid()}"
     got, stop = [], threading.Event()
 
     def receive():
-        rc = NDIlib.RecvCreateV3()
-        rc.color_format = NDIlib.RECV_COLOR_FORMAT_BGRX_BGRA
-        recv = NDIlib.recv_create_v3(rc)
-        src = None
-        while src is None and not stop.is_set():
-            src = find(name, timeout=0.5)
-        if src is not None:
-            NDIlib.recv_connect(recv, src)
-        while src is not None and not stop.is_set():
-            kind, v, _, _ = NDIlib.recv_capture_v2(recv, 100)
-            if kind == NDIlib.FRAME_TYPE_VIDEO:
-                got.append(time.time() - v.timecode / 1e7)
-                NDIlib.recv_free_video_v2(recv, v)
-        NDIlib.recv_destroy(recv)
+        ndi_receive(name, stop, lambda late: got.append(late))
 
     t = threading.Thread(target=receive, daemon=True)
     t.start()
@@ -180,12 +185,9 @@ def bench_soak(seconds: float) -> None:
     """``zoom:noise:256x144`` driven by a song (``--audio-in``, its ``low`` moving the zoom), recorded,
     an OSC change every 2 s (step size and zoom taking turns) and NDI out with a receiver: per
     5 minutes, resident memory, the show latency, the control latency and the NDI frames."""
-    import NDIlib
-
     sys.path.insert(0, str(ROOT / "samples"))
     from sample_utils import click_track
 
-    from dreamvideo.realtime.ndi import find
     from dreamvideo.realtime.rig import Rig
     from dreamvideo.realtime.session import LiveSession
     from dreamvideo.settings import LiveSettings, PlaySettings, ZoomSettings, split_options
@@ -202,20 +204,7 @@ def bench_soak(seconds: float) -> None:
     ndi_got, sent, stop, started = [], [], threading.Event(), threading.Event()
 
     def receive():
-        rc = NDIlib.RecvCreateV3()
-        rc.color_format = NDIlib.RECV_COLOR_FORMAT_BGRX_BGRA
-        recv = NDIlib.recv_create_v3(rc)
-        src = None
-        while src is None and not stop.is_set():
-            src = find(name, timeout=0.5)
-        if src is not None:
-            NDIlib.recv_connect(recv, src)
-        while src is not None and not stop.is_set():
-            kind, v, _, _ = NDIlib.recv_capture_v2(recv, 100)
-            if kind == NDIlib.FRAME_TYPE_VIDEO:
-                ndi_got.append((time.monotonic(), time.time() - v.timecode / 1e7))
-                NDIlib.recv_free_video_v2(recv, v)
-        NDIlib.recv_destroy(recv)
+        ndi_receive(name, stop, lambda late: ndi_got.append((time.monotonic(), late)))
 
     def sender():
         started.wait(300)
