@@ -11,22 +11,11 @@ import sys
 import pytest
 
 from helpers import ROOT
-from test_ui_browser import ARGS, CHROMIUM, SHOTS
+from test_ui_browser import SHOTS, browser  # noqa: F401 - the fixture: one Chromium for the module
 
 pytestmark = pytest.mark.browser
 
 BROKEN_IMAGES = """() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright: pip install playwright")
-    if not CHROMIUM:
-        pytest.skip("needs Chromium: apt-get install -y chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
