@@ -15,7 +15,7 @@ seconds per round and, per round, its ratio to the first variant. ``+tf`` import
 worker before the model is built; ``+compile`` sets ``DREAMVIDEO_TORCH_COMPILE=1``; ``+nchw`` keeps
 torch's batches in NCHW memory; ``+map`` runs JAX's tiles in a ``lax.map``; ``+active`` / ``+passive`` set ``OMP_WAIT_POLICY`` (how PyTorch's
 OpenMP threads wait), ``+spinN`` sets ``GOMP_SPINCOUNT=N`` (how long they spin before sleeping),
-``+threads1`` gives PyTorch one thread; ``+default`` clears what dreamvideo's torch backend sets for
+``+threads1`` gives PyTorch one thread; ``+intraN`` / ``+interN`` size TensorFlow's intra-op / inter-op thread pools; ``+wide`` runs TensorFlow's wide runner only (``DREAMVIDEO_TF_NARROW=0``); ``+default`` clears what dreamvideo's torch backend sets for
 OpenMP (PyTorch's own defaults); ``@REV`` runs the engine from ``git archive REV`` (a before/after
 comparison in one run). ``--load N`` keeps N other processes computing (``while 1: pass``) during
 the timed rounds: a busy machine.
@@ -47,6 +47,12 @@ def worker(a) -> None:
 
     activate(a.worker.split("+")[0].split("@")[0], "cpu")
     import keras
+
+    for part in a.worker.split("+"):  # +intraN / +interN: TensorFlow's thread pools
+        if part[:5] in ("intra", "inter") and part[5:].isdigit():
+            import tensorflow as tf
+
+            getattr(tf.config.threading, f"set_{part[:5]}_op_parallelism_threads")(int(part[5:]))
 
     if "+threads1" in a.worker:
         import torch
@@ -114,6 +120,8 @@ def start(variant: str, a, weights: Path, work: Path):
             env["GOMP_SPINCOUNT"] = part[4:]
     if "+default" in variant:
         env["DREAMVIDEO_TORCH_OMP"] = "0"
+    if "+wide" in variant:  # TensorFlow's wide runner only (no one-thread-per-op session)
+        env["DREAMVIDEO_TF_NARROW"] = "0"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--weights", str(weights),
            "--size", a.size, "--octaves", str(a.octaves), "--steps", str(a.steps), "--tile", str(a.tile),
            "--precision", a.precision, "--model", a.model, "--layers", a.layers, "--reps", str(a.reps)]

@@ -205,3 +205,59 @@ def test_between_steps_dreams_the_same_bytes_and_takes_a_change_mid_dream(tiny, 
         changed = d.dream(img, settings=FAST, seed=3)
     assert len(calls) == FAST.steps + 1  # the second octave ran 1 step, of size 0
     assert np.abs(changed.astype(float) - plain).mean() > 0.5  # the finest octave's steps are not in it
+
+
+def _tensorflow_only():
+    from dreamvideo import backends
+
+    if backends.active()[0] != "tensorflow":
+        pytest.skip("TensorFlow's wide and narrow runners")
+
+
+@needs_weights
+def test_the_narrow_and_wide_runners_dream_the_same_bytes(monkeypatch):
+    """The runner is chosen by timing, so it must never change a frame: a small dream (where narrow
+    is picked) and a large one give the same bytes on either runner (bfloat16, where both run)."""
+    import cv2
+
+    _tensorflow_only()
+    m = load_model("mobilenet_v2", weights=str(MOBILENET_WEIGHTS), precision="bfloat16")
+    objective = parse_objective("block_10_expand_relu:1.0,block_13_expand_relu:1.0")
+    dreamers = {}
+    for mode in ("0", "only"):
+        monkeypatch.setenv("DREAMVIDEO_TF_NARROW", mode)
+        dreamers[mode] = Dreamer(m, objective)
+    assert dreamers["0"].loop._ascend.chooser.runners == ("wide",)
+    assert dreamers["only"].loop._ascend.chooser.runners == ("narrow",)
+    for size in ((96, 64), (256, 144), (480, 270)):
+        img = cv2.resize(photo("coffee"), size, interpolation=cv2.INTER_AREA)
+        wide, narrow = (dreamers[k].dream(img, settings=DreamSettings(octaves=2, steps=3), seed=1) for k in ("0", "only"))
+        assert wide.tobytes() == narrow.tobytes(), size
+        assert np.abs(wide.astype(float) - img).mean() > 2.0
+    monkeypatch.setenv("DREAMVIDEO_TF_NARROW", "auto")
+    assert Dreamer(load_model("mobilenet_v2", weights=str(MOBILENET_WEIGHTS), precision="float32"),
+                   objective).loop._ascend.chooser.runners == ("wide",)  # float32 rounds by thread count
+
+
+def test_the_runner_chooser_takes_the_faster_per_size_and_stays_bounded():
+    _tensorflow_only()
+    from dreamvideo.backends.tensorflow import _Chooser
+
+    c = _Chooser()
+    speed = {"wide": lambda px: 0.004 + px * 1e-8, "narrow": lambda px: 0.001 + px * 4e-8}  # crossover 100k px
+    rng = np.random.default_rng(0)
+    picks = []
+    for _ in range(3000):
+        px = int(np.exp(rng.uniform(np.log(16 * 16), np.log(1920 * 1080))))  # crops of every size
+        runner = c.pick(px)
+        picks.append((px, runner))
+        c.record(px, runner, speed[runner](px) * rng.uniform(1.0, 1.1))
+    late = picks[-1000:]  # all but the rechecks (1 call in 64) on the faster runner
+
+    def share(runner, small):
+        calls = [r for px, r in late if (px < 50_000 if small else px > 200_000)]
+        return sum(r == runner for r in calls) / len(calls)
+
+    assert share("narrow", small=True) > 0.95 and share("wide", small=False) > 0.95
+    assert len(c.table) <= 2 * np.log2(1920 * 1080) + 1  # buckets of sqrt 2: bounded however many sizes come
+    assert c.choice(1920 * 1080) == "wide" and c.choice(96 * 64) == "narrow"

@@ -2,6 +2,14 @@
 
 The graph takes the image with unknown height and width and every other input as a tensor, so one
 trace serves every octave, frame size, step count and scheduled weight (``trace_count`` stays 1).
+
+On a CPU in bfloat16 the frozen graph has two runners that give the same bytes: *wide*, the ``tf.function``
+on TensorFlow's own thread pools (every op split over all cores), and *narrow*, the same graph in
+a session of its own whose ops run one thread each, independent ops side by side. A small image's
+ops are too small to split: each one's fork and join over the cores cost more than it saves (an
+InceptionV3 step at 113x64 ran 1.7x faster narrow on a 2-core EPYC, a 640x360 one 1.15x slower;
+bench/RESULTS.md). Which runner is faster at which size is measured as the dreams come
+(:class:`_Chooser`), not assumed.
 """
 
 from __future__ import annotations
@@ -17,6 +25,28 @@ DATA_FORMAT = "channels_last"  # TensorFlow's CPU convolutions are channels-last
 
 def prepare(device: str) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Each TensorFlow device (and so the narrow runner's session) gets thread pools of its own
+    # instead of sharing the process's first ones; read when TensorFlow creates its devices.
+    os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
+
+
+def _runners(precision: str) -> tuple[str, ...]:
+    """The runners the chooser may pick from: both on a CPU with several cores in bfloat16;
+    ``DREAMVIDEO_TF_NARROW`` ``0`` keeps the wide one only, ``only`` the narrow one only (benchmarks, tests).
+
+    Float32 keeps the wide runner only: oneDNN's float32 convolutions round differently with one
+    thread than with several (1 level in 0.007% of a 480x270 MobileNetV2 dream's values), and the
+    choice is made by timing, so the same dream could differ between runs. Its bfloat16 ones gave
+    the same bytes at every size tried (tests/test_engine.py).
+    """
+    from . import active
+
+    mode = os.environ.get("DREAMVIDEO_TF_NARROW", "auto")
+    if mode == "only":
+        return ("narrow",)
+    if mode == "0" or precision != "bfloat16" or active()[1] != "cpu" or (os.cpu_count() or 1) < 2:
+        return ("wide",)
+    return ("wide", "narrow")
 
 
 def start(device: str) -> str:
@@ -139,6 +169,58 @@ def _fast_conv_patch():
     return patched()
 
 
+class _Chooser:
+    """Picks the faster runner for each image size, by measurement.
+
+    Sizes are grouped in buckets of pixel count (a factor of sqrt 2 apart: a bounded table). In a
+    bucket each runner is first tried :data:`TRIES` times, the runners taking turns; then the one
+    with the lower best time per step runs, and every :data:`RECHECK` calls the other is timed once
+    more (the machine's other load changes). Both runners give the same bytes, so the choice
+    changes speed only.
+    """
+
+    TRIES = 2
+    RECHECK = 64
+    KEEP = 3  # the last timings kept per runner and bucket
+
+    def __init__(self, runners=("wide", "narrow")):
+        self.runners = tuple(runners)
+        self.table: dict[int, dict] = {}
+
+    @staticmethod
+    def bucket(pixels: int) -> int:
+        import math
+
+        return int(round(2 * math.log2(max(1, pixels))))
+
+    def pick(self, pixels: int) -> str:
+        if len(self.runners) == 1:
+            return self.runners[0]
+        entry = self.table.setdefault(self.bucket(pixels), {"calls": 0, **{r: [] for r in self.runners}})
+        entry["calls"] += 1
+        untried = [r for r in self.runners if len(entry[r]) < self.TRIES]
+        if untried:
+            return min(untried, key=lambda r: len(entry[r]))
+        best = min(self.runners, key=lambda r: min(entry[r]))
+        if entry["calls"] % self.RECHECK == 0:
+            return next(r for r in self.runners if r != best)
+        return best
+
+    def record(self, pixels: int, runner: str, seconds_per_step: float) -> None:
+        if len(self.runners) == 1:
+            return
+        times = self.table[self.bucket(pixels)][runner]
+        times.append(seconds_per_step)
+        del times[:-self.KEEP]
+
+    def choice(self, pixels: int) -> str | None:
+        """The runner this bucket uses now (None before both were tried)."""
+        entry = self.table.get(self.bucket(pixels))
+        if not entry or any(len(entry[r]) < self.TRIES for r in self.runners):
+            return None
+        return min(self.runners, key=lambda r: min(entry[r]))
+
+
 class _Frozen:
     """A ``tf.function`` with an input signature, traced on first call with :func:`_fast_conv_patch`
     and its variables frozen into constants.
@@ -149,22 +231,67 @@ class _Frozen:
     (bench/RESULTS.md). The weights must not change afterwards (the engine never trains). A graph
     that cannot be frozen runs as traced."""
 
-    def __init__(self, fn, fast_grads: bool = True):
+    def __init__(self, fn, fast_grads: bool = True, runners=("wide",)):
         self._fn, self._call, self._fast = fn, None, fast_grads
+        self._session = None
+        self.chooser = _Chooser(runners)  # "narrow": the graph in a one-thread-per-op session too
 
-    def __call__(self, *args):
+    def _trace(self):
+        import contextlib
+
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        with _fast_conv_patch() if self._fast else contextlib.nullcontext():
+            traced = self._fn.get_concrete_function()
+        try:
+            self._call = convert_variables_to_constants_v2(traced)
+        except Exception:  # an exotic graph: run it with its variables, on the wide runner only
+            self._call, self.chooser = traced, _Chooser(("wide",))
+
+    def _narrow_session(self):
+        """The frozen graph in a session whose ops run on one thread each (built on first use)."""
+        if self._session is None:
+            import tensorflow as tf
+
+            graph = tf.Graph()
+            with graph.as_default():
+                tf.graph_util.import_graph_def(self._call.graph.as_graph_def(), name="")
+            config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1,
+                                              inter_op_parallelism_threads=min(2, os.cpu_count() or 1),
+                                              use_per_session_threads=True)
+            session = tf.compat.v1.Session(graph=graph, config=config)
+            names = [t.name for t in self._call.inputs], [t.name for t in self._call.outputs]
+            self._session = (session, names)
+        return self._session
+
+    def _wide(self, args):
+        import tensorflow as tf
+
+        return [t.numpy() for t in self._call(*[tf.constant(a) for a in args])]
+
+    def __call__(self, *args, pixels: int = 0, steps: int = 1):
+        """Run the graph on ``args`` (numpy arrays of the signature's dtypes); ``pixels`` (the image's,
+        0: unknown) and ``steps`` let the narrow runner be chosen and timed. Returns numpy arrays."""
         if self._call is None:
-            import contextlib
+            self._trace()
+        if self.chooser.runners == ("wide",) or not pixels:
+            return self._wide(args)
+        import time
 
-            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+        runner = self.chooser.pick(pixels)
+        t = time.perf_counter()
+        if runner == "narrow":
+            session, (ins, outs) = self._narrow_session()
+            out = session.run(outs, dict(zip(ins, args)))
+        else:
+            out = self._wide(args)
+        self.chooser.record(pixels, runner, (time.perf_counter() - t) / max(1, steps))
+        return out
 
-            with _fast_conv_patch() if self._fast else contextlib.nullcontext():
-                traced = self._fn.get_concrete_function()
-            try:
-                self._call = convert_variables_to_constants_v2(traced)
-            except Exception:  # an exotic graph: run it with its variables
-                self._call = traced
-        return self._call(*args)
+    def close(self):
+        if self._session is not None:
+            self._session[0].close()
+            self._session = None
 
 
 class Loop:
@@ -195,7 +322,8 @@ class Loop:
         # checked: on a small frozen GoogLeNet-like graph (tests/test_models_cli.py) the frozen graph
         # with them aborted inside TensorFlow ("Check failed: size >= 0"); freezing alone is kept.
         fast = bool(getattr(model, "applications", False))
-        self._ascend = _Frozen(tf.function(self._ascend_graph, input_signature=spec), fast)
+        self._ascend = _Frozen(tf.function(self._ascend_graph, input_signature=spec), fast,
+                               _runners(getattr(model, "precision", "float32")))
         self._grad = _Frozen(tf.function(self._tiled_gradient,
                                          input_signature=[spec[0], spec[3], spec[5], tf.TensorSpec([2], tf.int32)]),
                              fast)
@@ -253,18 +381,20 @@ class Loop:
         return img, loss
 
     def gradient(self, img, tile, weights, shift, hw=None):
-        import tensorflow as tf
+        import numpy as np
 
-        g, loss = self._grad(tf.constant(img), tf.constant(tile), tf.constant(weights), tf.constant(shift))
-        return g.numpy(), float(loss)
+        g, loss = self._grad(np.asarray(img, np.float32), np.int32(tile), np.asarray(weights, np.float32),
+                             np.asarray(shift, np.int32))
+        return g, float(loss)
 
     def ascend(self, img, steps, step_size, tile, shifts, weights, max_loss, step_map, hw=None):
-        import tensorflow as tf
+        import numpy as np
 
-        out, loss = self._ascend(tf.constant(img), tf.constant(steps), tf.constant(step_size, tf.float32),
-                                 tf.constant(tile), tf.constant(shifts.reshape(-1, 2)), tf.constant(weights),
-                                 tf.constant(max_loss, tf.float32), tf.constant(step_map))
-        return out.numpy(), float(loss)
+        out, loss = self._ascend(np.asarray(img, np.float32), np.int32(steps), np.float32(step_size), np.int32(tile),
+                                 np.asarray(shifts, np.int32).reshape(-1, 2), np.asarray(weights, np.float32),
+                                 np.float32(max_loss), np.asarray(step_map, np.float32),
+                                 pixels=int(img.shape[0]) * int(img.shape[1]), steps=int(steps))
+        return out, float(loss)
 
 
 def building():
