@@ -14,8 +14,8 @@
 - Channels-first convolutions call ``torch.nn.functional.conv2d`` directly (:func:`_direct_convolutions`):
   the kernel in torch's layout kept between calls instead of permuted per call, the bias added by
   the convolution, "same" padding by the convolution instead of a padded copy of its input.
-- On a CPU, OpenMP's threads sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE``,
-  :func:`prepare`): steady on a machine doing other work too.
+- On a CPU, OpenMP's threads spin briefly, then sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``,
+  ``GOMP_SPINCOUNT=1000``, :func:`prepare`): steady on a machine doing other work too.
 - ``DREAMVIDEO_TORCH_COMPILE=1`` runs the tile gradient through ``torch.compile`` (on CUDA in
   ``reduce-overhead`` mode: CUDA graphs, one per tile shape, which a video's fixed frame size
   reuses). Off by default: on this CPU it compiled for minutes and ran no faster (bench/RESULTS.md,
@@ -38,12 +38,16 @@ def prepare(device: str) -> None:
     if device == "cpu":
         os.environ["KERAS_TORCH_DEVICE"] = "cpu"
     if device != "gpu" and os.environ.get("DREAMVIDEO_TORCH_OMP", "1") != "0" and "torch" not in sys.modules:
-        # OpenMP threads that wait by sleeping, not spinning: every op of PyTorch's CPU path ends in a
-        # barrier, and on a CPU shared with other work a spinning thread holds the core the thread it
-        # waits for needs. Under one other busy process: 1.5-6x TensorFlow's time, against 9-60x with
-        # the default (bench/RESULTS.md, "Backends"). Read when torch is imported; a value the user
-        # set wins; DREAMVIDEO_TORCH_OMP=0 keeps PyTorch's defaults.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # OpenMP threads that spin briefly, then sleep: every op of PyTorch's CPU path ends in a barrier,
+        # and on a CPU shared with other work a long-spinning thread holds the core the thread it waits
+        # for needs (libgomp's default spins ~300,000 times); sleeping at once wakes too late for the
+        # next op on a quiet machine. 1,000 spins: 1.5-1.6x TensorFlow's time under one other busy
+        # process (default 2-4.4x) and 1.04x the default's time when quiet (sleeping at once: 1.3x)
+        # (bench/RESULTS.md, "Backends"). Read when torch is imported; a value the user set wins;
+        # DREAMVIDEO_TORCH_OMP=0 keeps PyTorch's defaults.
+        if "OMP_WAIT_POLICY" not in os.environ:
+            os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def start(device: str) -> str:
