@@ -447,7 +447,12 @@ def main():
     p.add_argument("--last", type=int, default=0, help="strength also over the last N frames (0: the last quarter)")
     p.add_argument("--out", default="/tmp/bench_reuse")
     p.add_argument("--reuse", default="", help="reuse settings other than the defaults, e.g. enter_every=1,context=8")
+    p.add_argument("--fill-reach", type=int, default=None, help="reuse.FILL_REACH for this run (pixels)")
     args = p.parse_args()
+    if args.fill_reach is not None:
+        import dreamvideo.reuse
+
+        dreamvideo.reuse.FILL_REACH = args.fill_reach
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     from dreamvideo.build import build_dreamer

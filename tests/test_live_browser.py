@@ -62,9 +62,15 @@ def live_page(camera, tmp_path_factory):
 def _shown(page) -> tuple[str, np.ndarray]:
     import cv2
 
-    src = page.locator("#live-out img").first.get_attribute("src")
-    body = page.request.get(src).body()
-    return src, cv2.cvtColor(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    for _ in range(20):
+        src = page.locator("#live-out img").first.get_attribute("src")
+        img = cv2.imdecode(np.frombuffer(page.request.get(src).body(), np.uint8), cv2.IMREAD_COLOR)
+        if img is not None:
+            return src, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        # Gradio's file server can answer a frame it is still writing with an empty or cut body
+        # ("Too much data for declared Content-Length"); the browser shows the next frame, and so do we.
+        time.sleep(0.1)
+    raise AssertionError(f"the shown frame {src} never decoded")
 
 
 def _strength(img, cat) -> float:

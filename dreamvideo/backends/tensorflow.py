@@ -247,6 +247,8 @@ class _Frozen:
             self._call = convert_variables_to_constants_v2(traced)
         except Exception:  # an exotic graph: run it with its variables, on the wide runner only
             self._call, self.chooser = traced, _Chooser(("wide",))
+        if "narrow" in self.chooser.runners:
+            self._narrow_session()  # now, with the trace, not at a later dream (a live show would stall)
 
     def _narrow_session(self):
         """The frozen graph in a session whose ops run on one thread each (built on first use)."""
