@@ -366,6 +366,19 @@ def video(args, dreamer, out_dir: Path):
                           [(f"none #{i}", outs["none"][i]) for i in pick if i in outs["none"]][:3] +
                           [(f"full #{i}", outs["full"][i]) for i in pick if i in outs["full"]][:3],
                           out_dir / f"{name}-sheet.png")
+            # The frames held longest before a band (back-filled from it), their right and bottom edges
+            # (where a pan's content enters) at 2x beside the band frame's: where the back-fill's flow
+            # misses, the mirror-fill shows here.
+            held = [i for i in range(every - 1, n - 1, every) if plans[i] is not None and not plans[i + 1].cut][:: 3][:6]
+            edge = []
+            for i in held:
+                for j in (i, i + 1):
+                    fh, fw = re[j].shape[:2]
+                    corner = re[j][fh - 72:, fw - 128:]
+                    edge.append((f"{'held' if j == i else 'band'} #{j}",
+                                 np.repeat(np.repeat(corner, 2, axis=0), 2, axis=1)))
+            if edge:
+                contact_sheet(edge, out_dir / f"{name}-held.png", cols=4)
             tiles = crops_at_seams(re, plans)
             if tiles:
                 contact_sheet(tiles, out_dir / f"{name}-seams.png", cols=4)

@@ -97,7 +97,8 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float 
     planner (:func:`~dreamvideo.reuse.plan_frame`, crops at least as large as a model of smallest
     side ``min_side`` needs), frame 0 excepted (always dreamed whole): a crop costs its share of a
     full dream, upkeep its finest-octave steps, a cut or a frame dreamed whole a whole dream
-    (``blend``: the clip's mean, see :func:`~dreamvideo.reuse.upkeep_steps`). Returns ``{"cost",
+    (``blend``: the clip's mean, see :func:`~dreamvideo.reuse.upkeep_steps`); where the planned frames
+    reach the clip's end, what still waits for a band is dreamed then, as the render does. Returns ``{"cost",
     "dreamed" (mean share of the frame in crops), "cuts", "pairs" (frames planned), "shares" (each
     one's share in crops), "summary"}``.
     """
@@ -114,11 +115,13 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float 
     if not ks.reuses or not full or blend <= 0:
         return dict(whole, summary="every frame is dreamed whole")
     from .flow import FlowEstimator
-    from .reuse import growth, plan_frame, smallest_crop, upkeep_steps
+    from .reuse import growth, plan_frame, reuse_plan, smallest_crop, upkeep_steps
 
     side = min(WORK_SIDE, max_side) if max_side else WORK_SIDE
-    with open_video(input, ks, side, frames=min(WORK_FRAMES, ks.frames or WORK_FRAMES)) as reader:
+    limit = min(WORK_FRAMES, ks.frames or WORK_FRAMES)
+    with open_video(input, ks, side, frames=limit) as reader:
         frames = list(reader)
+    ended = len(frames) < limit or bool(ks.frames and ks.frames <= WORK_FRAMES)  # the render's last frame planned
     if len(frames) < 2:
         return dict(whole, summary="a single frame: dreamed whole")
     crop = smallest_crop(min_side, dream, frames[0].shape[:2])
@@ -131,7 +134,13 @@ def estimate_work(kind: str, dream, ks, input=None, max_side=None, blend: float 
         cuts += p.cut
         shares.append(p.share)
         costs.append(1.0 if p.cut or p.whole else upkeep + p.share)
-    cost, dreamed = float(np.mean(costs)), float(np.mean(shares))
+    extra_cost = extra_share = 0.0
+    if ended and waiting is not None and waiting.any():
+        # What still waits for a band when the frames end is dreamed then (the render's drain).
+        end = reuse_plan(np.ones(waiting.shape, np.float32), ks, crop, waiting=waiting)
+        extra_cost, extra_share = (1.0 if end.whole else end.share), end.share
+    cost = float((np.sum(costs) + extra_cost) / len(costs))
+    dreamed = float((np.sum(shares) + extra_share) / len(shares))
     return {"cost": cost, "dreamed": dreamed, "cuts": int(cuts), "pairs": len(costs), "shares": shares,
             "summary": f"flow reuse: ~{dreamed:.0%} of each frame dreamed anew, ~{cost:.0%} of a whole dream per "
                        f"frame (the first {len(frames)} frames planned, {cuts} cut(s))"}

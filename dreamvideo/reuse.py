@@ -68,8 +68,9 @@ GROWTH_FADE = 1.0
 GROWTH_FLOOR = 0.002
 #: Pixels: new content waits for the band only if none of it lies farther than this from the carried
 #: dream; beyond it the flow back from the band is less sure to find it, and where it does not the
-#: mirror shows (bench/RESULTS.md, "Temporal reuse: its parameters").
-FILL_REACH = 18
+#: mirror shows. 30 lets a camera panning 3 px a frame wait the 10 frames to a band (bench/RESULTS.md,
+#: "Temporal reuse: its parameters").
+FILL_REACH = 30
 
 
 def color_change(a: np.ndarray, b: np.ndarray) -> float:

@@ -202,7 +202,7 @@ class VideoSettings:
                         "so the new patterns continue the old ones", range=(0, 1024))
     sliver: int = _opt(3, "flow: new regions thinner than this many pixels, inside the frame, are filled from "
                        "the neighbouring carried dream instead of dreamed (0 = dream them all)", range=(0, 256))
-    enter_every: int = _opt(6, "flow: content entering at the frame's edges, or uncovered by a moving object, is "
+    enter_every: int = _opt(10, "flow: content entering at the frame's edges, or uncovered by a moving object, is "
                             "dreamed in one band every this many frames (a crop costs about the same however thin "
                             "the strip); the frames in between are shown with the band's dream, so they come out "
                             "with it (1 = dream it every frame)", range=(1, 60))
