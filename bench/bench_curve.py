@@ -8,7 +8,7 @@ Each backend runs in its own worker process (Keras fixes its backend at import).
 (InceptionV3 ``mixed4:1.0,mixed5:1.5``, MobileNetV2 ``block_10_expand_relu:1.0,block_13_expand_relu:1.0``,
 random weights: the cost does not depend on them) and each side, a 16:9 image of that height
 (``side x round(side * 16 / 9)``) is dreamed one octave at ``--steps`` and at 1 step, warm (the
-first call is not timed), the sizes taking turns round by round; the cost of a step is the
+first calls are not timed: TensorFlow's runner choice settles in them), the sizes taking turns round by round; the cost of a step is the
 difference over the extra steps (so the per-call work around the loop is left out), the fastest
 round kept. Reported per row: ms per step, ns per pixel per step, and per pixel against the
 largest side (how much more a pixel costs at small sizes: the floor), and ms per call outside
@@ -49,8 +49,10 @@ def worker(a) -> None:
         d = Dreamer(load_model(name, "random", precision=precision), parse_objective(MODELS[name]))
         imgs = {s: np.random.default_rng(s).uniform(-1, 1, (s, round(s * 16 / 9), 3)).astype(np.float32)
                 for s in sides}
-        for img in imgs.values():  # warm: trace / compile each size
-            d.ascend(img, 1, 0.01, 4096, 0)
+        for img in imgs.values():  # warm: trace / compile each size; TensorFlow tries both runners on it
+            for _ in range(3):
+                d.ascend(img, 1, 0.01, 4096, 0)
+                d.ascend(img, a.steps, 0.01, 4096, 0)
         one, many = {s: np.inf for s in sides}, {s: np.inf for s in sides}
         for _ in range(a.rounds):
             for s, img in imgs.items():
