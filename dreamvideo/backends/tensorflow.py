@@ -176,7 +176,8 @@ class _Chooser:
     bucket each runner is first tried :data:`TRIES` times, the runners taking turns; then the one
     with the lower best time per step runs, and every :data:`RECHECK` calls the other is timed once
     more (the machine's other load changes). Both runners give the same bytes, so the choice
-    changes speed only.
+    changes speed only; the first narrow call of each bucket is checked against wide, and a CPU where
+    they differ keeps wide alone (:meth:`_Frozen.__call__`).
     """
 
     TRIES = 2
@@ -186,6 +187,15 @@ class _Chooser:
     def __init__(self, runners=("wide", "narrow")):
         self.runners = tuple(runners)
         self.table: dict[int, dict] = {}
+        self.checked: set[int] = set()  # buckets whose narrow output was compared with the wide one
+
+    def first_narrow(self, pixels: int) -> bool:
+        """True once per bucket: the first narrow call there (to be checked against wide)."""
+        b = self.bucket(pixels)
+        if b in self.checked:
+            return False
+        self.checked.add(b)
+        return True
 
     @staticmethod
     def bucket(pixels: int) -> int:
@@ -274,6 +284,8 @@ class _Frozen:
     def __call__(self, *args, pixels: int = 0, steps: int = 1):
         """Run the graph on ``args`` (numpy arrays of the signature's dtypes); ``pixels`` (the image's,
         0: unknown) and ``steps`` let the narrow runner be chosen and timed. Returns numpy arrays."""
+        import numpy as np
+
         if self._call is None:
             self._trace()
         if self.chooser.runners == ("wide",) or not pixels:
@@ -287,7 +299,15 @@ class _Frozen:
             out = session.run(outs, dict(zip(ins, args)))
         else:
             out = self._wide(args)
-        self.chooser.record(pixels, runner, (time.perf_counter() - t) / max(1, steps))
+        seconds = time.perf_counter() - t
+        if runner == "narrow" and self.chooser.runners == ("wide", "narrow") and self.chooser.first_narrow(pixels):
+            # Checked once per size bucket against the wide runner: where this CPU's one-thread
+            # convolutions round differently, the choice would change frames, so narrow is dropped.
+            wide = self._wide(args)
+            if any(not np.array_equal(a, b) for a, b in zip(out, wide)):
+                self.chooser = _Chooser(("wide",))
+                return wide
+        self.chooser.record(pixels, runner, seconds / max(1, steps))
         return out
 
     def close(self):
