@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -38,12 +37,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from helpers import stop_groups, tiny_model_file  # noqa: E402  (tests/ on the path first)
+
 
 def ff(*args):
     import imageio_ffmpeg
 
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                     *map(str, args)], check=True)
+
+
+def make_clip(d: Path, a) -> Path:
+    """The benchmark's clip in ``d``: 960x540 testsrc2 with a 440 Hz tone, ``a.seconds`` at ``a.fps``."""
+    clip = d / "clip.mp4"
+    ff("-f", "lavfi", "-i", f"testsrc2=size=960x540:rate={a.fps}:duration={a.seconds}", "-f", "lavfi", "-i",
+       "sine=frequency=440", "-t", str(a.seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+       "-shortest", clip)
+    return clip
 
 
 def loadavg() -> str:
@@ -151,14 +161,9 @@ def timed(argv, env=None, first=None):
 def nodes(a):
     import secrets
 
-    from helpers import tiny_model_file
-
     d = Path(tempfile.mkdtemp(prefix="bench_nodes"))
     weights = Path(tempfile.mkdtemp(prefix="bench_weights"))
-    clip = d / "clip.mp4"
-    ff("-f", "lavfi", "-i", f"testsrc2=size=960x540:rate={a.fps}:duration={a.seconds}", "-f", "lavfi", "-i",
-       "sine=frequency=440", "-t", str(a.seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-       "-shortest", clip)
+    clip = make_clip(d, a)
     tiny_model_file(weights / "tiny.keras")
     nframes = a.seconds * a.fps
     dream = ["--model", weights / "tiny.keras", "--layers", "conv2", "--octaves", "1", "--steps", "2"]
@@ -199,14 +204,7 @@ def nodes(a):
         rows.append(("2 worker nodes (one sees no driver file)", wall, mb,
                      f"{shipped:.2f} MB in each, ~{nframes * frame_mb / 2:.0f} MB of frames back from each"))
     finally:
-        for p in procs[::-1]:
-            with __import__("contextlib").suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-        time.sleep(3)
-        for p in procs:
-            with __import__("contextlib").suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        stop_groups(procs[::-1], grace=3)  # a worker node stops in under 3 s; the head would drain for 30 s
         shutil.rmtree(rt, ignore_errors=True)
     print("\n| render | wall (s) | / one process | driver peak RSS (MB) | bytes shipped per node |\n|---|---:|---:|---:|---|")
     for name, wall, mb, b in rows:
@@ -218,13 +216,8 @@ def nodes(a):
 
 def s3_only(a):
     """The S3 part alone, on its own clip (as ``nodes`` makes it)."""
-    from helpers import tiny_model_file
-
     d = Path(tempfile.mkdtemp(prefix="bench_s3"))
-    clip = d / "clip.mp4"
-    ff("-f", "lavfi", "-i", f"testsrc2=size=960x540:rate={a.fps}:duration={a.seconds}", "-f", "lavfi", "-i",
-       "sine=frequency=440", "-t", str(a.seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-       "-shortest", clip)
+    clip = make_clip(d, a)
     tiny_model_file(d / "tiny.keras")
     print(f"clip: 960x540, {a.seconds * a.fps} frames ({a.seconds} s at {a.fps} fps), {clip.stat().st_size / 1e6:.2f} MB;"
           f" load {loadavg()} on {os.cpu_count()} cores")
@@ -263,12 +256,7 @@ def s3(a, d, clip, dream):
         for name, seen, wall in rows:
             print(f"| {name} | {seen:.1f} | {wall:.1f} |")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_groups([server], grace=5)
 
 
 def main():

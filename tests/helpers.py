@@ -1,8 +1,12 @@
-"""Shared test helpers: tiny random models, the offline ImageNet weights, photos."""
+"""Shared test helpers: tiny random models, the offline ImageNet weights, photos, stopping servers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +98,20 @@ def ui_media(d: Path, song_seconds: float) -> Path:
     ffmpeg("-f", "lavfi", "-i", f"sine=frequency=220:duration={song_seconds}", "-c:a", "pcm_s16le", d / "song.wav")
     assert (d / "song.wav").stat().st_size > 0
     return d
+
+
+def stop_groups(procs, grace: float) -> None:
+    """Stop the process group each of ``procs`` (started with ``start_new_session``) leads: SIGTERM,
+    up to ``grace`` seconds for all of them together to exit, then SIGKILL to whatever of each group
+    is left; each leader reaped."""
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()

@@ -9,7 +9,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 
 from conftest import ffmpeg
 from dreamvideo import io
-from helpers import tiny_model_file
+from helpers import stop_groups, tiny_model_file
 
 MOTO = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("s3fs") is None or not Path(MOTO).exists(),
@@ -66,12 +65,7 @@ def moto_server(checks_credentials: bool):
                 {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         yield endpoint, key
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_groups([server], grace=5)
 
 
 @contextlib.contextmanager

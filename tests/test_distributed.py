@@ -6,6 +6,7 @@ user would) with a tiny random model on a 3 s synthetic clip; everything else ne
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -23,7 +24,7 @@ from dreamvideo import io
 from dreamvideo.batch import read_batch
 from dreamvideo.chunks import Chunk, chunk_length, crossfade, fade_weight, histogram_cuts, plan_chunks
 from dreamvideo.errors import UserError
-from helpers import ROOT, tiny_model_file
+from helpers import ROOT, stop_groups, tiny_model_file
 
 CHUNK, OVERLAP = 12, 4  # a 36-frame clip: chunks [0,12) [8..12,24) [20..24,36), two seams
 
@@ -471,14 +472,7 @@ class RayNodes:
         raise AssertionError(f"{workers} Ray worker nodes did not join in {timeout} s (last: {last})")
 
     def stop(self) -> None:
-        for p in [*self.nodes, self.head]:
-            with __import__("contextlib").suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-        time.sleep(3)  # a worker node stops in under 3 s; the head would drain for 30 s
-        for p in [*self.nodes, self.head]:
-            with __import__("contextlib").suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        stop_groups([*self.nodes, self.head], grace=3)  # a worker node stops in under 3 s; the head would drain for 30 s
 
 
 @pytest.fixture(scope="module")
@@ -600,30 +594,22 @@ def test_doctor_lists_each_node_its_cpus_and_what_it_can_run(far, capsys):
     assert any("2 CPUs" in line and "dreams on the CPU; runs workers" in line for line in nodes), out
     assert "1 node can run workers" in out
 
+
 def raylet_of(pid: int) -> int:
     """The raylet a Ray worker process belongs to (its parent)."""
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-@pytest.mark.ray
-@pytest.mark.slow
-@needs_ray
-@needs_namespaces
-def test_a_node_killed_mid_render_has_its_chunk_carried_on_by_another_node_to_the_same_frames(kit, far, capsys):
-    """Two worker nodes that see no driver file, one worker on each; the node dreaming chunk 1 dies
-    (its raylet and worker killed) 1 frame into it. (Runs after the tests above: it leaves one node.)"""
+@contextlib.contextmanager
+def the_node_of_chunk_1_dies():
+    """While in it, the node dreaming chunk 1 of a render dies at the chunk's first kept frame: its
+    raylet and the worker under it (which would otherwise stream on for a while), SIGKILL. Yields
+    ``(killed, dispatchers)``: ``[the raylet's pid, its process name]`` once it has happened, and the
+    renders' dispatchers."""
     import ray as ray_module
 
     from dreamvideo import distributed
 
-    reference = kit / "far_across.mp4"
-    plan = ["--chunk-frames", str(CHUNK), "--chunk-overlap", str(OVERLAP)]
-    if not reference.is_file():
-        rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", reference, *far_args(far), "--workers", "2",
-                             *plan, "--ray-address", far["nodes"].address)
-        assert rc == 0, err
-    far["nodes"].add_node(cpus=2)
-    far["nodes"].wait_for(2)
     killed, dispatchers, pids = [], [], {}
     save, init = distributed._ChunkStore.save, distributed._Dispatcher.__init__
 
@@ -641,14 +627,32 @@ def test_a_node_killed_mid_render_has_its_chunk_carried_on_by_another_node_to_th
             pid = pids[id(dispatchers[0].running[c.index])]
             killed.append(raylet_of(pid))
             killed.append(Path(f"/proc/{killed[0]}/comm").read_text().strip())
-            # The node dies: its raylet, and the worker under it (which would otherwise stream on for a while)
             os.kill(killed[0], signal.SIGKILL)
             os.kill(pid, signal.SIGKILL)
 
-    out = kit / "far_node_died.mp4"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(distributed._Dispatcher, "__init__", remember)
         mp.setattr(distributed._ChunkStore, "save", save_and_kill_node)
+        yield killed, dispatchers
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@needs_ray
+@needs_namespaces
+def test_a_node_killed_mid_render_has_its_chunk_carried_on_by_another_node_to_the_same_frames(kit, far, capsys):
+    """Two worker nodes that see no driver file, one worker on each; the node dreaming chunk 1 dies
+    (its raylet and worker killed) 1 frame into it. (Runs after the tests above: it leaves one node.)"""
+    reference = kit / "far_across.mp4"
+    plan = ["--chunk-frames", str(CHUNK), "--chunk-overlap", str(OVERLAP)]
+    if not reference.is_file():
+        rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", reference, *far_args(far), "--workers", "2",
+                             *plan, "--ray-address", far["nodes"].address)
+        assert rc == 0, err
+    far["nodes"].add_node(cpus=2)
+    far["nodes"].wait_for(2)
+    out = kit / "far_node_died.mp4"
+    with the_node_of_chunk_1_dies() as (killed, dispatchers):
         rc, _, err = run_cli(capsys, "video", kit / "clip.mp4", "-o", out, *far_args(far), "--workers", "2", *plan,
                              "--ray-address", far["nodes"].address)
     assert rc == 0, err
@@ -665,34 +669,14 @@ def test_a_node_killed_mid_render_has_its_chunk_carried_on_by_another_node_to_th
 def test_when_the_only_worker_node_dies_the_render_stops_in_one_line_and_resume_carries_on(kit, far, capsys):
     """One worker node left (after the test above); it dies 1 frame into chunk 1: one line, the frames
     done kept; a new node joins and ``--resume`` finishes the same frames as the unfaulted render."""
-    import ray as ray_module
-
     from dreamvideo import distributed
 
     far["nodes"].wait_for(1)
-    killed, dispatchers, submitted, pids = [], [], [], {}
-    save, init, submit = distributed._ChunkStore.save, distributed._Dispatcher.__init__, distributed._Dispatcher._submit
-
-    def remember(self, *a, **k):
-        dispatchers.append(self)
-        init(self, *a, **k)
-        # each worker's process, asked while idle (a call waits for the chunk an actor is dreaming)
-        pids.update(zip(map(id, self.actors), ray_module.get([x.pid.remote() for x in self.actors])))
-
-    def save_and_kill_node(self, c, i, frame):
-        save(self, c, i, frame)
-        if not killed and c.index == 1 and i == c.lead:
-            pid = pids[id(dispatchers[0].running[c.index])]
-            killed.append(raylet_of(pid))
-            os.kill(killed[0], signal.SIGKILL)
-            os.kill(pid, signal.SIGKILL)
-
+    submitted, submit = [], distributed._Dispatcher._submit
     out = kit / "far_only_died.mp4"
     argv = ["video", kit / "clip.mp4", "-o", out, *far_args(far), "--workers", "1", "--chunk-frames", str(CHUNK),
             "--chunk-overlap", str(OVERLAP), "--ray-address", far["nodes"].address]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(distributed._Dispatcher, "__init__", remember)
-        mp.setattr(distributed._ChunkStore, "save", save_and_kill_node)
+    with the_node_of_chunk_1_dies() as (killed, _):
         rc, _, err = run_cli(capsys, *argv)
     assert killed and rc == 1 and err.count("\n") == 1 and "--resume" in err, err
     work = kit / ".far_only_died.mp4.dreamwork"
