@@ -369,7 +369,8 @@ def video(args, dreamer, out_dir: Path):
             # The frames held longest before a band (back-filled from it), their right and bottom edges
             # (where a pan's content enters) at 2x beside the band frame's: where the back-fill's flow
             # misses, the mirror-fill shows here.
-            held = [i for i in range(every - 1, n - 1, every) if plans[i] is not None and not plans[i + 1].cut][:: 3][:6]
+            held = [i for i in range(every - 1, n - 1, every)
+                    if plans[i] is not None and plans[i + 1] is not None and not plans[i + 1].cut][::3][:6]
             edge = []
             for i in held:
                 for j in (i, i + 1):

@@ -288,9 +288,12 @@ def test_a_narrow_runner_that_differs_is_dropped_and_its_frame_never_shown(monke
             out = session.run(outs, feeds)
             return [out[0] + np.float32(1e-3), out[1]]
 
+        def close(self):
+            session.close()
+
     frozen._session = (Rounding(), names)
     x = to_unit(photo("chelsea")[:64, :96])
     first = d.ascend(x, 2, 0.01, 512, 0)[0]  # wide (each runner is tried in turn)
     second = d.ascend(x, 2, 0.01, 512, 0)[0]  # narrow, checked against wide: differs
     assert np.array_equal(first, second)
-    assert frozen.chooser.runners == ("wide",)
+    assert frozen.chooser.runners == ("wide",) and frozen._session is None  # its session freed

@@ -208,10 +208,9 @@ class _Chooser:
             return self.runners[0]
         entry = self.table.setdefault(self.bucket(pixels), {"calls": 0, **{r: [] for r in self.runners}})
         entry["calls"] += 1
-        untried = [r for r in self.runners if len(entry[r]) < self.TRIES]
-        if untried:
-            return min(untried, key=lambda r: len(entry[r]))
-        best = min(self.runners, key=lambda r: min(entry[r]))
+        best = self.choice(pixels)
+        if best is None:  # the least tried first
+            return min(self.runners, key=lambda r: len(entry[r]))
         if entry["calls"] % self.RECHECK == 0:
             return next(r for r in self.runners if r != best)
         return best
@@ -261,7 +260,7 @@ class _Frozen:
             self._narrow_session()  # now, with the trace, not at a later dream (a live show would stall)
 
     def _narrow_session(self):
-        """The frozen graph in a session whose ops run on one thread each (built on first use)."""
+        """The frozen graph in a session whose ops run on one thread each (built with the trace)."""
         if self._session is None:
             import tensorflow as tf
 
@@ -306,11 +305,13 @@ class _Frozen:
             wide = self._wide(args)
             if any(not np.array_equal(a, b) for a, b in zip(out, wide)):
                 self.chooser = _Chooser(("wide",))
+                self.close()
                 return wide
         self.chooser.record(pixels, runner, seconds / max(1, steps))
         return out
 
     def close(self):
+        """Free the narrow runner's session (and its copy of the weights)."""
         if self._session is not None:
             self._session[0].close()
             self._session = None
